@@ -1,0 +1,1 @@
+"""Argentine rules as pure functions: barcodes, CUIT, IVA, money format."""

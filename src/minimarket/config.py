@@ -1,0 +1,89 @@
+"""Settings from environment variables and `.env`, in one object."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite:///./data/minimarket.db"
+# Values that ship in examples and must never run a production store.
+KNOWN_DEFAULT_SECRETS = {"", "dev", "changeme", "change-me", "secret", "0" * 64}
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot run the system; the message says what to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    minimarket_env: Literal["development", "production"] = "development"
+    database_url: str = DEFAULT_SQLITE_URL
+    redis_url: str | None = None
+    database_encryption_key: str | None = None
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    dashboard_port: int = 8080
+    deposito_port: int = 8001
+    negocio_port: int = 8002
+    # Peer service base URLs that /health checks when set (split deployment).
+    dashboard_url: str | None = None
+    deposito_url: str | None = None
+    negocio_url: str | None = None
+    allow_negative_stock: bool = False
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    idempotency_ttl_hours: int = Field(default=48, ge=24)
+    default_location: str = "DEP"
+    timezone: str = "America/Argentina/Buenos_Aires"
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_db_url(cls, v: str) -> str:
+        # psycopg 3 is the driver; accept the plain postgres URLs operators paste.
+        if v.startswith("postgres://"):
+            v = "postgresql://" + v[len("postgres://"):]
+        if v.startswith("postgresql://"):
+            v = "postgresql+psycopg://" + v[len("postgresql://"):]
+        return v
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_production(self) -> bool:
+        return self.minimarket_env == "production"
+
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split("///", 1)[-1]
+        return None if path in ("", ":memory:") else Path(path)
+
+    def check(self) -> None:
+        """Refuse settings that are unsafe or malformed; raise ConfigError naming the variable."""
+        key = self.database_encryption_key
+        if key is not None and key != "" and not _HEX64.match(key):
+            raise ConfigError(
+                "DATABASE_ENCRYPTION_KEY debe tener 64 caracteres hexadecimales "
+                "(generá una con: python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
+        if self.is_production:
+            if key is None or key.lower() in KNOWN_DEFAULT_SECRETS:
+                raise ConfigError(
+                    "En producción DATABASE_ENCRYPTION_KEY es obligatoria y no puede ser un valor de ejemplo"
+                )
+            if self.is_sqlite is False and re.search(r"://[^:/@]+:(postgres|password|changeme|dev)@", self.database_url):
+                raise ConfigError("En producción DATABASE_URL no puede usar una contraseña por defecto")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,9 @@
+"""Imports every area's tables so that Base.metadata is complete (migrations, tests)."""
+
+from minimarket.accounts import models as accounts_models  # noqa: F401
+from minimarket.catalog import models as catalog_models  # noqa: F401
+from minimarket.db import Base
+from minimarket.stock import models as stock_models  # noqa: F401
+from minimarket.suppliers import models as suppliers_models  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,86 @@
+"""Branches, locations, balances and the append-only movements ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from minimarket.db import Base
+from minimarket.types import BigId, Money, Quantity, Timestamp, utcnow
+
+MOVEMENT_TYPES = ("entrada", "venta", "salida", "ajuste", "merma", "devolucion", "transferencia")
+
+
+class Branch(Base):
+    __tablename__ = "sucursales"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column("codigo", String(20), unique=True)
+    name: Mapped[str] = mapped_column("nombre", String(100))
+
+
+class Location(Base):
+    __tablename__ = "ubicaciones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column("codigo", String(20), unique=True)
+    name: Mapped[str] = mapped_column("nombre", String(100))
+    branch_id: Mapped[int] = mapped_column("sucursal_id", ForeignKey("sucursales.id"))
+    active: Mapped[bool] = mapped_column("activa", Boolean, default=True)
+
+    branch: Mapped[Branch] = relationship(lazy="joined")
+
+
+class Balance(Base):
+    """Cached stock of one product at one location; always equal to its ledger sum."""
+
+    __tablename__ = "existencias"
+
+    product_id: Mapped[int] = mapped_column(
+        "producto_id", ForeignKey("productos.id"), primary_key=True
+    )
+    location_id: Mapped[int] = mapped_column(
+        "ubicacion_id", ForeignKey("ubicaciones.id"), primary_key=True
+    )
+    quantity: Mapped[Decimal] = mapped_column("cantidad", Quantity, default=Decimal("0"))
+    updated_at: Mapped[datetime] = mapped_column("actualizado_en", Timestamp, default=utcnow)
+
+
+class Movement(Base):
+    """One row of the ledger. Rows are only ever inserted."""
+
+    __tablename__ = "movimientos_stock"
+    __table_args__ = (
+        Index("ix_movimientos_stock_producto_fecha", "producto_id", "creado_en"),
+        Index("ix_movimientos_stock_creado_en", "creado_en"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    product_id: Mapped[int] = mapped_column("producto_id", ForeignKey("productos.id"))
+    location_id: Mapped[int] = mapped_column("ubicacion_id", ForeignKey("ubicaciones.id"))
+    type: Mapped[str] = mapped_column("tipo", String(20), index=True)
+    quantity: Mapped[Decimal] = mapped_column("cantidad", Quantity)
+    balance_after: Mapped[Decimal] = mapped_column("saldo_posterior", Quantity)
+    unit_cost: Mapped[Decimal | None] = mapped_column("costo_unitario", Money)
+    reason: Mapped[str | None] = mapped_column("motivo", Text)
+    reference: Mapped[str | None] = mapped_column("referencia", String(100), index=True)
+    actor: Mapped[str] = mapped_column(String(120), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column("clave_idempotencia", String(200))
+    # Rows written by one operation (a transfer's two legs, a sale's lines) share it.
+    operation_id: Mapped[str] = mapped_column("operacion", String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """The stored answer to a retry-safe write, keyed by client key or POS ticket id."""
+
+    __tablename__ = "idempotencia"
+
+    key: Mapped[str] = mapped_column("clave", String(250), primary_key=True)
+    request_hash: Mapped[str] = mapped_column("hash_solicitud", String(64))
+    status_code: Mapped[int] = mapped_column("estado_http", Integer)
+    response: Mapped[str] = mapped_column("respuesta", Text)
+    created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow, index=True)
