@@ -65,6 +65,8 @@ class Movement(Base):
     quantity: Mapped[Decimal] = mapped_column("cantidad", Quantity)
     balance_after: Mapped[Decimal] = mapped_column("saldo_posterior", Quantity)
     unit_cost: Mapped[Decimal | None] = mapped_column("costo_unitario", Money)
+    # Shelf price charged, for sales (and customer returns); feeds revenue and margin reports.
+    unit_price: Mapped[Decimal | None] = mapped_column("precio_unitario", Money)
     reason: Mapped[str | None] = mapped_column("motivo", Text)
     reference: Mapped[str | None] = mapped_column("referencia", String(100), index=True)
     actor: Mapped[str] = mapped_column(String(120), index=True)
@@ -73,14 +75,3 @@ class Movement(Base):
     operation_id: Mapped[str] = mapped_column("operacion", String(36), index=True)
     created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow)
 
-
-class IdempotencyRecord(Base):
-    """The stored answer to a retry-safe write, keyed by client key or POS ticket id."""
-
-    __tablename__ = "idempotencia"
-
-    key: Mapped[str] = mapped_column("clave", String(250), primary_key=True)
-    request_hash: Mapped[str] = mapped_column("hash_solicitud", String(64))
-    status_code: Mapped[int] = mapped_column("estado_http", Integer)
-    response: Mapped[str] = mapped_column("respuesta", Text)
-    created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow, index=True)

@@ -159,6 +159,7 @@ def upgrade() -> None:
     sa.Column('cantidad', sa.Numeric(precision=12, scale=3), nullable=False),
     sa.Column('saldo_posterior', sa.Numeric(precision=12, scale=3), nullable=False),
     sa.Column('costo_unitario', sa.Numeric(precision=14, scale=2), nullable=True),
+    sa.Column('precio_unitario', sa.Numeric(precision=14, scale=2), nullable=True),
     sa.Column('motivo', sa.Text(), nullable=True),
     sa.Column('referencia', sa.String(length=100), nullable=True),
     sa.Column('actor', sa.String(length=120), nullable=False),

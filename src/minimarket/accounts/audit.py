@@ -1,0 +1,48 @@
+"""Who is acting, and the append-only audit trail of what they changed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from minimarket.accounts.models import AuditEntry
+
+
+@dataclass(frozen=True)
+class Context:
+    """The actor and request behind a business operation."""
+
+    actor: str
+    request_id: str | None = None
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda v: str(v) if isinstance(v, Decimal) else v.isoformat()))
+
+
+def record_audit(
+    session: Session,
+    ctx: Context,
+    *,
+    action: str,
+    entity: str,
+    entity_id: str | None,
+    before: dict | None = None,
+    after: dict | None = None,
+) -> None:
+    """Append one audit row in the caller's transaction."""
+    session.add(
+        AuditEntry(
+            actor=ctx.actor,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            before=_jsonable(before) if before is not None else None,
+            after=_jsonable(after) if after is not None else None,
+            request_id=ctx.request_id,
+        )
+    )

@@ -1,0 +1,106 @@
+"""Builds the four ASGI apps from the area routers: dashboard, deposito, negocio, all-in-one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from minimarket import __version__
+from minimarket.catalog import api as catalog_api
+from minimarket.config import Settings, get_settings
+from minimarket.db import Database
+from minimarket.platform.cache import make_cache
+from minimarket.platform.errors import install_error_handlers
+from minimarket.platform.health import check_health
+from minimarket.platform.http import ObservedApp
+from minimarket.platform.idempotency import purge_expired
+from minimarket.platform.metrics import render_metrics
+from minimarket.stock import api as stock_api
+
+log = structlog.get_logger("minimarket.apps")
+
+SERVICES = {
+    "all": "Mini Market (todo en uno)",
+    "dashboard": "Mini Market — dashboard",
+    "deposito": "Mini Market — agente-deposito",
+    "negocio": "Mini Market — agente-negocio",
+}
+# Which routers each deployable service serves; nginx routes /api/... by the same split.
+ROUTERS = {
+    "dashboard": [catalog_api.read_router, stock_api.read_router],
+    "deposito": [catalog_api.read_router, stock_api.read_router, catalog_api.write_router, stock_api.write_router],
+    "negocio": [catalog_api.read_router],
+}
+ROUTERS["all"] = ROUTERS["deposito"]
+
+
+def _peers(service: str, settings: Settings) -> dict[str, str]:
+    urls = {"dashboard": settings.dashboard_url, "deposito": settings.deposito_url, "negocio": settings.negocio_url}
+    return {f"peer:{name}": url for name, url in urls.items() if url and name != service}
+
+
+async def _purge_idempotency_periodically(app: FastAPI) -> None:
+    while True:
+        try:
+            with app.state.db.write() as session:
+                removed = await asyncio.to_thread(
+                    purge_expired, session, older_than_hours=app.state.settings.idempotency_ttl_hours)
+            if removed:
+                log.info("idempotency_purged", removed=removed)
+        except Exception as exc:  # noqa: BLE001 - a failed purge is retried next hour
+            log.warning("idempotency_purge_failed", error=str(exc))
+        await asyncio.sleep(3600)
+
+
+def create_app(service: str = "all", settings: Settings | None = None) -> FastAPI:
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    settings = settings or get_settings()
+    settings.check()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_purge_idempotency_periodically(app))
+        try:
+            yield
+        finally:
+            task.cancel()
+            app.state.db.dispose()
+
+    app = FastAPI(
+        title=SERVICES[service],
+        version=__version__,
+        description="API de Mini Market. Todas las rutas /api requieren el encabezado `X-API-Key`.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = service
+    app.state.db = Database(settings.database_url)
+    app.state.cache = make_cache(settings.redis_url)
+    install_error_handlers(app)
+    for router in ROUTERS[service]:
+        app.include_router(router)
+    peers = _peers(service, settings)
+
+    @app.get("/health", tags=["operación"], summary="Estado del servicio y sus dependencias")
+    def health(request: Request) -> JSONResponse:
+        status, body = check_health(service=service, db=request.app.state.db, cache=request.app.state.cache,
+                                    peers=peers)
+        return JSONResponse(body, status_code=status)
+
+    @app.get("/health/live", tags=["operación"], summary="El proceso responde (sin revisar dependencias)")
+    def live() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/metrics", tags=["operación"], summary="Métricas Prometheus")
+    def metrics() -> Response:
+        payload, content_type = render_metrics()
+        return Response(payload, media_type=content_type)
+
+    app.add_middleware(ObservedApp, service=service, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,166 @@
+"""API shapes for products, categories and inventory lists."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from minimarket.ar.barcode import barcode_problem
+
+SKU_PATTERN = re.compile(r"^[A-Z0-9._-]{1,40}$")
+VAT_RATES = {Decimal("0"), Decimal("10.5"), Decimal("21"), Decimal("27")}
+
+MoneyIn = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+QtyIn = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=3)]
+
+
+def normalise_sku(raw: str) -> str:
+    sku = raw.strip().upper()
+    if not SKU_PATTERN.match(sku):
+        raise ValueError(
+            "el SKU debe tener de 1 a 40 caracteres: letras, números, punto, guion o guion bajo (ej. ALM-0001)"
+        )
+    return sku
+
+
+def normalise_barcode(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    code = raw.strip()
+    if code == "":
+        return None
+    problem = barcode_problem(code)
+    if problem:
+        raise ValueError(problem)
+    return code
+
+
+def check_vat(rate: Decimal) -> Decimal:
+    if rate not in VAT_RATES:
+        raise ValueError("la alícuota de IVA debe ser 0, 10.5, 21 o 27")
+    return rate
+
+
+class ProductFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    barcode: str | None = Field(default=None, description="EAN-13, EAN-8 o UPC-A con dígito verificador")
+    name: str = Field(min_length=1, max_length=200)
+    brand: str | None = Field(default=None, max_length=100)
+    category: str | None = Field(default=None, max_length=100, description="Nombre de la categoría; se crea si no existe")
+    unit: Literal["u", "kg", "l"] = "u"
+    cost: MoneyIn = Field(default=Decimal("0"), description="Costo neto de IVA")
+    price: MoneyIn = Field(default=Decimal("0"), description="Precio de góndola con IVA")
+    vat_rate: Decimal = Field(default=Decimal("21"), description="0, 10.5, 21 o 27")
+    min_stock: QtyIn = Decimal("0")
+    max_stock: QtyIn | None = None
+    supplier: str | None = Field(default=None, max_length=200, description="Nombre o CUIT del proveedor")
+    active: bool = True
+
+    @field_validator("barcode")
+    @classmethod
+    def _barcode(cls, v: str | None) -> str | None:
+        return normalise_barcode(v)
+
+    @field_validator("vat_rate")
+    @classmethod
+    def _vat(cls, v: Decimal) -> Decimal:
+        return check_vat(v)
+
+    @model_validator(mode="after")
+    def _stock_bounds(self):  # noqa: ANN202
+        if self.max_stock is not None and self.max_stock < self.min_stock:
+            raise ValueError("max_stock no puede ser menor que min_stock")
+        return self
+
+
+class ProductCreate(ProductFields):
+    sku: str = Field(description="Código interno: letras, números, . _ - (hasta 40)")
+    initial_stock: QtyIn | None = Field(default=None, description="Se registra como una entrada")
+    location: str | None = Field(default=None, description="Ubicación del stock inicial (código)")
+
+    @field_validator("sku")
+    @classmethod
+    def _sku(cls, v: str) -> str:
+        return normalise_sku(v)
+
+
+class ProductUpdate(BaseModel):
+    """Only the fields sent change."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    barcode: str | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    brand: str | None = Field(default=None, max_length=100)
+    category: str | None = Field(default=None, max_length=100)
+    unit: Literal["u", "kg", "l"] | None = None
+    cost: MoneyIn | None = None
+    price: MoneyIn | None = None
+    vat_rate: Decimal | None = None
+    min_stock: QtyIn | None = None
+    max_stock: QtyIn | None = None
+    supplier: str | None = Field(default=None, max_length=200)
+    active: bool | None = None
+
+    @field_validator("barcode")
+    @classmethod
+    def _barcode(cls, v: str | None) -> str | None:
+        return normalise_barcode(v)
+
+    @field_validator("vat_rate")
+    @classmethod
+    def _vat(cls, v: Decimal | None) -> Decimal | None:
+        return None if v is None else check_vat(v)
+
+    @model_validator(mode="after")
+    def _not_null(self):  # noqa: ANN202
+        for name in ("name", "unit", "cost", "price", "vat_rate", "min_stock", "active"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} no puede ser null")
+        return self
+
+
+class LocationStock(BaseModel):
+    location: str
+    name: str
+    quantity: Decimal
+
+
+class ProductOut(BaseModel):
+    sku: str
+    barcode: str | None
+    name: str
+    brand: str | None
+    category: str | None
+    unit: str
+    cost: Decimal
+    price: Decimal
+    vat_rate: Decimal
+    min_stock: Decimal
+    max_stock: Decimal | None
+    supplier: str | None
+    active: bool
+    stock: Decimal
+    low_stock: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductDetail(ProductOut):
+    locations: list[LocationStock]
+
+
+class ProductPage(BaseModel):
+    items: list[ProductOut]
+    next_cursor: str | None = Field(description="Pasalo como `cursor` para la página siguiente; null si no hay más")
+
+
+class CategoryOut(BaseModel):
+    id: int
+    name: str
+    products: int

@@ -1,0 +1,156 @@
+"""Product use cases: find, create (with opening stock), update, deactivate."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from minimarket.accounts.audit import Context, record_audit
+from minimarket.ar.cuit import normalise_cuit
+from minimarket.catalog.models import Category, Product
+from minimarket.catalog.schemas import ProductCreate, ProductUpdate
+from minimarket.errors import Conflict, InvalidInput, NotFound
+from minimarket.stock.ledger import Leg, new_operation_id, post_legs
+from minimarket.stock.locations import resolve_location
+from minimarket.stock.models import Balance
+from minimarket.stock.rules import check_unit_quantity
+from minimarket.suppliers.models import Supplier
+
+AUDITED_FIELDS = ("sku", "barcode", "name", "brand", "unit", "cost", "price", "vat_rate", "min_stock",
+                  "max_stock", "active")
+
+
+def find_product(session: Session, ref: str, *, lock: bool = False) -> Product:
+    """A product by SKU (any case) or by barcode; NotFound names what was asked."""
+    ref = ref.strip()
+    stmt = select(Product).where((Product.sku == ref.upper()) | (Product.barcode == ref))
+    if lock:
+        stmt = stmt.with_for_update(of=Product)
+    product = session.scalars(stmt).first()
+    if product is None:
+        raise NotFound(f"El producto '{ref}' no existe (se buscó por SKU y código de barras)", details={"sku": ref})
+    return product
+
+
+def category_by_name(session: Session, name: str | None, *, create: bool) -> Category | None:
+    if name is None or not name.strip():
+        return None
+    name = name.strip()
+    found = session.scalars(select(Category).where(func.lower(Category.name) == name.lower())).first()
+    if found is None and create:
+        found = Category(name=name)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def supplier_by_ref(session: Session, ref: str | None) -> Supplier | None:
+    """A supplier by CUIT or name. An unknown name is registered (without CUIT) so that a
+    product can name its supplier before the supplier's file is complete."""
+    if ref is None or not ref.strip():
+        return None
+    ref = ref.strip()
+    cuit = normalise_cuit(ref)
+    if cuit.isdigit() and len(cuit) == 11:
+        found = session.scalars(select(Supplier).where(Supplier.cuit == cuit)).first()
+        if found is None:
+            raise NotFound(f"supplier: no hay un proveedor con CUIT {ref}; cargalo primero o usá su nombre")
+        return found
+    found = session.scalars(select(Supplier).where(func.lower(Supplier.name) == ref.lower())).first()
+    if found is None:
+        found = Supplier(name=ref)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def snapshot(product: Product) -> dict[str, Any]:
+    data = {f: getattr(product, f) for f in AUDITED_FIELDS}
+    data["category"] = product.category.name if product.category else None
+    data["supplier"] = product.supplier.name if product.supplier else None
+    return data
+
+
+def _check_unique(session: Session, *, sku: str | None, barcode: str | None, exclude_id: int | None = None) -> None:
+    if sku is not None:
+        clash = session.scalar(select(Product.id).where(Product.sku == sku))
+        if clash is not None and clash != exclude_id:
+            raise Conflict(f"sku: ya existe un producto con SKU '{sku}'", code="sku_duplicado")
+    if barcode is not None:
+        clash = session.scalars(select(Product).where(Product.barcode == barcode)).first()
+        if clash is not None and clash.id != exclude_id:
+            raise Conflict(
+                f"barcode: el código {barcode} ya es del producto '{clash.sku}'", code="codigo_barras_duplicado"
+            )
+
+
+def create_product(session: Session, ctx: Context, *, data: ProductCreate, default_location: str,
+                   allow_negative: bool) -> Product:
+    """Register a product; an initial stock becomes an `entrada` in the same transaction."""
+    _check_unique(session, sku=data.sku, barcode=data.barcode)
+    fields = data.model_dump(exclude={"initial_stock", "location", "category", "supplier"})
+    product = Product(**fields)
+    product.category = category_by_name(session, data.category, create=True)
+    product.supplier = supplier_by_ref(session, data.supplier)
+    session.add(product)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:  # a concurrent twin won the race for the SKU or barcode
+        raise Conflict(f"sku: ya existe un producto con SKU '{data.sku}' o el mismo código de barras",
+                       code="sku_duplicado") from exc
+    record_audit(session, ctx, action="product.create", entity="producto", entity_id=product.sku,
+                 after=snapshot(product))
+    if data.initial_stock:
+        check_unit_quantity(product.unit, data.initial_stock, sku=product.sku)
+        location = resolve_location(session, data.location or default_location)
+        post_legs(session, ctx, [Leg(product=product, location=location, type="entrada", delta=data.initial_stock,
+                                     reason="Stock inicial", reference="alta")],
+                  allow_negative=allow_negative, operation_id=new_operation_id())
+    return product
+
+
+def update_product(session: Session, ctx: Context, *, sku: str, changes: ProductUpdate) -> Product:
+    """Change the fields sent; the stock is never edited here (use movements)."""
+    product = find_product(session, sku, lock=True)
+    before = snapshot(product)
+    sent = changes.model_fields_set
+    if "barcode" in sent:
+        _check_unique(session, sku=None, barcode=changes.barcode, exclude_id=product.id)
+    for name in sent - {"category", "supplier"}:
+        setattr(product, name, getattr(changes, name))
+    if "category" in sent:
+        product.category = category_by_name(session, changes.category, create=True)
+    if "supplier" in sent:
+        product.supplier = supplier_by_ref(session, changes.supplier)
+    max_stock = product.max_stock
+    if max_stock is not None and Decimal(max_stock) < Decimal(product.min_stock):
+        raise InvalidInput("max_stock no puede ser menor que min_stock")
+    if "unit" in sent and product.unit == "u":
+        _check_whole_balances(session, product)
+    session.flush()
+    after = snapshot(product)
+    if after != before:
+        record_audit(session, ctx, action="product.update", entity="producto", entity_id=product.sku,
+                     before=before, after=after)
+    return product
+
+
+def _check_whole_balances(session: Session, product: Product) -> None:
+    fractional = session.scalars(select(Balance.quantity).where(Balance.product_id == product.id)).all()
+    if any(Decimal(q) != Decimal(q).to_integral_value() for q in fractional):
+        raise InvalidInput(f"unit: '{product.sku}' tiene stock fraccionado; no puede pasar a unidades enteras")
+
+
+def deactivate_product(session: Session, ctx: Context, *, sku: str) -> Product:
+    """Deactivate: the product leaves lists and sales, its history stays."""
+    product = find_product(session, sku, lock=True)
+    if product.active:
+        product.active = False
+        record_audit(session, ctx, action="product.deactivate", entity="producto", entity_id=product.sku,
+                     before={"active": True}, after={"active": False})
+    return product

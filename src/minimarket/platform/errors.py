@@ -1,0 +1,125 @@
+"""One error shape for every response: {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from minimarket.errors import DomainError
+
+log = structlog.get_logger("minimarket.errors")
+
+_PYDANTIC_ES = {
+    "missing": "es obligatorio",
+    "extra_forbidden": "no es un campo conocido; revisá el nombre",
+    "string_type": "debe ser texto",
+    "string_too_short": "no puede estar vacío",
+    "string_too_long": "es demasiado largo (máximo {max_length} caracteres)",
+    "string_pattern_mismatch": "tiene un formato inválido",
+    "int_parsing": "debe ser un número entero",
+    "int_type": "debe ser un número entero",
+    "int_from_float": "debe ser un número entero",
+    "float_parsing": "debe ser un número",
+    "decimal_parsing": "debe ser un número (usá punto decimal, ej. 1234.50)",
+    "decimal_type": "debe ser un número",
+    "decimal_max_digits": "tiene demasiados dígitos",
+    "decimal_max_places": "tiene demasiados decimales (máximo {decimal_places})",
+    "decimal_whole_digits": "es demasiado grande",
+    "greater_than": "debe ser mayor que {gt}",
+    "greater_than_equal": "debe ser mayor o igual a {ge}",
+    "less_than": "debe ser menor que {lt}",
+    "less_than_equal": "debe ser menor o igual a {le}",
+    "bool_parsing": "debe ser true o false",
+    "bool_type": "debe ser true o false",
+    "literal_error": "debe ser uno de: {expected}",
+    "enum": "debe ser uno de: {expected}",
+    "list_type": "debe ser una lista",
+    "too_short": "debe tener al menos {min_length} elemento(s)",
+    "too_long": "puede tener como máximo {max_length} elementos",
+    "dict_type": "debe ser un objeto JSON",
+    "model_attributes_type": "debe ser un objeto JSON",
+    "datetime_parsing": "debe ser una fecha y hora ISO 8601 (ej. 2026-11-27T10:30:00-03:00)",
+    "datetime_from_date_parsing": "debe ser una fecha ISO 8601 (ej. 2026-11-27)",
+    "date_parsing": "debe ser una fecha ISO 8601 (ej. 2026-11-27)",
+    "date_from_datetime_parsing": "debe ser una fecha ISO 8601 (ej. 2026-11-27)",
+    "finite_number": "debe ser un número finito",
+}
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if item in ("body", "query", "path", "header") and not parts:
+            continue
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "cuerpo"
+
+
+def _spanish(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind == "value_error":
+        # Our own validators raise ValueError with a Spanish message already.
+        return str(ctx.get("error") or err.get("msg", "")).removeprefix("Value error, ")
+    template = _PYDANTIC_ES.get(kind)
+    if template is None:
+        return err.get("msg", "valor inválido")
+    try:
+        return template.format(**ctx)
+    except (KeyError, IndexError):
+        return template
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def validation_response(errors: list[dict[str, Any]]) -> JSONResponse:
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return JSONResponse(
+            error_body("json_invalido", "El cuerpo de la solicitud no es JSON válido; revisá comas, comillas y llaves"),
+            status_code=400,
+        )
+    details = [{"field": _field_path(tuple(e.get("loc", ()))), "problem": _spanish(e)} for e in errors]
+    message = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
+    return JSONResponse(error_body("datos_invalidos", f"Datos inválidos — {message}", details), status_code=422)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "ApiKey"} if exc.status_code == 401 else None
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_response(list(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        messages = {
+            404: f"No existe la ruta {request.url.path}; consultá /docs",
+            405: f"El método {request.method} no está permitido en {request.url.path}",
+        }
+        message = messages.get(exc.status_code, str(exc.detail))
+        code = {413: "cuerpo_demasiado_grande", 404: "ruta_inexistente", 405: "metodo_no_permitido"}.get(
+            exc.status_code, "http_error"
+        )
+        return JSONResponse(error_body(code, message), exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = request.scope.get("state", {}).get("request_id")
+        log.exception("unhandled_error", path=request.url.path, error=type(exc).__name__)
+        return JSONResponse(
+            error_body("error_interno", "Error interno; informá este request_id al soporte", {"request_id": request_id}),
+            status_code=500,
+        )

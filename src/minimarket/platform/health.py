@@ -1,0 +1,56 @@
+"""GET /health: each dependency checked for real; 503 names the ones that failed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from minimarket import __version__
+from minimarket.db import Database
+from minimarket.platform.cache import Cache
+
+
+def _timed(check) -> dict[str, Any]:  # noqa: ANN001
+    start = time.perf_counter()
+    try:
+        detail = check()
+    except Exception as exc:  # noqa: BLE001 - any failure is the answer
+        return {"status": "fail", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"}
+    result: dict[str, Any] = {"status": "ok", "latency_ms": round((time.perf_counter() - start) * 1000, 2)}
+    if detail:
+        result.update(detail)
+    return result
+
+
+def _database(db: Database) -> dict[str, Any]:
+    db.ping()
+    return {"backend": "sqlite" if db.is_sqlite else "postgresql"}
+
+
+def _cache(cache: Cache) -> dict[str, Any]:
+    cache.ping()
+    return {"backend": cache.kind}
+
+
+def _peer(url: str) -> dict[str, Any]:
+    response = httpx.get(url.rstrip("/") + "/health/live", timeout=2.0)
+    response.raise_for_status()
+    return {"url": url}
+
+
+def check_health(*, service: str, db: Database, cache: Cache, peers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    checks = {"database": _timed(lambda: _database(db)), "cache": _timed(lambda: _cache(cache))}
+    for name, url in peers.items():
+        checks[name] = _timed(lambda url=url: _peer(url))
+    failing = [name for name, c in checks.items() if c["status"] != "ok"]
+    body: dict[str, Any] = {
+        "status": "ok" if not failing else "fail",
+        "service": service,
+        "version": __version__,
+        "checks": checks,
+    }
+    if failing:
+        body["failing"] = failing
+    return (200 if not failing else 503), body

@@ -1,0 +1,107 @@
+"""ASGI middleware: request id, body size limit, metrics by route template, access log."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import structlog
+from starlette.exceptions import HTTPException
+
+from minimarket.platform.errors import error_body
+from minimarket.platform.metrics import HTTP_DURATION, HTTP_REQUESTS
+
+log = structlog.get_logger("minimarket.http")
+UNMATCHED = "<sin_ruta>"  # every unknown path shares one label value
+
+
+def _too_large_message(limit: int) -> str:
+    return f"El cuerpo de la solicitud supera el máximo de {limit} bytes; enviá lotes más chicos"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while the app reads a streamed body; FastAPI turns it into a 413 response."""
+
+    def __init__(self, limit: int):
+        super().__init__(status_code=413, detail=_too_large_message(limit))
+
+
+class ObservedApp:
+    """Wraps the FastAPI app: one request id, one metrics sample and one log line per request."""
+
+    def __init__(self, app, *, service: str, max_body_bytes: int):  # noqa: ANN001
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send):  # noqa: ANN001
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        start = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_wrapper(message):  # noqa: ANN001
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            declared = headers.get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                await self._too_large(send_wrapper)
+            else:
+                await self.app(scope, self._limited(receive), send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or UNMATCHED
+            method = scope.get("method", "GET")
+            status = str(status_holder["status"])
+            HTTP_REQUESTS.labels(self.service, method, endpoint, status).inc()
+            HTTP_DURATION.labels(self.service, method, endpoint).observe(elapsed)
+            principal = scope.get("state", {}).get("actor")
+            log.info(
+                "request",
+                method=method,
+                path=scope.get("path"),
+                endpoint=endpoint,
+                status=status_holder["status"],
+                duration_ms=round(elapsed * 1000, 2),
+                actor=principal,
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    def _limited(self, receive):  # noqa: ANN001
+        seen = 0
+        limit = self.max_body_bytes
+
+        async def wrapped():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return wrapped
+
+    async def _too_large(self, send) -> None:  # noqa: ANN001
+        body = json.dumps(
+            error_body("cuerpo_demasiado_grande", _too_large_message(self.max_body_bytes)),
+            ensure_ascii=False,
+        ).encode()
+        await send({
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        })
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,122 @@
+"""Retry-safe writes: a key claims its slot in the same transaction as the work it guards.
+
+The first request with a key inserts the key's row, does the work and stores the
+answer, all in one transaction. A retry with the same key and body gets the stored
+answer back and changes nothing; the same key with another body is refused. A
+concurrent twin blocks on the row (PostgreSQL) or on the write lock (SQLite) and then
+replays. Failed work rolls the claim back, so a failed request can be retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, String, Text, delete
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from minimarket.db import Base, Database
+from minimarket.errors import IdempotencyMismatch, InvalidInput
+from minimarket.types import Timestamp, utcnow
+
+MAX_KEY_LENGTH = 200
+
+
+class IdempotencyRecord(Base):
+    """The stored answer to a retry-safe write, keyed by client key or POS ticket id."""
+
+    __tablename__ = "idempotencia"
+
+    key: Mapped[str] = mapped_column("clave", String(250), primary_key=True)
+    request_hash: Mapped[str] = mapped_column("hash_solicitud", String(64))
+    status_code: Mapped[int] = mapped_column("estado_http", Integer)
+    response: Mapped[str] = mapped_column("respuesta", Text)
+    created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow, index=True)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int
+    body: Any
+    replayed: bool
+
+
+class _KeyTaken(Exception):
+    pass
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable hash of what a request asked for (method, route, canonical body)."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_client_key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput(
+            f"Idempotency-Key: debe ser texto imprimible de 1 a {MAX_KEY_LENGTH} caracteres (ej. un UUID)"
+        )
+    return key
+
+
+def run_once(
+    db: Database,
+    *,
+    key: str | None,
+    request_hash: str,
+    operation: Callable[[Session], tuple[int, Any]],
+) -> Outcome:
+    """Run `operation` in one unit of work, at most once per key."""
+    if key is None:
+        with db.write() as session:
+            status, body = operation(session)
+        return Outcome(status, body, False)
+
+    with db.read() as session:
+        existing = session.get(IdempotencyRecord, key)
+        if existing is not None:
+            return _replay(existing, key, request_hash)
+    try:
+        with db.write() as session:
+            record = IdempotencyRecord(key=key, request_hash=request_hash, status_code=0, response="")
+            session.add(record)
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise _KeyTaken from exc
+            status, body = operation(session)
+            record.status_code = status
+            record.response = json.dumps(body, ensure_ascii=False, default=str)
+        return Outcome(status, body, False)
+    except _KeyTaken:
+        with db.read() as session:
+            existing = session.get(IdempotencyRecord, key)
+        if existing is None:  # the twin failed and rolled back: nothing stored, so do the work now
+            return run_once(db, key=key, request_hash=request_hash, operation=operation)
+        return _replay(existing, key, request_hash)
+
+
+def _replay(record: IdempotencyRecord, key: str, request_hash: str) -> Outcome:
+    if record.request_hash != request_hash:
+        shown = key.split(":", 2)[-1]
+        raise IdempotencyMismatch(
+            f"La clave '{shown}' ya se usó con otro contenido; usá una clave nueva para una operación nueva",
+            details={"key": shown},
+        )
+    return Outcome(record.status_code, json.loads(record.response), True)
+
+
+def purge_expired(session: Session, *, older_than_hours: int) -> int:
+    """Delete stored answers older than the retention window; returns how many."""
+    limit = utcnow() - timedelta(hours=older_than_hours)
+    result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < limit))
+    return result.rowcount or 0
+

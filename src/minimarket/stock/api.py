@@ -1,0 +1,123 @@
+"""Routes for stock: movements, stocktake, transfers, POS sales, locations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from minimarket.accounts.audit import Context
+from minimarket.accounts.deps import get_db, require
+from minimarket.accounts.permissions import READ, STOCK_WRITE
+from minimarket.config import Settings
+from minimarket.db import Database
+from minimarket.platform.api_helpers import get_settings, idempotent
+from minimarket.stock import service
+from minimarket.stock.locations import list_locations as _locations
+from minimarket.stock.locations import negative_stock_allowed
+from minimarket.stock.schemas import (
+    BatchIn,
+    BatchLine,
+    BatchOut,
+    LocationOut,
+    MovementIn,
+    MovementOut,
+    MovementPage,
+    MovementType,
+    SaleIn,
+    SaleOut,
+    StocktakeIn,
+    StocktakeOut,
+    TransferIn,
+)
+
+read_router = APIRouter(prefix="/api", tags=["stock"])
+write_router = APIRouter(prefix="/api", tags=["stock"])
+IDEMPOTENCY_NOTE = "Enviá `Idempotency-Key` para reintentar sin duplicar."
+
+
+@write_router.post("/inventory/{sku}/movements", status_code=201, response_model=MovementOut,
+                   summary="Registrar un movimiento de un producto", description=IDEMPOTENCY_NOTE)
+def register_movement(sku: str, movement: MovementIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
+                      settings: Settings = Depends(get_settings)) -> JSONResponse:
+    def operation(session, key):  # noqa: ANN001, ANN202
+        line = BatchLine(sku=sku, **movement.model_dump())
+        allow = negative_stock_allowed(session, default=settings.allow_negative_stock)
+        result = service.register_movements(session, ctx, lines=[line], default_location=settings.default_location,
+                                            allow_negative=allow, idempotency_key=key)
+        return result.movements[0]
+
+    return idempotent(request, ctx, payload=movement, operation=operation)
+
+
+@write_router.post("/movements", status_code=201, response_model=BatchOut,
+                   summary="Registrar un lote de movimientos (todo o nada, hasta 500)", description=IDEMPOTENCY_NOTE)
+def register_batch(batch: BatchIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
+                   settings: Settings = Depends(get_settings)) -> JSONResponse:
+    def operation(session, key):  # noqa: ANN001, ANN202
+        allow = negative_stock_allowed(session, default=settings.allow_negative_stock)
+        return service.register_movements(session, ctx, lines=batch.lines, default_location=settings.default_location,
+                                          allow_negative=allow, idempotency_key=key)
+
+    return idempotent(request, ctx, payload=batch, operation=operation)
+
+
+@write_router.post("/stocktake", status_code=201, response_model=StocktakeOut,
+                   summary="Cargar un recuento: las diferencias quedan como ajustes", description=IDEMPOTENCY_NOTE)
+def stocktake(count: StocktakeIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
+              settings: Settings = Depends(get_settings)) -> JSONResponse:
+    def operation(session, key):  # noqa: ANN001, ANN202
+        return service.take_stocktake(session, ctx, count=count, default_location=settings.default_location,
+                                      idempotency_key=key)
+
+    return idempotent(request, ctx, payload=count, operation=operation)
+
+
+@write_router.post("/transfers", status_code=201, response_model=BatchOut,
+                   summary="Transferir mercadería entre ubicaciones", description=IDEMPOTENCY_NOTE)
+def transfer(data: TransferIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
+             settings: Settings = Depends(get_settings)) -> JSONResponse:
+    def operation(session, key):  # noqa: ANN001, ANN202
+        allow = negative_stock_allowed(session, default=settings.allow_negative_stock)
+        return service.transfer_stock(session, ctx, transfer=data, allow_negative=allow, idempotency_key=key)
+
+    return idempotent(request, ctx, payload=data, operation=operation)
+
+
+@write_router.post("/sales", status_code=201, response_model=SaleOut,
+                   summary="Registrar una venta de la caja (idempotente por ticket_id)")
+def register_sale(sale: SaleIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
+                  settings: Settings = Depends(get_settings)) -> JSONResponse:
+    def operation(session, _key):  # noqa: ANN001, ANN202
+        allow = negative_stock_allowed(session, default=settings.allow_negative_stock)
+        return service.record_sale(session, ctx, sale=sale, default_location=settings.default_location,
+                                   allow_negative=allow)
+
+    return idempotent(request, ctx, payload=sale, operation=operation, natural_key=f"ticket:{sale.ticket_id}")
+
+
+@read_router.get("/movements", response_model=MovementPage, summary="Libro de movimientos, del más nuevo al más viejo")
+def list_movements(
+    sku: Annotated[str | None, Query(max_length=40)] = None,
+    type: Annotated[MovementType | None, Query()] = None,  # noqa: A002
+    date_from: Annotated[str | None, Query(alias="from", max_length=40, description="AAAA-MM-DD o ISO 8601")] = None,
+    date_to: Annotated[str | None, Query(alias="to", max_length=40, description="AAAA-MM-DD (incluye el día)")] = None,
+    actor: Annotated[str | None, Query(max_length=120)] = None,
+    location: Annotated[str | None, Query(max_length=20)] = None,
+    reference: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=30)] = None,
+    _ctx: Context = Depends(require(READ)),
+    db: Database = Depends(get_db),
+) -> MovementPage:
+    with db.read() as session:
+        return service.list_movements(session, sku=sku, movement_type=type, date_from=date_from, date_to=date_to,
+                                      actor=actor, location=location, reference=reference, limit=limit, cursor=cursor)
+
+
+@read_router.get("/locations", response_model=list[LocationOut], summary="Ubicaciones de stock")
+def list_locations(_ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> list[LocationOut]:
+    with db.read() as session:
+        return [LocationOut(code=loc.code, name=loc.name, branch=loc.branch.name, active=loc.active)
+                for loc in _locations(session)]

@@ -1,0 +1,133 @@
+"""The only code that changes stock: an atomic conditional update plus one ledger row.
+
+The balance moves with `UPDATE … SET cantidad = cantidad + d WHERE … AND cantidad + d >= 0
+RETURNING cantidad`, so the check and the change are one statement: PostgreSQL re-evaluates
+the condition after taking the row lock, and SQLite runs write units of work under BEGIN
+IMMEDIATE. No balance is ever read into Python, changed and written back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from minimarket.accounts.audit import Context
+from minimarket.catalog.models import Product
+from minimarket.platform.metrics import STOCK_MOVEMENTS, STOCK_REFUSED
+from minimarket.stock.models import Balance, Location, Movement
+from minimarket.stock.rules import insufficient
+from minimarket.types import utcnow
+
+_balances = Balance.__table__
+
+
+@dataclass
+class Leg:
+    """One change of one product at one location, as planned by a use case."""
+
+    product: Product
+    location: Location
+    type: str
+    delta: Decimal
+    unit_cost: Decimal | None = None
+    unit_price: Decimal | None = None
+    reason: str | None = None
+    reference: str | None = None
+
+
+def new_operation_id() -> str:
+    return str(uuid.uuid4())
+
+
+def ensure_balance_row(session: Session, product_id: int, location_id: int) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(_balances).values(producto_id=product_id, ubicacion_id=location_id, cantidad=0,
+                                    actualizado_en=utcnow())
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["producto_id", "ubicacion_id"]))
+
+
+def current_balance(session: Session, product_id: int, location_id: int, *, lock: bool = False) -> Decimal:
+    stmt = select(_balances.c.cantidad).where(
+        _balances.c.producto_id == product_id, _balances.c.ubicacion_id == location_id
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    value = session.scalar(stmt)
+    return Decimal("0") if value is None else Decimal(value).quantize(Decimal("0.001"))
+
+
+def apply_delta(session: Session, *, product: Product, location: Location, delta: Decimal,
+                allow_negative: bool) -> Decimal:
+    """Move the balance by `delta` atomically; returns the new balance or raises InsufficientStock."""
+    ensure_balance_row(session, product.id, location.id)
+    new_qty = func.round(_balances.c.cantidad + delta, 3)
+    conditions = [_balances.c.producto_id == product.id, _balances.c.ubicacion_id == location.id]
+    if delta < 0 and not allow_negative:
+        conditions.append(new_qty >= 0)
+    stmt = (
+        update(_balances)
+        .where(*conditions)
+        .values(cantidad=new_qty, actualizado_en=utcnow())
+        .returning(_balances.c.cantidad)
+    )
+    after = session.execute(stmt).scalar()
+    if after is None:
+        STOCK_REFUSED.inc()
+        available = current_balance(session, product.id, location.id)
+        raise insufficient(sku=product.sku, location=location.code, available=available, requested=-delta)
+    return Decimal(after).quantize(Decimal("0.001"))
+
+
+def post_legs(session: Session, ctx: Context, legs: list[Leg], *, allow_negative: bool,
+              operation_id: str, idempotency_key: str | None = None, occurred_at=None) -> list[Movement]:  # noqa: ANN001
+    """Apply every leg and append its ledger row, in one transaction; all or nothing.
+
+    Legs are applied in (product, location) order so that two concurrent operations
+    over the same balances take their row locks in the same order and cannot deadlock.
+    The returned movements follow the order of `legs`.
+    """
+    order = sorted(range(len(legs)), key=lambda i: (legs[i].product.id, legs[i].location.id))
+    movements: list[Movement | None] = [None] * len(legs)
+    when = occurred_at or utcnow()
+    for i in order:
+        leg = legs[i]
+        after = apply_delta(session, product=leg.product, location=leg.location, delta=leg.delta,
+                            allow_negative=allow_negative)
+        movement = Movement(
+            product_id=leg.product.id,
+            location_id=leg.location.id,
+            type=leg.type,
+            quantity=leg.delta,
+            balance_after=after,
+            unit_cost=leg.unit_cost if leg.unit_cost is not None else leg.product.cost,
+            unit_price=leg.unit_price,
+            reason=leg.reason,
+            reference=leg.reference,
+            actor=ctx.actor,
+            idempotency_key=idempotency_key,
+            operation_id=operation_id,
+            created_at=when,
+        )
+        session.add(movement)
+        movements[i] = movement
+    session.flush()
+    session.info.setdefault("movement_types", []).extend(leg.type for leg in legs)
+    return [m for m in movements if m is not None]
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed_movements(session: Session) -> None:
+    # Counted on commit only, so a refused or rolled-back batch never inflates the metric.
+    for movement_type in session.info.pop("movement_types", ()):
+        STOCK_MOVEMENTS.labels(movement_type).inc()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop("movement_types", None)

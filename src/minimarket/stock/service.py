@@ -1,0 +1,235 @@
+"""Stock use cases: movements, batches, stocktake, transfers, POS sales, the movements log.
+
+Each takes the caller's session (one unit of work) and returns API shapes.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from minimarket.accounts.audit import Context, record_audit
+from minimarket.ar.money import to_money
+from minimarket.catalog.models import Product
+from minimarket.catalog.service import find_product
+from minimarket.errors import Conflict, InvalidInput, NotFound
+from minimarket.stock.ledger import Leg, current_balance, ensure_balance_row, new_operation_id, post_legs
+from minimarket.stock.locations import resolve_location
+from minimarket.stock.models import Location, Movement
+from minimarket.stock.rules import check_unit_quantity, signed_quantity
+from minimarket.stock.schemas import (
+    BatchLine,
+    BatchOut,
+    CountResult,
+    MovementOut,
+    MovementPage,
+    SaleIn,
+    SaleOut,
+    StocktakeIn,
+    StocktakeOut,
+    TransferIn,
+)
+
+STORE_TZ = ZoneInfo("America/Argentina/Buenos_Aires")
+
+
+class _Lookup:
+    """Products and locations resolved once per operation."""
+
+    def __init__(self, session: Session, default_location: str):
+        self.session = session
+        self.default_location = default_location
+        self._products: dict[str, Product] = {}
+        self._locations: dict[str, Location] = {}
+
+    def product(self, ref: str, *, field: str) -> Product:
+        key = ref.strip().upper()
+        if key not in self._products:
+            try:
+                self._products[key] = find_product(self.session, ref)
+            except NotFound as exc:
+                raise NotFound(f"{field}: {exc.message}", details=exc.details) from exc
+        return self._products[key]
+
+    def location(self, code: str | None) -> Location:
+        key = (code or self.default_location).strip().upper()
+        if key not in self._locations:
+            self._locations[key] = resolve_location(self.session, key)
+        return self._locations[key]
+
+
+def movement_out(movement: Movement, sku: str, location_code: str) -> MovementOut:
+    return MovementOut(
+        id=movement.id, sku=sku, location=location_code, type=movement.type, quantity=movement.quantity,
+        balance_after=movement.balance_after, unit_cost=movement.unit_cost, unit_price=movement.unit_price,
+        reason=movement.reason, reference=movement.reference, actor=movement.actor,
+        operation_id=movement.operation_id, created_at=movement.created_at,
+    )
+
+
+def _post(session: Session, ctx: Context, legs: list[Leg], *, allow_negative: bool, idempotency_key: str | None,
+          occurred_at: datetime | None = None) -> tuple[str, list[MovementOut]]:
+    operation_id = new_operation_id()
+    movements = post_legs(session, ctx, legs, allow_negative=allow_negative, operation_id=operation_id,
+                          idempotency_key=idempotency_key, occurred_at=occurred_at)
+    return operation_id, [movement_out(m, leg.product.sku, leg.location.code) for m, leg in zip(movements, legs, strict=True)]
+
+
+def register_movements(session: Session, ctx: Context, *, lines: list[BatchLine], default_location: str,
+                       allow_negative: bool, idempotency_key: str | None = None) -> BatchOut:
+    """Record one or many movements; all are applied or none."""
+    lookup = _Lookup(session, default_location)
+    legs = []
+    for i, line in enumerate(lines):
+        field = f"lines[{i}]" if len(lines) > 1 else "sku"
+        product = lookup.product(line.sku, field=field)
+        delta = _signed(line.type, line.quantity, field)
+        check_unit_quantity(product.unit, abs(delta), sku=product.sku)
+        if line.type == "venta" and not product.active:
+            raise Conflict(f"{field}: '{product.sku}' está desactivado y no se puede vender")
+        legs.append(Leg(product=product, location=lookup.location(line.location), type=line.type, delta=delta,
+                        unit_cost=line.unit_cost, unit_price=product.price if line.type == "venta" else None,
+                        reason=line.reason, reference=line.reference))
+    operation_id, movements = _post(session, ctx, legs, allow_negative=allow_negative, idempotency_key=idempotency_key)
+    record_audit(session, ctx, action="stock.movements", entity="operacion", entity_id=operation_id,
+                 after={"lines": [m.model_dump(mode="json", include={"sku", "location", "type", "quantity",
+                                                                     "balance_after"}) for m in movements]})
+    return BatchOut(operation_id=operation_id, movements=movements)
+
+
+def _signed(movement_type: str, quantity: Decimal, field: str) -> Decimal:
+    try:
+        return signed_quantity(movement_type, quantity)
+    except InvalidInput as exc:
+        exc.message = f"{field}.{exc.message}" if field.startswith("lines") else exc.message
+        raise
+
+
+def take_stocktake(session: Session, ctx: Context, *, count: StocktakeIn, default_location: str,
+                   idempotency_key: str | None = None) -> StocktakeOut:
+    """Counted quantities become `ajuste` movements of the difference against the locked balance."""
+    lookup = _Lookup(session, default_location)
+    location = lookup.location(count.location)
+    products = [lookup.product(line.sku, field=f"lines[{i}].sku") for i, line in enumerate(count.lines)]
+    for product, line in zip(products, count.lines, strict=True):
+        check_unit_quantity(product.unit, line.counted, sku=product.sku)
+    # Lock every counted balance (in a fixed order) before reading it: sales that land
+    # during the count wait, so the adjustment is computed against the true balance.
+    previous: dict[int, Decimal] = {}
+    for product in sorted(products, key=lambda p: p.id):
+        ensure_balance_row(session, product.id, location.id)
+        previous[product.id] = current_balance(session, product.id, location.id, lock=True)
+    reason = count.reason or "Recuento de inventario"
+    legs, results = [], []
+    for product, line in zip(products, count.lines, strict=True):
+        difference = line.counted - previous[product.id]
+        results.append(CountResult(sku=product.sku, previous=previous[product.id], counted=line.counted,
+                                   difference=difference, movement_id=None))
+        if difference != 0:
+            legs.append(Leg(product=product, location=location, type="ajuste", delta=difference, reason=reason,
+                            reference="recuento"))
+    operation_id, movements = _post(session, ctx, legs, allow_negative=True, idempotency_key=idempotency_key)
+    by_sku = {m.sku: m.id for m in movements}
+    for result in results:
+        result.movement_id = by_sku.get(result.sku)
+    record_audit(session, ctx, action="stock.stocktake", entity="operacion", entity_id=operation_id,
+                 after={"location": location.code, "lines": [r.model_dump(mode="json") for r in results]})
+    return StocktakeOut(operation_id=operation_id, location=location.code, lines=results)
+
+
+def transfer_stock(session: Session, ctx: Context, *, transfer: TransferIn, allow_negative: bool,
+                   idempotency_key: str | None = None) -> BatchOut:
+    """Move goods between locations: an outgoing and an incoming row per line, one transaction."""
+    lookup = _Lookup(session, transfer.from_location)
+    origin = lookup.location(transfer.from_location)
+    destination = lookup.location(transfer.to_location)
+    legs = []
+    for i, line in enumerate(transfer.lines):
+        product = lookup.product(line.sku, field=f"lines[{i}].sku")
+        check_unit_quantity(product.unit, line.quantity, sku=product.sku)
+        reason = transfer.reason or f"Transferencia {origin.code} → {destination.code}"
+        legs.append(Leg(product=product, location=origin, type="transferencia", delta=-line.quantity, reason=reason,
+                        reference=destination.code))
+        legs.append(Leg(product=product, location=destination, type="transferencia", delta=line.quantity,
+                        reason=reason, reference=origin.code))
+    operation_id, movements = _post(session, ctx, legs, allow_negative=allow_negative, idempotency_key=idempotency_key)
+    record_audit(session, ctx, action="stock.transfer", entity="operacion", entity_id=operation_id,
+                 after={"from": origin.code, "to": destination.code,
+                        "lines": [line.model_dump(mode="json") for line in transfer.lines]})
+    return BatchOut(operation_id=operation_id, movements=movements)
+
+
+def record_sale(session: Session, ctx: Context, *, sale: SaleIn, default_location: str,
+                allow_negative: bool) -> SaleOut:
+    """A POS ticket: one `venta` row per line, at the price charged."""
+    if sale.sold_at is not None and sale.sold_at > datetime.now(STORE_TZ) + timedelta(minutes=5):
+        raise InvalidInput("sold_at: la hora de venta está en el futuro; revisá el reloj de la caja")
+    lookup = _Lookup(session, default_location)
+    location = lookup.location(sale.location)
+    legs = []
+    total = Decimal("0")
+    for i, line in enumerate(sale.lines):
+        product = lookup.product(line.sku, field=f"lines[{i}].sku")
+        if not product.active:
+            raise Conflict(f"lines[{i}].sku: '{product.sku}' está desactivado y no se puede vender")
+        check_unit_quantity(product.unit, line.quantity, sku=product.sku)
+        price = line.unit_price if line.unit_price is not None else product.price
+        total += to_money(price * line.quantity)
+        legs.append(Leg(product=product, location=location, type="venta", delta=-line.quantity, unit_price=price,
+                        reference=f"ticket:{sale.ticket_id}"[:100]))
+    operation_id, movements = _post(session, ctx, legs, allow_negative=allow_negative,
+                                    idempotency_key=f"ticket:{sale.ticket_id}", occurred_at=sale.sold_at)
+    record_audit(session, ctx, action="stock.sale", entity="venta", entity_id=sale.ticket_id,
+                 after={"location": location.code, "total": str(total), "lines": len(legs)})
+    return SaleOut(ticket_id=sale.ticket_id, operation_id=operation_id, total=total, movements=movements)
+
+
+def parse_period(value: str | None, *, field: str, end: bool) -> datetime | None:
+    """`2026-11-27` (a store-local day; as an end it includes the whole day) or an ISO date-time."""
+    if value is None or value == "":
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            start = datetime.combine(day + timedelta(days=1) if end else day, time(0), STORE_TZ)
+            return start
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: fecha inválida '{value}'; usá AAAA-MM-DD o fecha y hora ISO 8601") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=STORE_TZ)
+
+
+def list_movements(session: Session, *, sku: str | None = None, movement_type: str | None = None,
+                   date_from: str | None = None, date_to: str | None = None, actor: str | None = None,
+                   location: str | None = None, reference: str | None = None, limit: int = 100,
+                   cursor: str | None = None) -> MovementPage:
+    """The ledger, newest first, keyset-paginated by id."""
+    stmt = (select(Movement, Product.sku, Location.code)
+            .join(Product, Product.id == Movement.product_id)
+            .join(Location, Location.id == Movement.location_id))
+    if sku:
+        stmt = stmt.where(Movement.product_id == find_product(session, sku).id)
+    if movement_type:
+        stmt = stmt.where(Movement.type == movement_type)
+    start, finish = parse_period(date_from, field="from", end=False), parse_period(date_to, field="to", end=True)
+    if start:
+        stmt = stmt.where(Movement.created_at >= start)
+    if finish:
+        stmt = stmt.where(Movement.created_at < finish)
+    if actor:
+        stmt = stmt.where(Movement.actor == actor)
+    if location:
+        stmt = stmt.where(Movement.location_id == resolve_location(session, location).id)
+    if reference:
+        stmt = stmt.where(Movement.reference == reference)
+    if cursor:
+        if not cursor.isdigit():
+            raise InvalidInput("cursor: valor inválido; usá el next_cursor de la respuesta anterior")
+        stmt = stmt.where(Movement.id < int(cursor))
+    rows = session.execute(stmt.order_by(Movement.id.desc()).limit(limit + 1)).all()
+    items = [movement_out(m, s, c) for m, s, c in rows[:limit]]
+    return MovementPage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)

@@ -1,0 +1,78 @@
+"""`minimarket verify`: every cached balance must equal the sum of its ledger rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from minimarket.catalog.models import Product
+from minimarket.stock.models import Balance, Location, Movement
+
+_MILLI = Decimal("0.001")
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    sku: str
+    location: str
+    balance: Decimal
+    ledger_sum: Decimal
+    last_balance_after: Decimal | None
+
+    @property
+    def problem(self) -> str:
+        if self.balance != self.ledger_sum:
+            return f"existencia {self.balance} ≠ suma del libro {self.ledger_sum}"
+        return f"existencia {self.balance} ≠ saldo del último movimiento {self.last_balance_after}"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    balances_checked: int
+    movements_checked: int
+    mismatches: list[Mismatch]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def _q(value: object) -> Decimal:
+    return Decimal(str(value or 0)).quantize(_MILLI)
+
+
+def verify_ledger(session: Session) -> VerifyReport:
+    """Recompute balances from the ledger (sums and the last row's balance_after) and compare."""
+    sums = {
+        (p, loc): (_q(total), n)
+        for p, loc, total, n in session.execute(
+            select(Movement.product_id, Movement.location_id, func.sum(Movement.quantity), func.count())
+            .group_by(Movement.product_id, Movement.location_id)
+        )
+    }
+    last_ids = (
+        select(func.max(Movement.id)).group_by(Movement.product_id, Movement.location_id).scalar_subquery()
+    )
+    last_after = {
+        (p, loc): _q(after)
+        for p, loc, after in session.execute(
+            select(Movement.product_id, Movement.location_id, Movement.balance_after).where(Movement.id.in_(last_ids))
+        )
+    }
+    balances = {(p, loc): _q(q) for p, loc, q in session.execute(
+        select(Balance.product_id, Balance.location_id, Balance.quantity))}
+    skus = dict(session.execute(select(Product.id, Product.sku)).all())
+    codes = dict(session.execute(select(Location.id, Location.code)).all())
+    mismatches = []
+    for key in sorted(set(sums) | set(balances)):
+        balance = balances.get(key, Decimal("0.000"))
+        ledger_sum = sums.get(key, (Decimal("0.000"), 0))[0]
+        after = last_after.get(key)
+        if balance != ledger_sum or (after is not None and after != balance):
+            mismatches.append(Mismatch(sku=skus.get(key[0], str(key[0])), location=codes.get(key[1], str(key[1])),
+                                       balance=balance, ledger_sum=ledger_sum, last_balance_after=after))
+    return VerifyReport(balances_checked=len(balances), movements_checked=sum(n for _, n in sums.values()),
+                        mismatches=mismatches)
