@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from minimarket.accounts.audit import Context
@@ -43,7 +43,7 @@ def list_inventory(
 
 
 @read_router.get("/inventory/{sku}", response_model=ProductDetail, summary="Un producto (por SKU o código de barras)")
-def get_product(sku: str, _ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> ProductDetail:
+def get_product(sku: Annotated[str, Path(max_length=60)], _ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> ProductDetail:
     with db.read() as session:
         return queries.product_detail(session, service.find_product(session, sku))
 
@@ -72,7 +72,7 @@ def create_product(
 
 @write_router.patch("/inventory/{sku}", response_model=ProductDetail, summary="Modificar datos de un producto")
 def update_product(
-    sku: str, changes: ProductUpdate, ctx: Context = Depends(require(CATALOG_WRITE)), db: Database = Depends(get_db)
+    sku: Annotated[str, Path(max_length=60)], changes: ProductUpdate, ctx: Context = Depends(require(CATALOG_WRITE)), db: Database = Depends(get_db)
 ) -> ProductDetail:
     with db.write() as session:
         product = service.update_product(session, ctx, sku=sku, changes=changes)
@@ -81,7 +81,7 @@ def update_product(
 
 @write_router.delete("/inventory/{sku}", response_model=ProductDetail,
                      summary="Desactivar un producto (nunca se borra su historia)")
-def deactivate_product(sku: str, ctx: Context = Depends(require(CATALOG_WRITE)),
+def deactivate_product(sku: Annotated[str, Path(max_length=60)], ctx: Context = Depends(require(CATALOG_WRITE)),
                        db: Database = Depends(get_db)) -> ProductDetail:
     with db.write() as session:
         product = service.deactivate_product(session, ctx, sku=sku)

@@ -10,6 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from minimarket.ar.cuit import normalise_cuit
+from minimarket.ar.money import to_money, to_qty
 from minimarket.catalog.models import Category, Product
 from minimarket.catalog.schemas import CategoryOut, LocationStock, ProductDetail, ProductOut
 from minimarket.errors import InvalidInput
@@ -48,11 +49,11 @@ def product_out(product: Product, stock: Decimal | None, model: type[ProductOut]
         brand=product.brand,
         category=product.category.name if product.category else None,
         unit=product.unit,
-        cost=product.cost,
-        price=product.price,
-        vat_rate=product.vat_rate,
-        min_stock=product.min_stock,
-        max_stock=product.max_stock,
+        cost=to_money(product.cost),
+        price=to_money(product.price),
+        vat_rate=Decimal(product.vat_rate).quantize(Decimal("0.1")),
+        min_stock=to_qty(product.min_stock),
+        max_stock=None if product.max_stock is None else to_qty(product.max_stock),
         supplier=product.supplier.name if product.supplier else None,
         active=product.active,
         stock=stock,

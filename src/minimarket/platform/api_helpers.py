@@ -26,7 +26,7 @@ def idempotent(
     payload: BaseModel | None,
     operation: Callable[[Session, str | None], BaseModel],
     status_code: int = 201,
-    natural_key: str | None = None,
+    natural_key: tuple[str, str] | None = None,
 ) -> JSONResponse:
     """Run a write once per Idempotency-Key (or natural key) and answer retries with the first result.
 
@@ -34,11 +34,12 @@ def idempotent(
     """
     client_key = check_client_key(request.headers.get("idempotency-key"))
     if natural_key is not None:
-        key = natural_key
+        key, label = natural_key
     elif client_key is not None:
-        key = f"k:{ctx.actor}:{client_key}"  # one client's keys never collide with another's
+        # One client's keys never collide with another's.
+        key, label = f"k:{ctx.actor}:{client_key}", f"La clave de idempotencia '{client_key}'"
     else:
-        key = None
+        key, label = None, None
     route = getattr(request.scope.get("route"), "path", request.url.path)
     body: Any = payload.model_dump(mode="json") if payload is not None else None
     request_hash = fingerprint(request.method, route, dict(request.path_params), body)
@@ -47,6 +48,7 @@ def idempotent(
         key=key,
         request_hash=request_hash,
         operation=lambda session: (status_code, operation(session, client_key).model_dump(mode="json")),
+        label=label,
     )
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)

@@ -73,8 +73,10 @@ def run_once(
     key: str | None,
     request_hash: str,
     operation: Callable[[Session], tuple[int, Any]],
+    label: str | None = None,
 ) -> Outcome:
-    """Run `operation` in one unit of work, at most once per key."""
+    """Run `operation` in one unit of work, at most once per key (`label` is the key as the client knows it)."""
+    label = label or key
     if key is None:
         with db.write() as session:
             status, body = operation(session)
@@ -83,7 +85,7 @@ def run_once(
     with db.read() as session:
         existing = session.get(IdempotencyRecord, key)
         if existing is not None:
-            return _replay(existing, key, request_hash)
+            return _replay(existing, label, request_hash)
     try:
         with db.write() as session:
             record = IdempotencyRecord(key=key, request_hash=request_hash, status_code=0, response="")
@@ -100,16 +102,14 @@ def run_once(
         with db.read() as session:
             existing = session.get(IdempotencyRecord, key)
         if existing is None:  # the twin failed and rolled back: nothing stored, so do the work now
-            return run_once(db, key=key, request_hash=request_hash, operation=operation)
-        return _replay(existing, key, request_hash)
+            return run_once(db, key=key, request_hash=request_hash, operation=operation, label=label)
+        return _replay(existing, label, request_hash)
 
 
-def _replay(record: IdempotencyRecord, key: str, request_hash: str) -> Outcome:
+def _replay(record: IdempotencyRecord, label: str | None, request_hash: str) -> Outcome:
     if record.request_hash != request_hash:
-        shown = key.split(":", 2)[-1]
         raise IdempotencyMismatch(
-            f"La clave '{shown}' ya se usó con otro contenido; usá una clave nueva para una operación nueva",
-            details={"key": shown},
+            f"{label} ya se usó con otro contenido; para una operación nueva usá otra clave",
         )
     return Outcome(record.status_code, json.loads(record.response), True)
 

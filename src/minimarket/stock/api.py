@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from minimarket.accounts.audit import Context
@@ -39,10 +39,10 @@ IDEMPOTENCY_NOTE = "Enviá `Idempotency-Key` para reintentar sin duplicar."
 
 @write_router.post("/inventory/{sku}/movements", status_code=201, response_model=MovementOut,
                    summary="Registrar un movimiento de un producto", description=IDEMPOTENCY_NOTE)
-def register_movement(sku: str, movement: MovementIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
+def register_movement(sku: Annotated[str, Path(max_length=60)], movement: MovementIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
                       settings: Settings = Depends(get_settings)) -> JSONResponse:
     def operation(session, key):  # noqa: ANN001, ANN202
-        line = BatchLine(sku=sku, **movement.model_dump())
+        line = BatchLine.model_construct(sku=sku, **dict(movement))
         allow = negative_stock_allowed(session, default=settings.allow_negative_stock)
         result = service.register_movements(session, ctx, lines=[line], default_location=settings.default_location,
                                             allow_negative=allow, idempotency_key=key)
@@ -94,7 +94,7 @@ def register_sale(sale: SaleIn, request: Request, ctx: Context = Depends(require
         return service.record_sale(session, ctx, sale=sale, default_location=settings.default_location,
                                    allow_negative=allow)
 
-    return idempotent(request, ctx, payload=sale, operation=operation, natural_key=f"ticket:{sale.ticket_id}")
+    return idempotent(request, ctx, payload=sale, operation=operation, natural_key=(f"ticket:{sale.ticket_id}", f"El ticket '{sale.ticket_id}'"))
 
 
 @read_router.get("/movements", response_model=MovementPage, summary="Libro de movimientos, del más nuevo al más viejo")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context, record_audit
-from minimarket.ar.money import to_money
+from minimarket.ar.money import to_money, to_qty
 from minimarket.catalog.models import Product
 from minimarket.catalog.service import find_product
 from minimarket.errors import Conflict, InvalidInput, NotFound
@@ -64,8 +64,10 @@ class _Lookup:
 
 def movement_out(movement: Movement, sku: str, location_code: str) -> MovementOut:
     return MovementOut(
-        id=movement.id, sku=sku, location=location_code, type=movement.type, quantity=movement.quantity,
-        balance_after=movement.balance_after, unit_cost=movement.unit_cost, unit_price=movement.unit_price,
+        id=movement.id, sku=sku, location=location_code, type=movement.type, quantity=to_qty(movement.quantity),
+        balance_after=to_qty(movement.balance_after),
+        unit_cost=None if movement.unit_cost is None else to_money(movement.unit_cost),
+        unit_price=None if movement.unit_price is None else to_money(movement.unit_price),
         reason=movement.reason, reference=movement.reference, actor=movement.actor,
         operation_id=movement.operation_id, created_at=movement.created_at,
     )
@@ -127,8 +129,8 @@ def take_stocktake(session: Session, ctx: Context, *, count: StocktakeIn, defaul
     legs, results = [], []
     for product, line in zip(products, count.lines, strict=True):
         difference = line.counted - previous[product.id]
-        results.append(CountResult(sku=product.sku, previous=previous[product.id], counted=line.counted,
-                                   difference=difference, movement_id=None))
+        results.append(CountResult(sku=product.sku, previous=previous[product.id], counted=to_qty(line.counted),
+                                   difference=to_qty(difference), movement_id=None))
         if difference != 0:
             legs.append(Leg(product=product, location=location, type="ajuste", delta=difference, reason=reason,
                             reference="recuento"))

@@ -1,0 +1,269 @@
+"""The `minimarket` command: serve, database, demo data, ledger verification, API keys."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from minimarket import __version__
+from minimarket.config import ConfigError, Settings, get_settings
+from minimarket.db import Database
+
+app = typer.Typer(help="Mini Market: inventario, precios y operaciones para minimercados.", no_args_is_help=True)
+db_app = typer.Typer(help="Base de datos: migraciones.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Claves de API (X-API-Key).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(apikey_app, name="apikey")
+console = Console()
+err = Console(stderr=True)
+
+DEFAULT_PORTS = {"all": 8080, "dashboard": 8080, "deposito": 8001, "negocio": 8002}
+CLI_CONTEXT_ACTOR = "cli"
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    try:
+        settings.check()
+    except ConfigError as exc:
+        err.print(f"[red]Configuración inválida:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    return settings
+
+
+def _ctx():  # noqa: ANN202
+    from minimarket.accounts.audit import Context
+
+    return Context(actor=CLI_CONTEXT_ACTOR)
+
+
+def _ensure_schema(settings: Settings) -> None:
+    """The embedded SQLite upgrades itself; PostgreSQL is upgraded by the operator, once."""
+    from minimarket.migrations.runner import current_revision, head_revision, upgrade
+
+    if settings.is_sqlite:
+        upgrade(settings.database_url)
+        return
+    database = Database(settings.database_url)
+    try:
+        current = current_revision(database.engine)
+    finally:
+        database.dispose()
+    if current != head_revision():
+        err.print(f"[red]La base está en la revisión {current or 'vacía'} y el código espera {head_revision()}.[/red] "
+                  "Ejecutá: minimarket db upgrade")
+        raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=False)
+
+
+def _run_demo(database: Database, products: int, days: int, seed: int) -> None:
+    from minimarket.ops.demo import generate_demo
+
+    tasks: dict[str, int] = {}
+    with _progress() as progress:
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        summary = generate_demo(database, products=products, days=days, seed=seed, progress=report)
+    err.print(f"Datos de demostración: {summary.products} productos, {summary.categories} categorías, "
+              f"{summary.suppliers} proveedores, {summary.movements} movimientos "
+              f"({summary.sales_lines} líneas de venta) en {summary.days} días — {summary.seconds:.1f} s")
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Option(help="all | dashboard | deposito | negocio")] = "all",
+    host: Annotated[str | None, typer.Option(help="Interfaz (por defecto HOST o 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Puerto (por defecto 8080; deposito 8001; negocio 8002)")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Carga datos de demostración si la base está vacía")] = False,
+) -> None:
+    """Inicia el sistema (todo en uno) o uno de sus servicios."""
+    import uvicorn
+
+    from minimarket.apps import SERVICES, create_app
+    from minimarket.platform.logging import configure_logging
+
+    if service not in SERVICES:
+        err.print(f"[red]Servicio desconocido '{service}'.[/red] Usá uno de: {', '.join(SERVICES)}")
+        raise typer.Exit(2)
+    settings = _settings()
+    if demo and settings.is_production:
+        err.print("[red]--demo no se permite con MINIMARKET_ENV=production[/red]")
+        raise typer.Exit(2)
+    _ensure_schema(settings)
+    host = host or settings.host
+    port = port or DEFAULT_PORTS[service]
+    if demo:
+        from minimarket.accounts.keys import create_api_key, revoke_api_key
+        from minimarket.errors import NotFound
+        from minimarket.ops.demo import database_is_empty
+
+        database = Database(settings.database_url)
+        try:
+            if database_is_empty(database):
+                _run_demo(database, 600, 120, 42)
+            with database.write() as session:
+                try:
+                    revoke_api_key(session, _ctx(), ref="demo")
+                except NotFound:
+                    pass
+                _, demo_key = create_api_key(session, _ctx(), name="demo", role="admin")
+        finally:
+            database.dispose()
+        err.print(f"\n[bold green]Mini Market listo[/bold green] en http://{host}:{port}  (API: http://{host}:{port}/docs)")
+        err.print(f"Clave de API de demostración (rol admin, se renueva en cada inicio):\n  [bold]{demo_key}[/bold]")
+        err.print(f"Probá:  curl -H 'X-API-Key: {demo_key}' http://{host}:{port}/api/inventory?limit=5\n")
+    configure_logging(settings.log_level, service=service if service != "all" else "minimarket")
+    uvicorn.run(create_app(service, settings), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def demo(
+    products: Annotated[int, typer.Option(min=10, max=100_000, help="Cantidad de productos")] = 600,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Días de historia de ventas")] = 120,
+    seed: Annotated[int, typer.Option(help="Semilla (mismos datos con la misma semilla)")] = 42,
+) -> None:
+    """Carga un minimercado de demostración en una base vacía."""
+    from minimarket.errors import Conflict
+
+    settings = _settings()
+    _ensure_schema(settings)
+    database = Database(settings.database_url)
+    try:
+        _run_demo(database, products, days, seed)
+    except Conflict as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        database.dispose()
+
+
+@app.command()
+def verify() -> None:
+    """Recalcula cada existencia desde el libro de movimientos; sale con error si alguna difiere."""
+    from minimarket.stock.verify import verify_ledger
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    try:
+        with database.read() as session:
+            report = verify_ledger(session)
+    finally:
+        database.dispose()
+    if report.ok:
+        console.print(f"[green]OK[/green]: {report.balances_checked} existencias coinciden con "
+                      f"{report.movements_checked} movimientos del libro.")
+        return
+    table = Table("SKU", "Ubicación", "Existencia", "Suma del libro", "Problema", title="Diferencias")
+    for m in report.mismatches:
+        table.add_row(m.sku, m.location, str(m.balance), str(m.ledger_sum), m.problem)
+    console.print(table)
+    console.print(f"[red]{len(report.mismatches)} diferencia(s)[/red] en {report.balances_checked} existencias.")
+    raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Revisión destino")] = "head") -> None:
+    """Aplica las migraciones pendientes."""
+    from minimarket.migrations.runner import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    console.print(f"Base actualizada a {revision}.")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Muestra la revisión aplicada y la esperada por el código."""
+    from minimarket.migrations.runner import current_revision, head_revision
+
+    database = Database(_settings().database_url)
+    try:
+        console.print(f"actual: {current_revision(database.engine) or '(vacía)'}  esperada: {head_revision()}")
+    finally:
+        database.dispose()
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option(help="Para qué o quién es la clave (ej. caja-1)")],
+    role: Annotated[str, typer.Option(help="admin | encargado | deposito | lectura")],
+    as_json: Annotated[bool, typer.Option("--json", help='Imprime {"key": …} para scripts')] = False,
+) -> None:
+    """Crea una clave; se muestra una sola vez."""
+    from minimarket.accounts.keys import create_api_key
+    from minimarket.errors import DomainError
+
+    settings = _settings()
+    _ensure_schema(settings)
+    database = Database(settings.database_url)
+    try:
+        with database.write() as session:
+            row, plaintext = create_api_key(session, _ctx(), name=name, role=role)
+            prefix, key_role = row.prefix, row.role
+    except DomainError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
+    finally:
+        database.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps({"key": plaintext, "name": name, "role": key_role, "prefix": prefix}) + "\n")
+        return
+    console.print(f"Clave '{name}' (rol {key_role}, prefijo {prefix}). Guardala ahora: no se vuelve a mostrar.")
+    console.print(plaintext, markup=False, highlight=False)
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """Lista las claves (nunca muestra el secreto)."""
+    from minimarket.accounts.keys import list_api_keys
+
+    database = Database(_settings().database_url)
+    try:
+        with database.read() as session:
+            rows = list_api_keys(session)
+    finally:
+        database.dispose()
+    table = Table("Prefijo", "Nombre", "Rol", "Creada", "Último uso", "Estado")
+    for r in rows:
+        table.add_row(r.prefix, r.name, r.role, f"{r.created_at:%d/%m/%Y %H:%M}",
+                      f"{r.last_used_at:%d/%m/%Y %H:%M}" if r.last_used_at else "—",
+                      "revocada" if r.revoked_at else "activa")
+    console.print(table)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(ref: Annotated[str, typer.Argument(help="Prefijo o nombre de la clave")]) -> None:
+    """Revoca una clave por prefijo o nombre."""
+    from minimarket.accounts.keys import revoke_api_key
+    from minimarket.errors import NotFound
+
+    database = Database(_settings().database_url)
+    try:
+        with database.write() as session:
+            rows = revoke_api_key(session, _ctx(), ref=ref)
+            count = len(rows)
+    except NotFound as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        database.dispose()
+    console.print(f"{count} clave(s) revocada(s).")
+
+
+@app.command()
+def version() -> None:
+    """Muestra la versión."""
+    console.print(__version__)
