@@ -21,6 +21,7 @@ from minimarket.platform.http import ObservedApp
 from minimarket.platform.idempotency import purge_expired
 from minimarket.platform.metrics import render_metrics
 from minimarket.stock import api as stock_api
+from minimarket.stock import inventory_api
 
 log = structlog.get_logger("minimarket.apps")
 
@@ -31,10 +32,11 @@ SERVICES = {
     "negocio": "Mini Market — agente-negocio",
 }
 # Which routers each deployable service serves; nginx routes /api/... by the same split.
+_READS = [inventory_api.read_router, catalog_api.read_router, stock_api.read_router]
 ROUTERS = {
-    "dashboard": [catalog_api.read_router, stock_api.read_router],
-    "deposito": [catalog_api.read_router, stock_api.read_router, catalog_api.write_router, stock_api.write_router],
-    "negocio": [catalog_api.read_router],
+    "dashboard": _READS,
+    "deposito": [*_READS, inventory_api.write_router, stock_api.write_router],
+    "negocio": [inventory_api.read_router, catalog_api.read_router],
 }
 ROUTERS["all"] = ROUTERS["deposito"]
 

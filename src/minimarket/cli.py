@@ -23,7 +23,6 @@ app.add_typer(apikey_app, name="apikey")
 console = Console()
 err = Console(stderr=True)
 
-DEFAULT_PORTS = {"all": 8080, "dashboard": 8080, "deposito": 8001, "negocio": 8002}
 CLI_CONTEXT_ACTOR = "cli"
 
 
@@ -86,7 +85,7 @@ def _run_demo(database: Database, products: int, days: int, seed: int) -> None:
 def serve(
     service: Annotated[str, typer.Option(help="all | dashboard | deposito | negocio")] = "all",
     host: Annotated[str | None, typer.Option(help="Interfaz (por defecto HOST o 127.0.0.1)")] = None,
-    port: Annotated[int | None, typer.Option(help="Puerto (por defecto 8080; deposito 8001; negocio 8002)")] = None,
+    port: Annotated[int | None, typer.Option(help="Puerto (por defecto PORT=8080; DEPOSITO_PORT=8001; NEGOCIO_PORT=8002)")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Carga datos de demostración si la base está vacía")] = False,
 ) -> None:
     """Inicia el sistema (todo en uno) o uno de sus servicios."""
@@ -104,7 +103,7 @@ def serve(
         raise typer.Exit(2)
     _ensure_schema(settings)
     host = host or settings.host
-    port = port or DEFAULT_PORTS[service]
+    port = port or settings.service_port(service)
     if demo:
         from minimarket.accounts.keys import create_api_key, revoke_api_key
         from minimarket.errors import NotFound

@@ -41,7 +41,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     idempotency_ttl_hours: int = Field(default=48, ge=24)
     default_location: str = "DEP"
-    timezone: str = "America/Argentina/Buenos_Aires"
 
     @field_validator("database_url")
     @classmethod
@@ -52,6 +51,10 @@ class Settings(BaseSettings):
         if v.startswith("postgresql://"):
             v = "postgresql+psycopg://" + v[len("postgresql://"):]
         return v
+
+    def service_port(self, service: str) -> int:
+        return {"dashboard": self.dashboard_port, "deposito": self.deposito_port,
+                "negocio": self.negocio_port}.get(service, self.port)
 
     @property
     def is_sqlite(self) -> bool:

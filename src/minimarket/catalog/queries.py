@@ -1,120 +1,12 @@
-"""Read side of the catalog: the inventory list with stock totals, one product, categories."""
+"""Catalog reads that need no stock: categories."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from decimal import Decimal
-
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from minimarket.ar.cuit import normalise_cuit
-from minimarket.ar.money import to_money, to_qty
 from minimarket.catalog.models import Category, Product
-from minimarket.catalog.schemas import CategoryOut, LocationStock, ProductDetail, ProductOut
-from minimarket.errors import InvalidInput
-from minimarket.stock.models import Balance, Location
-from minimarket.suppliers.models import Supplier
-
-MAX_PAGE = 500
-_ZERO = Decimal("0.000")
-
-
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInput("cursor: valor inválido; usá el next_cursor de la respuesta anterior") from exc
-
-
-def _stock_totals():  # noqa: ANN202
-    return (
-        select(Balance.product_id.label("product_id"), func.sum(Balance.quantity).label("stock"))
-        .group_by(Balance.product_id)
-        .subquery()
-    )
-
-
-def product_out(product: Product, stock: Decimal | None, model: type[ProductOut] = ProductOut, **extra) -> ProductOut:  # noqa: ANN003
-    stock = Decimal(stock or 0).quantize(Decimal("0.001"))
-    return model(
-        sku=product.sku,
-        barcode=product.barcode,
-        name=product.name,
-        brand=product.brand,
-        category=product.category.name if product.category else None,
-        unit=product.unit,
-        cost=to_money(product.cost),
-        price=to_money(product.price),
-        vat_rate=Decimal(product.vat_rate).quantize(Decimal("0.1")),
-        min_stock=to_qty(product.min_stock),
-        max_stock=None if product.max_stock is None else to_qty(product.max_stock),
-        supplier=product.supplier.name if product.supplier else None,
-        active=product.active,
-        stock=stock,
-        low_stock=stock <= Decimal(product.min_stock),
-        created_at=product.created_at,
-        updated_at=product.updated_at,
-        **extra,
-    )
-
-
-def list_inventory(
-    session: Session,
-    *,
-    q: str | None = None,
-    category: str | None = None,
-    supplier: str | None = None,
-    low_stock: bool | None = None,
-    out_of_stock: bool | None = None,
-    active: bool | None = True,
-    limit: int = 50,
-    cursor: str | None = None,
-) -> tuple[list[ProductOut], str | None]:
-    """Products ordered by SKU with their total stock; keyset-paginated."""
-    totals = _stock_totals()
-    stock = func.coalesce(totals.c.stock, 0)
-    stmt = select(Product, stock.label("stock")).outerjoin(totals, totals.c.product_id == Product.id)
-    if q:
-        like = f"%{q.strip().lower()}%"
-        stmt = stmt.where(or_(func.lower(Product.name).like(like), func.lower(Product.sku).like(like),
-                              Product.barcode == q.strip(), func.lower(Product.brand).like(like)))
-    if category:
-        stmt = stmt.join(Category, Category.id == Product.category_id).where(
-            func.lower(Category.name) == category.strip().lower())
-    if supplier:
-        cuit = normalise_cuit(supplier)
-        stmt = stmt.join(Supplier, Supplier.id == Product.supplier_id).where(
-            or_(func.lower(Supplier.name) == supplier.strip().lower(), Supplier.cuit == cuit))
-    if low_stock is not None:
-        stmt = stmt.where((stock <= Product.min_stock) if low_stock else (stock > Product.min_stock))
-    if out_of_stock is not None:
-        stmt = stmt.where((stock <= 0) if out_of_stock else (stock > 0))
-    if active is not None:
-        stmt = stmt.where(Product.active.is_(active))
-    if cursor:
-        stmt = stmt.where(Product.sku > decode_cursor(cursor))
-    rows = session.execute(stmt.order_by(Product.sku).limit(limit + 1)).all()
-    items = [product_out(p, s) for p, s in rows[:limit]]
-    next_cursor = encode_cursor(items[-1].sku) if len(rows) > limit else None
-    return items, next_cursor
-
-
-def product_detail(session: Session, product: Product) -> ProductDetail:
-    rows = session.execute(
-        select(Location.code, Location.name, Balance.quantity)
-        .join(Location, Location.id == Balance.location_id)
-        .where(Balance.product_id == product.id)
-        .order_by(Location.id)
-    ).all()
-    locations = [LocationStock(location=c, name=n, quantity=Decimal(qty).quantize(Decimal("0.001"))) for c, n, qty in rows]
-    total = sum((loc.quantity for loc in locations), _ZERO)
-    return product_out(product, total, ProductDetail, locations=locations)
+from minimarket.catalog.schemas import CategoryOut
 
 
 def list_categories(session: Session) -> list[CategoryOut]:

@@ -14,10 +14,6 @@ from minimarket.ar.cuit import normalise_cuit
 from minimarket.catalog.models import Category, Product
 from minimarket.catalog.schemas import ProductCreate, ProductUpdate
 from minimarket.errors import Conflict, InvalidInput, NotFound
-from minimarket.stock.ledger import Leg, new_operation_id, post_legs
-from minimarket.stock.locations import resolve_location
-from minimarket.stock.models import Balance
-from minimarket.stock.rules import check_unit_quantity
 from minimarket.suppliers.models import Supplier
 
 AUDITED_FIELDS = ("sku", "barcode", "name", "brand", "unit", "cost", "price", "vat_rate", "min_stock",
@@ -88,9 +84,8 @@ def _check_unique(session: Session, *, sku: str | None, barcode: str | None, exc
             )
 
 
-def create_product(session: Session, ctx: Context, *, data: ProductCreate, default_location: str,
-                   allow_negative: bool) -> Product:
-    """Register a product; an initial stock becomes an `entrada` in the same transaction."""
+def create_product(session: Session, ctx: Context, *, data: ProductCreate) -> Product:
+    """Register a product in the catalog (its opening stock is the stock area's job)."""
     _check_unique(session, sku=data.sku, barcode=data.barcode)
     fields = data.model_dump(exclude={"initial_stock", "location", "category", "supplier"})
     product = Product(**fields)
@@ -105,12 +100,6 @@ def create_product(session: Session, ctx: Context, *, data: ProductCreate, defau
                        code="sku_duplicado") from exc
     record_audit(session, ctx, action="product.create", entity="producto", entity_id=product.sku,
                  after=snapshot(product))
-    if data.initial_stock:
-        check_unit_quantity(product.unit, data.initial_stock, sku=product.sku)
-        location = resolve_location(session, data.location or default_location)
-        post_legs(session, ctx, [Leg(product=product, location=location, type="entrada", delta=data.initial_stock,
-                                     reason="Stock inicial", reference="alta")],
-                  allow_negative=allow_negative, operation_id=new_operation_id())
     return product
 
 
@@ -130,20 +119,12 @@ def update_product(session: Session, ctx: Context, *, sku: str, changes: Product
     max_stock = product.max_stock
     if max_stock is not None and Decimal(max_stock) < Decimal(product.min_stock):
         raise InvalidInput("max_stock no puede ser menor que min_stock")
-    if "unit" in sent and product.unit == "u":
-        _check_whole_balances(session, product)
     session.flush()
     after = snapshot(product)
     if after != before:
         record_audit(session, ctx, action="product.update", entity="producto", entity_id=product.sku,
                      before=before, after=after)
     return product
-
-
-def _check_whole_balances(session: Session, product: Product) -> None:
-    fractional = session.scalars(select(Balance.quantity).where(Balance.product_id == product.id)).all()
-    if any(Decimal(q) != Decimal(q).to_integral_value() for q in fractional):
-        raise InvalidInput(f"unit: '{product.sku}' tiene stock fraccionado; no puede pasar a unidades enteras")
 
 
 def deactivate_product(session: Session, ctx: Context, *, sku: str) -> Product:

@@ -15,11 +15,13 @@ from sqlalchemy.orm import Session
 from minimarket.accounts.audit import Context, record_audit
 from minimarket.ar.money import to_money, to_qty
 from minimarket.catalog.models import Product
+from minimarket.catalog import service as catalog_service
+from minimarket.catalog.schemas import ProductCreate, ProductUpdate
 from minimarket.catalog.service import find_product
 from minimarket.errors import Conflict, InvalidInput, NotFound
 from minimarket.stock.ledger import Leg, current_balance, ensure_balance_row, new_operation_id, post_legs
 from minimarket.stock.locations import resolve_location
-from minimarket.stock.models import Location, Movement
+from minimarket.stock.models import Balance, Location, Movement
 from minimarket.stock.rules import check_unit_quantity, signed_quantity
 from minimarket.stock.schemas import (
     BatchLine,
@@ -235,3 +237,26 @@ def list_movements(session: Session, *, sku: str | None = None, movement_type: s
     rows = session.execute(stmt.order_by(Movement.id.desc()).limit(limit + 1)).all()
     items = [movement_out(m, s, c) for m, s, c in rows[:limit]]
     return MovementPage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)
+
+
+def register_product(session: Session, ctx: Context, *, data: ProductCreate, default_location: str,
+                     allow_negative: bool) -> Product:
+    """Add a product to the catalog; its opening stock is an `entrada` in the same transaction."""
+    product = catalog_service.create_product(session, ctx, data=data)
+    if data.initial_stock:
+        check_unit_quantity(product.unit, data.initial_stock, sku=product.sku)
+        location = resolve_location(session, data.location or default_location)
+        post_legs(session, ctx, [Leg(product=product, location=location, type="entrada", delta=data.initial_stock,
+                                     reason="Stock inicial", reference="alta")],
+                  allow_negative=allow_negative, operation_id=new_operation_id())
+    return product
+
+
+def change_product(session: Session, ctx: Context, *, sku: str, changes: ProductUpdate) -> Product:
+    """Edit a product; a product with fractional stock cannot become sold by the unit."""
+    product = catalog_service.update_product(session, ctx, sku=sku, changes=changes)
+    if "unit" in changes.model_fields_set and product.unit == "u":
+        quantities = session.scalars(select(Balance.quantity).where(Balance.product_id == product.id)).all()
+        if any(Decimal(q) != Decimal(q).to_integral_value() for q in quantities):
+            raise InvalidInput(f"unit: '{product.sku}' tiene stock fraccionado; no puede pasar a unidades enteras")
+    return product

@@ -1,0 +1,84 @@
+"""Routes for /api/inventory: products with their stock. Parse, authorize, call the service, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from minimarket.accounts.audit import Context
+from minimarket.accounts.deps import get_db, require
+from minimarket.accounts.permissions import CATALOG_WRITE, READ
+from minimarket.catalog import service
+from minimarket.stock import inventory
+from minimarket.stock import service as stock_service
+from minimarket.catalog.schemas import ProductCreate, ProductDetail, ProductPage, ProductUpdate
+from minimarket.config import Settings
+from minimarket.db import Database
+from minimarket.platform.api_helpers import get_settings, idempotent
+from minimarket.stock.locations import negative_stock_allowed
+
+read_router = APIRouter(prefix="/api", tags=["inventario"])
+write_router = APIRouter(prefix="/api", tags=["inventario"])
+
+
+@read_router.get("/inventory", response_model=ProductPage, summary="Listar productos con su stock")
+def list_inventory(
+    q: Annotated[str | None, Query(max_length=100, description="Nombre, marca, SKU o código de barras")] = None,
+    category: Annotated[str | None, Query(max_length=100)] = None,
+    supplier: Annotated[str | None, Query(max_length=200, description="Nombre o CUIT")] = None,
+    low_stock: Annotated[bool | None, Query(description="true: stock ≤ mínimo")] = None,
+    out_of_stock: Annotated[bool | None, Query(description="true: sin stock")] = None,
+    active: Annotated[bool | None, Query(description="Por defecto sólo activos")] = True,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    _ctx: Context = Depends(require(READ)),
+    db: Database = Depends(get_db),
+) -> ProductPage:
+    with db.read() as session:
+        items, next_cursor = inventory.list_inventory(
+            session, q=q, category=category, supplier=supplier, low_stock=low_stock,
+            out_of_stock=out_of_stock, active=active, limit=limit, cursor=cursor,
+        )
+    return ProductPage(items=items, next_cursor=next_cursor)
+
+
+@read_router.get("/inventory/{sku}", response_model=ProductDetail, summary="Un producto (por SKU o código de barras)")
+def get_product(sku: Annotated[str, Path(max_length=60)], _ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> ProductDetail:
+    with db.read() as session:
+        return inventory.product_detail(session, service.find_product(session, sku))
+
+
+@write_router.post("/inventory", status_code=201, response_model=ProductDetail, summary="Dar de alta un producto")
+def create_product(
+    data: ProductCreate,
+    request: Request,
+    ctx: Context = Depends(require(CATALOG_WRITE)),
+    settings: Settings = Depends(get_settings),
+) -> JSONResponse:
+    def operation(session, _key):  # noqa: ANN001, ANN202
+        allow = negative_stock_allowed(session, default=settings.allow_negative_stock)
+        product = stock_service.register_product(session, ctx, data=data,
+                                                 default_location=settings.default_location, allow_negative=allow)
+        return inventory.product_detail(session, product)
+
+    return idempotent(request, ctx, payload=data, operation=operation)
+
+
+@write_router.patch("/inventory/{sku}", response_model=ProductDetail, summary="Modificar datos de un producto")
+def update_product(
+    sku: Annotated[str, Path(max_length=60)], changes: ProductUpdate, ctx: Context = Depends(require(CATALOG_WRITE)), db: Database = Depends(get_db)
+) -> ProductDetail:
+    with db.write() as session:
+        product = stock_service.change_product(session, ctx, sku=sku, changes=changes)
+        return inventory.product_detail(session, product)
+
+
+@write_router.delete("/inventory/{sku}", response_model=ProductDetail,
+                     summary="Desactivar un producto (nunca se borra su historia)")
+def deactivate_product(sku: Annotated[str, Path(max_length=60)], ctx: Context = Depends(require(CATALOG_WRITE)),
+                       db: Database = Depends(get_db)) -> ProductDetail:
+    with db.write() as session:
+        product = service.deactivate_product(session, ctx, sku=sku)
+        return inventory.product_detail(session, product)
