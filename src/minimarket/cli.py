@@ -262,6 +262,30 @@ def apikey_revoke(ref: Annotated[str, typer.Argument(help="Prefijo o nombre de l
     console.print(f"{count} clave(s) revocada(s).")
 
 
+@app.command("negative-stock")
+def negative_stock(
+    allow: Annotated[bool | None, typer.Option("--allow/--refuse", help="Permitir o rechazar stock negativo")] = None,
+) -> None:
+    """Muestra o cambia si la tienda permite vender por debajo de cero (por defecto: rechazar)."""
+    from minimarket.accounts.audit import record_audit
+    from minimarket.stock.locations import negative_stock_allowed, set_negative_stock_allowed
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    try:
+        if allow is not None:
+            with database.write() as session:
+                before = negative_stock_allowed(session, default=settings.allow_negative_stock)
+                set_negative_stock_allowed(session, allowed=allow)
+                record_audit(session, _ctx(), action="settings.negative_stock", entity="system_config",
+                             entity_id="stock.permitir_negativo", before={"allowed": before}, after={"allowed": allow})
+        with database.read() as session:
+            current = negative_stock_allowed(session, default=settings.allow_negative_stock)
+    finally:
+        database.dispose()
+    console.print("Stock negativo: " + ("[yellow]permitido[/yellow]" if current else "[green]rechazado[/green]"))
+
+
 @app.command()
 def version() -> None:
     """Muestra la versión."""

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from minimarket.accounts.models import SystemSetting
 from minimarket.errors import InvalidInput
 from minimarket.stock.models import Location
+from minimarket.types import utcnow
 
 NEGATIVE_STOCK_SETTING = "stock.permitir_negativo"
 
@@ -33,3 +34,13 @@ def negative_stock_allowed(session: Session, *, default: bool) -> bool:
     if value is None:
         return default
     return value.strip().lower() in ("1", "true", "si", "sí", "yes")
+
+
+def set_negative_stock_allowed(session: Session, *, allowed: bool) -> None:
+    """Store-wide switch for selling below zero (default: refuse)."""
+    row = session.get(SystemSetting, NEGATIVE_STOCK_SETTING)
+    value = "true" if allowed else "false"
+    if row is None:
+        session.add(SystemSetting(key=NEGATIVE_STOCK_SETTING, value=value, updated_at=utcnow()))
+    else:
+        row.value, row.updated_at = value, utcnow()
