@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from minimarket import __version__
 from minimarket.catalog import api as catalog_api
@@ -88,6 +88,11 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     for router in ROUTERS[service]:
         app.include_router(router)
     peers = _peers(service, settings)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        # Until the web dashboard lands, the API documentation is the front page.
+        return RedirectResponse("/docs")
 
     @app.get("/health", tags=["operación"], summary="Estado del servicio y sus dependencias")
     def health(request: Request) -> JSONResponse:

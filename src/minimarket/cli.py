@@ -121,9 +121,12 @@ def serve(
                 _, demo_key = create_api_key(session, _ctx(), name="demo", role="admin")
         finally:
             database.dispose()
-        err.print(f"\n[bold green]Mini Market listo[/bold green] en http://{host}:{port}  (API: http://{host}:{port}/docs)")
-        err.print(f"Clave de API de demostración (rol admin, se renueva en cada inicio):\n  [bold]{demo_key}[/bold]")
-        err.print(f"Probá:  curl -H 'X-API-Key: {demo_key}' http://{host}:{port}/api/inventory?limit=5\n")
+        err.print(f"\n[bold green]Mini Market listo[/bold green] en http://{host}:{port}  (API: http://{host}:{port}/docs)",
+                  soft_wrap=True)
+        err.print(f"Clave de API de demostración (rol admin, se renueva en cada inicio):\n  [bold]{demo_key}[/bold]",
+                  soft_wrap=True)
+        err.print(f"Probá:  curl -H 'X-API-Key: {demo_key}' 'http://{host}:{port}/api/inventory?limit=5'\n",
+                  soft_wrap=True, markup=False)
     configure_logging(settings.log_level, service=service if service != "all" else "minimarket")
     uvicorn.run(create_app(service, settings), host=host, port=port, log_config=None, access_log=False)
 

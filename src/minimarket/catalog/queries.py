@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -14,6 +16,12 @@ def list_categories(session: Session) -> list[CategoryOut]:
         select(Category.id, Category.name, func.count(Product.id))
         .outerjoin(Product, (Product.category_id == Category.id) & Product.active.is_(True))
         .group_by(Category.id, Category.name)
-        .order_by(Category.name)
     ).all()
+    # Alphabetical as a person reads it: "Lácteos" before "Limpieza".
+    rows = sorted(rows, key=lambda r: _collation_key(r[1]))
     return [CategoryOut(id=i, name=n, products=c) for i, n, c in rows]
+
+
+def _collation_key(name: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from minimarket.ar.dates import STORE_TZ
 from minimarket.accounts.audit import Context, record_audit
 from minimarket.ar.money import to_money, to_qty
 from minimarket.catalog.models import Product
@@ -36,7 +36,6 @@ from minimarket.stock.schemas import (
     TransferIn,
 )
 
-STORE_TZ = ZoneInfo("America/Argentina/Buenos_Aires")
 
 
 class _Lookup:
