@@ -15,7 +15,7 @@ def gtin_check_digit(body: str) -> int:
 
 def barcode_problem(code: str) -> str | None:
     """Why `code` is not a valid EAN-8/EAN-13/UPC-A, in Spanish; None when it is valid."""
-    if not code.isdigit():
+    if not (code.isascii() and code.isdigit()):
         return "el código de barras sólo puede tener dígitos"
     if len(code) not in GTIN_LENGTHS:
         return "el código de barras debe tener 8 (EAN-8), 12 (UPC-A) o 13 (EAN-13) dígitos"
@@ -31,6 +31,6 @@ def is_valid_barcode(code: str) -> bool:
 
 def make_ean13(body12: str) -> str:
     """Complete a 12-digit body with its check digit."""
-    if len(body12) != 12 or not body12.isdigit():
+    if len(body12) != 12 or not (body12.isascii() and body12.isdigit()):
         raise ValueError("an EAN-13 body has 12 digits")
     return body12 + str(gtin_check_digit(body12))

@@ -24,7 +24,7 @@ def cuit_check_digit(first10: str) -> int | None:
 def cuit_problem(raw: str) -> str | None:
     """Why `raw` is not a valid CUIT, in Spanish; None when it is valid."""
     cuit = normalise_cuit(raw)
-    if not cuit.isdigit() or len(cuit) != 11:
+    if not (cuit.isascii() and cuit.isdigit()) or len(cuit) != 11:
         return "el CUIT debe tener 11 dígitos (ej. 30-71234567-1)"
     if cuit[:2] not in VALID_PREFIXES:
         return f"el CUIT empieza con {cuit[:2]}, que no es un tipo válido"

@@ -36,8 +36,9 @@ def idempotent(
     if natural_key is not None:
         key, label = natural_key
     elif client_key is not None:
-        # One client's keys never collide with another's.
-        key, label = f"k:{ctx.actor}:{client_key}", f"La clave de idempotencia '{client_key}'"
+        # Scoped per client so that two clients' keys never collide; hashed to a fixed length.
+        key = "k:" + fingerprint(ctx.actor, client_key)
+        label = f"La clave de idempotencia '{client_key}'"
     else:
         key, label = None, None
     route = getattr(request.scope.get("route"), "path", request.url.path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import structlog
@@ -48,6 +49,8 @@ _PYDANTIC_ES = {
     "date_parsing": "debe ser una fecha ISO 8601 (ej. 2026-11-27)",
     "date_from_datetime_parsing": "debe ser una fecha ISO 8601 (ej. 2026-11-27)",
     "finite_number": "debe ser un número finito",
+    "timezone_aware": "debe indicar la zona horaria (ej. 2026-11-27T10:30:00-03:00)",
+    "timezone_naive": "no debe indicar zona horaria",
 }
 
 
@@ -72,10 +75,24 @@ def _spanish(err: dict[str, Any]) -> str:
     template = _PYDANTIC_ES.get(kind)
     if template is None:
         return err.get("msg", "valor inválido")
+    if "expected" in ctx:
+        ctx = {**ctx, "expected": str(ctx["expected"]).replace(" or ", " o ")}
     try:
         return template.format(**ctx)
     except (KeyError, IndexError):
         return template
+
+
+_NAMED_PROBLEM = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.DOTALL)
+
+
+def _detail(err: dict[str, Any]) -> dict[str, str]:
+    field, problem = _field_path(tuple(err.get("loc", ()))), _spanish(err)
+    # A rule over the whole body names its field itself ("to_location: debe ser distinta…").
+    named = _NAMED_PROBLEM.match(problem) if field == "cuerpo" else None
+    if named:
+        field, problem = named.group(1), named.group(2)
+    return {"field": field, "problem": problem}
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -88,7 +105,7 @@ def validation_response(errors: list[dict[str, Any]]) -> JSONResponse:
             error_body("json_invalido", "El cuerpo de la solicitud no es JSON válido; revisá comas, comillas y llaves"),
             status_code=400,
         )
-    details = [{"field": _field_path(tuple(e.get("loc", ()))), "problem": _spanish(e)} for e in errors]
+    details = [_detail(e) for e in errors]
     message = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
     return JSONResponse(error_body("datos_invalidos", f"Datos inválidos — {message}", details), status_code=422)
 

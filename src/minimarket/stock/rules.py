@@ -34,7 +34,7 @@ def check_unit_quantity(unit: str, quantity: Decimal, *, sku: str) -> None:
 def next_balance(current: Decimal, delta: Decimal, *, allow_negative: bool, sku: str = "", location: str = "") -> Decimal:
     """The balance after `delta`, or InsufficientStock when it would go below zero."""
     after = current + delta
-    if after < 0 and not allow_negative:
+    if delta < 0 and after < 0 and not allow_negative:  # goods coming in are never refused
         raise insufficient(sku=sku, location=location, available=current, requested=-delta)
     return after
 

@@ -118,6 +118,12 @@ def take_stocktake(session: Session, ctx: Context, *, count: StocktakeIn, defaul
     lookup = _Lookup(session, default_location)
     location = lookup.location(count.location)
     products = [lookup.product(line.sku, field=f"lines[{i}].sku") for i, line in enumerate(count.lines)]
+    first_line: dict[int, int] = {}
+    for i, product in enumerate(products):
+        if product.id in first_line:
+            raise InvalidInput(f"lines[{i}].sku: '{count.lines[i].sku}' es el mismo producto que la línea "
+                               f"{first_line[product.id]} ({product.sku}); contalo una sola vez")
+        first_line[product.id] = i
     for product, line in zip(products, count.lines, strict=True):
         check_unit_quantity(product.unit, line.counted, sku=product.sku)
     # Lock every counted balance (in a fixed order) before reading it: sales that land

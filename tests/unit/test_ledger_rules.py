@@ -1,0 +1,149 @@
+"""Pure ledger rules: signs per movement type, unit quantities and the no-negative-stock rule."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minimarket.errors import Conflict, InsufficientStock, InvalidInput
+from minimarket.stock.rules import CLIENT_TYPES, check_unit_quantity, next_balance, signed_quantity
+
+D = Decimal
+
+
+@pytest.mark.parametrize(
+    ("movement_type", "quantity", "delta"),
+    [
+        ("entrada", D("5"), D("5")),
+        ("devolucion", D("1"), D("1")),
+        ("venta", D("3"), D("-3")),
+        ("salida", D("2"), D("-2")),
+        ("merma", D("0.250"), D("-0.250")),
+        ("ajuste", D("4"), D("4")),
+        ("ajuste", D("-4"), D("-4")),
+        ("ajuste", D("-0.001"), D("-0.001")),
+    ],
+)
+def test_signed_quantity_per_type(movement_type: str, quantity: Decimal, delta: Decimal) -> None:
+    assert signed_quantity(movement_type, quantity) == delta
+
+
+def test_every_client_type_has_a_direction() -> None:
+    for movement_type in CLIENT_TYPES:
+        assert signed_quantity(movement_type, D("1")) in (D("1"), D("-1"))
+    assert {t for t in CLIENT_TYPES if signed_quantity(t, D("1")) < 0} == {"venta", "salida", "merma"}
+
+
+def test_ajuste_of_zero_is_refused() -> None:
+    with pytest.raises(InvalidInput) as info:
+        signed_quantity("ajuste", D("0"))
+    assert info.value.message.startswith("quantity:")
+    assert info.value.status_code == 422 and info.value.code == "datos_invalidos"
+
+
+@pytest.mark.parametrize("movement_type", ["entrada", "devolucion", "venta", "salida", "merma"])
+@pytest.mark.parametrize("quantity", [D("0"), D("-1"), D("-0.001")])
+def test_non_positive_quantities_are_refused(movement_type: str, quantity: Decimal) -> None:
+    with pytest.raises(InvalidInput) as info:
+        signed_quantity(movement_type, quantity)
+    assert info.value.message.startswith("quantity:")
+    assert "mayor que 0" in info.value.message
+
+
+@pytest.mark.parametrize("movement_type", ["transferencia", "VENTA", "compra", ""])
+def test_unknown_types_are_refused_listing_the_valid_ones(movement_type: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        signed_quantity(movement_type, D("1"))
+    assert info.value.message.startswith("type:")
+    for known in CLIENT_TYPES:
+        assert known in info.value.message
+
+
+@given(st.sampled_from(["entrada", "devolucion", "venta", "salida", "merma"]),
+       st.decimals(min_value=D("0.001"), max_value=D("1e6"), places=3))
+def test_sign_is_the_only_thing_a_type_changes(movement_type: str, quantity: Decimal) -> None:
+    delta = signed_quantity(movement_type, quantity)
+    assert abs(delta) == quantity
+
+
+# ---------------------------------------------------------------- units
+
+
+@pytest.mark.parametrize("quantity", [D("1"), D("3"), D("3.000"), D("120")])
+def test_whole_units_are_accepted_for_u(quantity: Decimal) -> None:
+    assert check_unit_quantity("u", quantity, sku="BEB-1") is None
+
+
+@pytest.mark.parametrize("quantity", [D("2.5"), D("0.001"), D("1.999")])
+def test_fractions_are_refused_for_u(quantity: Decimal) -> None:
+    with pytest.raises(InvalidInput) as info:
+        check_unit_quantity("u", quantity, sku="BEB-1")
+    assert "'BEB-1'" in info.value.message and "entera" in info.value.message
+    assert info.value.message.startswith("quantity:")
+
+
+@pytest.mark.parametrize("unit", ["kg", "l"])
+@pytest.mark.parametrize("quantity", [D("0.125"), D("1.5"), D("0.001"), D("2"), D("12.345")])
+def test_up_to_three_decimals_are_accepted_by_weight_or_volume(unit: str, quantity: Decimal) -> None:
+    assert check_unit_quantity(unit, quantity, sku="FIAMB-1") is None
+
+
+# ---------------------------------------------------------------- the no-negative rule
+
+
+def test_next_balance_adds_the_delta() -> None:
+    assert next_balance(D("10"), D("-3"), allow_negative=False) == D("7")
+    assert next_balance(D("10"), D("5"), allow_negative=False) == D("15")
+    assert next_balance(D("3"), D("-3"), allow_negative=False) == D("0")
+
+
+def test_next_balance_refuses_going_below_zero_with_available_and_requested() -> None:
+    with pytest.raises(InsufficientStock) as info:
+        next_balance(D("3"), D("-4"), allow_negative=False, sku="ALM-1", location="SAL")
+    exc = info.value
+    assert isinstance(exc, Conflict) and exc.status_code == 409 and exc.code == "stock_insuficiente"
+    assert exc.details["sku"] == "ALM-1" and exc.details["location"] == "SAL"
+    assert D(exc.details["available"]) == D("3")
+    assert D(exc.details["requested"]) == D("4")
+    assert "Stock insuficiente de 'ALM-1' en SAL" in exc.message
+    assert "hay 3" in exc.message and "se pidieron 4" in exc.message
+
+
+def test_next_balance_allows_negative_when_the_store_allows_it() -> None:
+    assert next_balance(D("3"), D("-4"), allow_negative=True) == D("-1")
+    assert next_balance(D("0"), D("-0.5"), allow_negative=True) == D("-0.5")
+
+
+def test_incoming_goods_are_never_refused_even_on_a_negative_balance() -> None:
+    # A balance can be negative if the store allowed it earlier. Receiving goods (+2) must
+    # not be refused as "insufficient stock" (the ledger's apply_delta only checks delta < 0).
+    assert next_balance(D("-5"), D("2"), allow_negative=False) == D("-3")
+
+
+@given(st.lists(st.decimals(min_value=D("-50"), max_value=D("50"), places=3), max_size=60))
+def test_no_sequence_of_deltas_makes_the_balance_negative(deltas: list[Decimal]) -> None:
+    balance = D("0")
+    accepted: list[Decimal] = []
+    for delta in deltas:
+        try:
+            balance = next_balance(balance, delta, allow_negative=False, sku="X", location="DEP")
+        except InsufficientStock as exc:
+            # Refused only when it really would go below zero, and it says how much there was.
+            assert balance + delta < 0
+            assert D(exc.details["available"]) == balance
+            assert D(exc.details["requested"]) == -delta
+            continue
+        accepted.append(delta)
+        assert balance >= 0
+    assert balance == sum(accepted, D("0"))
+
+
+@given(st.lists(st.decimals(min_value=D("-50"), max_value=D("50"), places=3), max_size=60))
+def test_with_negative_allowed_every_delta_is_accepted(deltas: list[Decimal]) -> None:
+    balance = D("0")
+    for delta in deltas:
+        balance = next_balance(balance, delta, allow_negative=True)
+    assert balance == sum(deltas, D("0"))
