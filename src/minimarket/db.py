@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +43,8 @@ def _prepare_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=15000")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+        # SQLite's own lower() folds ASCII only; searches and name matches need "ÑANDÚ" → "ñandú".
+        dbapi_conn.create_function("lower", 1, lambda v: v.lower() if isinstance(v, str) else v, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # noqa: ANN001
@@ -77,6 +81,10 @@ class Database:
         self._write = sessionmaker(
             self.engine.execution_options(minimarket_write=True), expire_on_commit=False
         )
+        # SQLite has one writer at a time. Queueing this process's writers on a lock keeps
+        # them off SQLite's sleep-and-retry busy handler (long tail latencies); the busy
+        # timeout still covers other processes such as the CLI.
+        self._sqlite_writer = threading.Lock() if self.is_sqlite else None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -91,12 +99,14 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A unit of work: commits when the block ends, rolls back on any exception."""
-        session = self._write()
-        try:
-            with session.begin():
-                yield session
-        finally:
-            session.close()
+        lock = self._sqlite_writer or contextlib.nullcontext()
+        with lock:
+            session = self._write()
+            try:
+                with session.begin():
+                    yield session
+            finally:
+                session.close()
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -37,3 +37,10 @@ Timestamp = UTCDateTime()
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def storable_text(value: object) -> object:
+    """Refuse text PostgreSQL cannot store (NUL, 0x00), the same on every backend; other values pass."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("no puede contener el carácter NUL (\\u0000)")
+    return value

@@ -15,7 +15,7 @@ from minimarket.errors import Forbidden, Unauthorized
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Clave de API (minimarket apikey create)")
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:  # async: no threadpool hop for a lookup
     return request.app.state.db
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from minimarket.ar.barcode import barcode_problem
+from minimarket.types import storable_text
 
 SKU_PATTERN = re.compile(r"^[A-Z0-9._-]{1,40}$")
 VAT_RATES = {Decimal("0"), Decimal("10.5"), Decimal("21"), Decimal("27")}
@@ -66,6 +67,11 @@ class ProductFields(BaseModel):
     def _barcode(cls, v: str | None) -> str | None:
         return normalise_barcode(v)
 
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, v: object) -> object:
+        return storable_text(v)
+
     @field_validator("vat_rate")
     @classmethod
     def _vat(cls, v: Decimal) -> Decimal:
@@ -111,6 +117,11 @@ class ProductUpdate(BaseModel):
     @classmethod
     def _barcode(cls, v: str | None) -> str | None:
         return normalise_barcode(v)
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, v: object) -> object:
+        return storable_text(v)
 
     @field_validator("vat_rate")
     @classmethod

@@ -15,7 +15,7 @@ from minimarket.config import Settings
 from minimarket.platform.idempotency import check_client_key, fingerprint, run_once
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:  # async: no threadpool hop
     return request.app.state.settings
 
 

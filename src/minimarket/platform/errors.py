@@ -49,6 +49,7 @@ _PYDANTIC_ES = {
     "date_parsing": "debe ser una fecha ISO 8601 (ej. 2026-11-27)",
     "date_from_datetime_parsing": "debe ser una fecha ISO 8601 (ej. 2026-11-27)",
     "finite_number": "debe ser un número finito",
+    "string_unicode": "no es texto válido (UTF-8)",
     "timezone_aware": "debe indicar la zona horaria (ej. 2026-11-27T10:30:00-03:00)",
     "timezone_naive": "no debe indicar zona horaria",
 }
@@ -125,9 +126,12 @@ def install_error_handlers(app: FastAPI) -> None:
         messages = {
             404: f"No existe la ruta {request.url.path}; consultá /docs",
             405: f"El método {request.method} no está permitido en {request.url.path}",
+            # The JSON parser gave up (a number of thousands of digits, nesting too deep).
+            400: "El cuerpo de la solicitud no se pudo leer como JSON; revisá números muy largos o anidamientos",
         }
         message = messages.get(exc.status_code, str(exc.detail))
-        code = {413: "cuerpo_demasiado_grande", 404: "ruta_inexistente", 405: "metodo_no_permitido"}.get(
+        code = {400: "json_invalido", 413: "cuerpo_demasiado_grande", 404: "ruta_inexistente",
+                405: "metodo_no_permitido"}.get(
             exc.status_code, "http_error"
         )
         return JSONResponse(error_body(code, message), exc.status_code, headers=getattr(exc, "headers", None))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from urllib.parse import parse_qsl
 
 import structlog
 from starlette.exceptions import HTTPException
@@ -18,6 +19,16 @@ UNMATCHED = "<sin_ruta>"  # every unknown path shares one label value
 
 def _too_large_message(limit: int) -> str:
     return f"El cuerpo de la solicitud supera el máximo de {limit} bytes; enviá lotes más chicos"
+
+
+def _nul_in_url(scope) -> str | None:  # noqa: ANN001
+    """The query parameter (or "ruta") carrying a NUL character, which no text column can hold."""
+    if "\x00" in scope.get("path", ""):
+        return "ruta"
+    for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name + value:
+            return name.replace("\x00", "") or "consulta"
+    return None
 
 
 class BodyTooLarge(HTTPException):
@@ -57,6 +68,10 @@ class ObservedApp:
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(send_wrapper)
+            elif (field := _nul_in_url(scope)) is not None:
+                problem = "no puede contener el carácter NUL (%00)"
+                await self._reject(send_wrapper, 422, error_body("datos_invalidos", f"{field}: {problem}",
+                                                                 [{"field": field, "problem": problem}]))
             else:
                 await self.app(scope, self._limited(receive), send_wrapper)
         finally:
@@ -95,13 +110,14 @@ class ObservedApp:
         return wrapped
 
     async def _too_large(self, send) -> None:  # noqa: ANN001
-        body = json.dumps(
-            error_body("cuerpo_demasiado_grande", _too_large_message(self.max_body_bytes)),
-            ensure_ascii=False,
-        ).encode()
+        await self._reject(send, 413, error_body("cuerpo_demasiado_grande", _too_large_message(self.max_body_bytes)))
+
+    @staticmethod
+    async def _reject(send, status: int, payload: dict) -> None:  # noqa: ANN001
+        body = json.dumps(payload, ensure_ascii=False).encode()
         await send({
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
         })
         await send({"type": "http.response.body", "body": body})

@@ -24,7 +24,7 @@ from minimarket.stock.schemas import (
     MovementIn,
     MovementOut,
     MovementPage,
-    MovementType,
+    LedgerType,
     SaleIn,
     SaleOut,
     StocktakeIn,
@@ -100,7 +100,7 @@ def register_sale(sale: SaleIn, request: Request, ctx: Context = Depends(require
 @read_router.get("/movements", response_model=MovementPage, summary="Libro de movimientos, del más nuevo al más viejo")
 def list_movements(
     sku: Annotated[str | None, Query(max_length=40)] = None,
-    type: Annotated[MovementType | None, Query()] = None,  # noqa: A002
+    type: Annotated[LedgerType | None, Query()] = None,  # noqa: A002
     date_from: Annotated[str | None, Query(alias="from", max_length=40, description="AAAA-MM-DD o ISO 8601")] = None,
     date_to: Annotated[str | None, Query(alias="to", max_length=40, description="AAAA-MM-DD (incluye el día)")] = None,
     actor: Annotated[str | None, Query(max_length=120)] = None,

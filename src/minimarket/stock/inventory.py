@@ -27,16 +27,21 @@ def encode_cursor(value: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput("cursor: valor inválido; usá el next_cursor de la respuesta anterior") from exc
+    if "\x00" in value:  # not a SKU, and PostgreSQL cannot even compare it
+        raise InvalidInput("cursor: valor inválido; usá el next_cursor de la respuesta anterior")
+    return value
 
 
-def _stock_totals():  # noqa: ANN202
+def _stock_total():  # noqa: ANN202
+    # Correlated per product: a page of 50 sums 50 products' balances, not the whole table.
     return (
-        select(Balance.product_id.label("product_id"), func.sum(Balance.quantity).label("stock"))
-        .group_by(Balance.product_id)
-        .subquery()
+        select(func.coalesce(func.sum(Balance.quantity), 0))
+        .where(Balance.product_id == Product.id)
+        .correlate(Product)
+        .scalar_subquery()
     )
 
 
@@ -77,9 +82,8 @@ def list_inventory(
     cursor: str | None = None,
 ) -> tuple[list[ProductOut], str | None]:
     """Products ordered by SKU with their total stock; keyset-paginated."""
-    totals = _stock_totals()
-    stock = func.coalesce(totals.c.stock, 0)
-    stmt = select(Product, stock.label("stock")).outerjoin(totals, totals.c.product_id == Product.id)
+    stock = _stock_total()
+    stmt = select(Product, stock.label("stock"))
     if q:
         like = f"%{q.strip().lower()}%"
         stmt = stmt.where(or_(func.lower(Product.name).like(like), func.lower(Product.sku).like(like),

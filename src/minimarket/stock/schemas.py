@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from minimarket.types import storable_text
 
 MAX_LINES = 500
 Qty = Annotated[Decimal, Field(max_digits=12, decimal_places=3, allow_inf_nan=False)]
 PositiveQty = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3, allow_inf_nan=False)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False)]
 MovementType = Literal["entrada", "venta", "salida", "ajuste", "merma", "devolucion"]
+# What the ledger holds: the client types plus the transfer legs, which only /api/transfers writes.
+LedgerType = Literal["entrada", "venta", "salida", "ajuste", "merma", "devolucion", "transferencia"]
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, v: object) -> object:
+        return storable_text(v)
 
 
 class MovementIn(_In):
@@ -132,6 +141,16 @@ class SaleIn(_In):
     def _printable(cls, v: str) -> str:
         if not v.isprintable():
             raise ValueError("ticket_id: sólo caracteres imprimibles")
+        return v
+
+    @field_validator("sold_at")
+    @classmethod
+    def _storable_time(cls, v: datetime | None) -> datetime | None:
+        if v is not None:
+            try:
+                v.astimezone(UTC)  # stored in UTC, where year 1 at +05:00 falls off the calendar
+            except OverflowError as exc:
+                raise ValueError("fecha fuera de rango") from exc
         return v
 
 

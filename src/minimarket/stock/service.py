@@ -5,7 +5,7 @@ Each takes the caller's session (one unit of work) and returns API shapes.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -204,12 +204,15 @@ def parse_period(value: str | None, *, field: str, end: bool) -> datetime | None
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            start = datetime.combine(day + timedelta(days=1) if end else day, time(0), STORE_TZ)
-            return start
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidInput(f"{field}: fecha inválida '{value}'; usá AAAA-MM-DD o fecha y hora ISO 8601") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=STORE_TZ)
+            moment = datetime.combine(day + timedelta(days=1) if end else day, time(0), STORE_TZ)
+        else:
+            moment = datetime.fromisoformat(value)
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=STORE_TZ)
+        moment.astimezone(UTC)  # compared in UTC: the first and last days of the calendar overflow
+    except (ValueError, OverflowError) as exc:
+        raise InvalidInput(f"{field}: fecha inválida o fuera de rango '{value}'; usá AAAA-MM-DD o fecha y hora "
+                           "ISO 8601") from exc
+    return moment
 
 
 def list_movements(session: Session, *, sku: str | None = None, movement_type: str | None = None,
@@ -236,7 +239,7 @@ def list_movements(session: Session, *, sku: str | None = None, movement_type: s
     if reference:
         stmt = stmt.where(Movement.reference == reference)
     if cursor:
-        if not cursor.isdigit():
+        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):  # ids fit in BIGINT
             raise InvalidInput("cursor: valor inválido; usá el next_cursor de la respuesta anterior")
         stmt = stmt.where(Movement.id < int(cursor))
     rows = session.execute(stmt.order_by(Movement.id.desc()).limit(limit + 1)).all()

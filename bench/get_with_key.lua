@@ -1,0 +1,2 @@
+-- wrk script: authenticated GET.
+wrk.headers["X-API-Key"] = os.getenv("BENCH_KEY")
