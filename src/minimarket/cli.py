@@ -232,17 +232,16 @@ def apikey_list() -> None:
     """Lista las claves (nunca muestra el secreto)."""
     from minimarket.accounts.keys import list_api_keys
 
+    table = Table("Prefijo", "Nombre", "Rol", "Creada", "Último uso", "Estado")
     database = Database(_settings().database_url)
     try:
         with database.read() as session:
-            rows = list_api_keys(session)
+            for r in list_api_keys(session):
+                table.add_row(r.prefix, r.name, r.role, f"{r.created_at:%d/%m/%Y %H:%M}",
+                              f"{r.last_used_at:%d/%m/%Y %H:%M}" if r.last_used_at else "—",
+                              "revocada" if r.revoked_at else "activa")
     finally:
         database.dispose()
-    table = Table("Prefijo", "Nombre", "Rol", "Creada", "Último uso", "Estado")
-    for r in rows:
-        table.add_row(r.prefix, r.name, r.role, f"{r.created_at:%d/%m/%Y %H:%M}",
-                      f"{r.last_used_at:%d/%m/%Y %H:%M}" if r.last_used_at else "—",
-                      "revocada" if r.revoked_at else "activa")
     console.print(table)
 
 
@@ -293,3 +292,7 @@ def negative_stock(
 def version() -> None:
     """Muestra la versión."""
     console.print(__version__)
+
+
+if __name__ == "__main__":
+    app()

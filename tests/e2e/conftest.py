@@ -33,6 +33,19 @@ STOP_TIMEOUT = 10.0
 CLI_TIMEOUT = 60.0
 LOG_TAIL_LINES = 60
 _SERVERS_KEY = pytest.StashKey[list]()
+# Timings the tests measure (label -> text), printed in the terminal summary.
+MEASUREMENTS: dict[str, str] = {}
+
+
+def measure(label: str, text: str) -> None:
+    MEASUREMENTS[label] = text
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
+    if MEASUREMENTS:
+        terminalreporter.section("e2e measurements")
+        for label, text in MEASUREMENTS.items():
+            terminalreporter.write_line(f"{label}: {text}")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -140,7 +153,8 @@ class Server:
             self._log_file = None
 
 
-def wait_healthy(server: Server, timeout: float = STARTUP_TIMEOUT) -> None:
+def wait_healthy(server: Server, timeout: float = STARTUP_TIMEOUT, path: str = "/health") -> None:
+    """Poll `path` until it answers 200 (bounded); fail early if the process exits."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     with httpx.Client(timeout=2.0, trust_env=False) as client:
@@ -149,14 +163,14 @@ def wait_healthy(server: Server, timeout: float = STARTUP_TIMEOUT) -> None:
                 raise AssertionError(f"server exited with {server.process.returncode} before /health answered:\n"
                                      f"{server.log_tail()}")
             try:
-                r = client.get(server.base_url + "/health")
+                r = client.get(server.base_url + path)
                 if r.status_code == 200:
                     return
                 last = f"{r.status_code} {r.text[:300]}"
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}: {exc}"
             time.sleep(0.1)
-    raise AssertionError(f"/health not 200 within {timeout} s (last: {last}):\n{server.log_tail()}")
+    raise AssertionError(f"{path} not 200 within {timeout} s (last: {last}):\n{server.log_tail()}")
 
 
 def migrate_pg(url: str, cwd: Path) -> None:
@@ -180,11 +194,16 @@ StartServer = Callable[..., Server]
 
 @pytest.fixture
 def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StartServer]:
-    """Factory: start_server(database_url, service="all", wait=True, **env) -> Server."""
+    """Factory: start_server(database_url, service="all", ready="/health", **env) -> Server.
+
+    `ready` is the path polled until 200 before returning (None: do not wait); use
+    "/health/live" for a server whose /health is expected to fail.
+    """
     servers: list[Server] = []
     request.node.stash[_SERVERS_KEY] = servers
 
-    def start(database_url: str, service: str = "all", *, wait: bool = True, **env: str | None) -> Server:
+    def start(database_url: str, service: str = "all", *, ready: str | None = "/health",
+              **env: str | None) -> Server:
         port = free_port()
         cwd = tmp_path / f"srv-{port}"
         cwd.mkdir()
@@ -199,8 +218,8 @@ def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sta
         server = Server(base_url=f"http://127.0.0.1:{port}", port=port, env=full_env, cwd=cwd, log_path=log_path,
                         process=process, service=service, database_url=database_url, _log_file=log_file)
         servers.append(server)
-        if wait:
-            wait_healthy(server)
+        if ready:
+            wait_healthy(server, path=ready)
             server.startup_seconds = time.monotonic() - started
         return server
 
@@ -270,10 +289,6 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._running = threading.Event()
-
-    @property
-    def url_host_port(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

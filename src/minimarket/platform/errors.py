@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from minimarket.errors import DomainError
@@ -50,6 +51,13 @@ _PYDANTIC_ES = {
     "date_from_datetime_parsing": "debe ser una fecha ISO 8601 (ej. 2026-11-27)",
     "finite_number": "debe ser un número finito",
     "string_unicode": "no es texto válido (UTF-8)",
+    "int_parsing_size": "es un número demasiado grande",
+    "datetime_type": "debe ser una fecha y hora ISO 8601 (ej. 2026-11-27T10:30:00-03:00)",
+    "datetime_object_invalid": "no es una fecha y hora válida",
+    "date_type": "debe ser una fecha ISO 8601 (ej. 2026-11-27)",
+    "timezone_offset": "tiene una zona horaria inválida",
+    "model_type": "debe ser un objeto JSON",
+    "json_type": "debe ser JSON válido",
     "timezone_aware": "debe indicar la zona horaria (ej. 2026-11-27T10:30:00-03:00)",
     "timezone_naive": "no debe indicar zona horaria",
 }
@@ -74,8 +82,8 @@ def _spanish(err: dict[str, Any]) -> str:
         # Our own validators raise ValueError with a Spanish message already.
         return str(ctx.get("error") or err.get("msg", "")).removeprefix("Value error, ")
     template = _PYDANTIC_ES.get(kind)
-    if template is None:
-        return err.get("msg", "valor inválido")
+    if template is None:  # a pydantic error nobody translated yet: still Spanish, never its English text
+        return "tiene un valor inválido"
     if "expected" in ctx:
         ctx = {**ctx, "expected": str(ctx["expected"]).replace(" or ", " o ")}
     try:
@@ -135,6 +143,18 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, "http_error"
         )
         return JSONResponse(error_body(code, message), exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The database is unreachable or went away mid-request: a dependency outage, not a bug.
+        log.error("database_unavailable", path=request.url.path, error=str(exc).splitlines()[0][:200])
+        return JSONResponse(
+            error_body("base_no_disponible",
+                       "La base de datos no responde; reintentá en unos segundos. Si sigue, revisá /health"),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -101,9 +101,10 @@ def run_once(
     except _KeyTaken:
         with db.read() as session:
             existing = session.get(IdempotencyRecord, key)
-        if existing is None:  # the twin failed and rolled back: nothing stored, so do the work now
-            return run_once(db, key=key, request_hash=request_hash, operation=operation, label=label)
-        return _replay(existing, label, request_hash)
+            if existing is not None:
+                return _replay(existing, label, request_hash)
+        # The twin failed and rolled back: nothing is stored, so do the work now.
+        return run_once(db, key=key, request_hash=request_hash, operation=operation, label=label)
 
 
 def _replay(record: IdempotencyRecord, label: str | None, request_hash: str) -> Outcome:
