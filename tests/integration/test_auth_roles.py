@@ -1,0 +1,239 @@
+"""Who may call what, as a declarative table (role × route → allowed), checked over HTTP on both backends.
+
+Every /api route of the app must appear in ROUTE_ROLES: a new route that is not declared here fails
+`test_every_api_route_declares_its_roles`, so whoever adds it has to decide who may call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from minimarket.accounts.audit import Context
+from minimarket.accounts.keys import revoke_api_key
+from minimarket.accounts.models import ApiKey
+from minimarket.apps import create_app
+from tests.conftest import make_settings
+from tests.integration.helpers import create_product, error_of, movement_rows
+
+ROLES = ("admin", "encargado", "deposito", "lectura")
+EVERYONE = frozenset(ROLES)
+STOCK = frozenset({"admin", "encargado", "deposito"})
+CATALOG = frozenset({"admin", "encargado"})
+
+# (method, route template) → roles that may call it. Everyone else gets 403.
+ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/api/inventory"): EVERYONE,
+    ("GET", "/api/inventory/{sku}"): EVERYONE,
+    ("GET", "/api/categories"): EVERYONE,
+    ("GET", "/api/movements"): EVERYONE,
+    ("GET", "/api/locations"): EVERYONE,
+    ("POST", "/api/inventory"): CATALOG,
+    ("PATCH", "/api/inventory/{sku}"): CATALOG,
+    ("DELETE", "/api/inventory/{sku}"): CATALOG,
+    ("POST", "/api/inventory/{sku}/movements"): STOCK,
+    ("POST", "/api/movements"): STOCK,
+    ("POST", "/api/stocktake"): STOCK,
+    ("POST", "/api/transfers"): STOCK,
+    ("POST", "/api/sales"): STOCK,
+}
+
+# Routes outside /api that answer without a key (operations and the API documentation).
+OPEN_ROUTES = {"/", "/health", "/health/live", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc",
+               "/openapi.json"}
+
+# A valid request for each route; `n` makes every call unique (new SKU, new ticket) so it can succeed.
+Request = tuple[str, dict | None]
+REQUESTS: dict[tuple[str, str], Callable[[int], Request]] = {
+    ("GET", "/api/inventory"): lambda n: ("/api/inventory?q=yerba", None),
+    ("GET", "/api/inventory/{sku}"): lambda n: ("/api/inventory/yerba-1", None),
+    ("GET", "/api/categories"): lambda n: ("/api/categories", None),
+    ("GET", "/api/movements"): lambda n: ("/api/movements?sku=YERBA-1", None),
+    ("GET", "/api/locations"): lambda n: ("/api/locations", None),
+    ("POST", "/api/inventory"): lambda n: ("/api/inventory", {"sku": f"NUEVO-{n}", "name": "Nuevo",
+                                                              "initial_stock": 1}),
+    ("PATCH", "/api/inventory/{sku}"): lambda n: ("/api/inventory/YERBA-1", {"price": f"{4000 + n}.00"}),
+    ("DELETE", "/api/inventory/{sku}"): lambda n: (f"/api/inventory/BAJA-{n}", None),
+    ("POST", "/api/inventory/{sku}/movements"): lambda n: ("/api/inventory/YERBA-1/movements",
+                                                           {"type": "entrada", "quantity": 1}),
+    ("POST", "/api/movements"): lambda n: ("/api/movements", {"lines": [{"sku": "YERBA-1", "type": "venta",
+                                                                         "quantity": 1}]}),
+    ("POST", "/api/stocktake"): lambda n: ("/api/stocktake", {"lines": [{"sku": "YERBA-1", "counted": 50 + n}]}),
+    ("POST", "/api/transfers"): lambda n: ("/api/transfers", {"from_location": "DEP", "to_location": "SAL",
+                                                              "lines": [{"sku": "YERBA-1", "quantity": 1}]}),
+    ("POST", "/api/sales"): lambda n: ("/api/sales", {"ticket_id": f"T-{n}", "lines": [{"sku": "YERBA-1",
+                                                                                        "quantity": 1}]}),
+}
+
+
+def served_routes(app) -> set[tuple[str, str]]:  # noqa: ANN001
+    """Every (method, path template) the app answers, routers included (FastAPI ≥0.13x includes them lazily)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: included routes are flattened into app.routes
+        routes = list(app.routes)
+    else:
+        routes = list(iter_route_contexts(app.routes))
+    served = {(method, route.path) for route in routes for method in (route.methods or ()) if method != "HEAD"}
+    assert served, "no routes found: the route walk is broken"
+    return served
+
+
+def api_routes(app) -> set[tuple[str, str]]:  # noqa: ANN001
+    return {(method, path) for method, path in served_routes(app) if path.startswith("/api")}
+
+
+def call(client, method: str, path: str, body: dict | None, headers: dict[str, str]):  # noqa: ANN001, ANN201
+    return client.request(method, path, json=body, headers=headers)
+
+
+@pytest.fixture
+def store(client, admin):  # noqa: ANN001, ANN201
+    """One product with plenty of stock and one product per possible deactivation."""
+    create_product(client, admin, "YERBA-1", initial_stock=1000, price="4000")
+    for n in range(len(ROLES)):
+        create_product(client, admin, f"BAJA-{n}")
+
+
+def test_every_api_route_declares_its_roles(app):
+    declared = set(ROUTE_ROLES)
+    served = api_routes(app)
+    assert served - declared == set(), f"new /api routes without a role declaration in ROUTE_ROLES: {served - declared}"
+    assert declared - served == set(), f"ROUTE_ROLES names routes the app no longer serves: {declared - served}"
+    assert set(REQUESTS) == declared
+
+
+def test_routes_outside_api_are_only_the_known_open_ones(app):
+    others = {path for _, path in served_routes(app) if not path.startswith("/api")}
+    assert others <= OPEN_ROUTES, f"new routes outside /api must be declared open (or moved under /api): " \
+                                  f"{others - OPEN_ROUTES}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_table(client, admin, make_key, app, store, role):
+    headers = {"X-API-Key": make_key(role, name=f"clave-{role}")}
+    mismatches = []
+    for n, (route, allowed) in enumerate(sorted(ROUTE_ROLES.items())):
+        method, template = route
+        path, body = REQUESTS[route](ROLES.index(role) if method == "DELETE" else n * 10 + ROLES.index(role))
+        rows, products = movement_rows(app), client.get("/api/inventory?limit=500", headers=admin).json()
+        response = call(client, method, path, body, headers)
+        if role in allowed:
+            if response.status_code not in (200, 201):
+                mismatches.append(f"{method} {template}: {role} should be allowed, got {response.status_code} "
+                                  f"{response.text[:200]}")
+        else:
+            if response.status_code != 403:
+                mismatches.append(f"{method} {template}: {role} should get 403, got {response.status_code}")
+                continue
+            error = error_of(response, 403, code="sin_permiso", mentions=role)
+            assert error["details"] is None
+            # A refused write leaves no trace in stock or catalog.
+            if movement_rows(app) != rows or client.get("/api/inventory?limit=500", headers=admin).json() != products:
+                mismatches.append(f"{method} {template}: a refused {role} request changed data")
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_every_api_route_requires_a_key(client, app):
+    for method, template in sorted(api_routes(app)):
+        path, body = REQUESTS[(method, template)](0)
+        for headers in ({}, {"X-API-Key": ""}):
+            response = call(client, method, path, body, headers)
+            error_of(response, 401, code="no_autenticado", mentions="X-API-Key")
+            assert response.headers.get("WWW-Authenticate") == "ApiKey", f"{method} {template}"
+
+
+@pytest.mark.parametrize("presented", [
+    "cualquier-cosa",
+    "mm_.secret",
+    "mm_abcdef12",                                   # no secret part
+    "mm_abcdef12.LlaveQueNoExiste0000000000000000000000000",
+    "mm_" + "a" * 17 + ".x",                         # prefix too long
+    "Bearer mm_abcdef12.x",
+])
+def test_a_wrong_key_is_401(client, admin, presented):
+    create_product(client, admin, "YERBA-1")
+    for method, path in (("GET", "/api/inventory"), ("POST", "/api/inventory/YERBA-1/movements")):
+        response = call(client, method, path, {"type": "entrada", "quantity": 1} if method == "POST" else None,
+                        {"X-API-Key": presented})
+        error_of(response, 401, code="no_autenticado")
+        assert response.headers.get("WWW-Authenticate") == "ApiKey"
+
+
+def test_a_real_prefix_with_a_wrong_secret_is_401(client, make_key):
+    real = make_key("admin")
+    prefix, secret = real.split(".", 1)
+    forged = f"{prefix}.{secret[:-1]}{'A' if secret[-1] != 'A' else 'B'}"
+    error_of(client.get("/api/inventory", headers={"X-API-Key": forged}), 401, code="no_autenticado")
+    assert client.get("/api/inventory", headers={"X-API-Key": real}).status_code == 200
+
+
+def test_a_revoked_key_is_401_at_once(client, app, make_key):
+    key = make_key("encargado", name="caja-vieja")
+    other = make_key("encargado", name="caja-nueva")
+    assert client.get("/api/inventory", headers={"X-API-Key": key}).status_code == 200
+    with app.state.db.write() as session:
+        revoked = revoke_api_key(session, Context(actor="test"), ref="caja-vieja")
+    assert len(revoked) == 1
+    for method, path in (("GET", "/api/inventory"), ("POST", "/api/inventory")):
+        response = call(client, method, path, {"sku": "X-1", "name": "X"} if method == "POST" else None,
+                        {"X-API-Key": key})
+        error_of(response, 401, code="no_autenticado")
+        assert response.headers.get("WWW-Authenticate") == "ApiKey"
+    assert client.get("/api/inventory", headers={"X-API-Key": other}).status_code == 200
+
+
+def test_revoking_by_prefix(client, app, make_key):
+    key = make_key("admin", name="por-prefijo")
+    with app.state.db.write() as session:
+        revoke_api_key(session, Context(actor="test"), ref=key[3:].split(".", 1)[0])
+    error_of(client.get("/api/locations", headers={"X-API-Key": key}), 401)
+
+
+def test_last_use_of_a_key_is_recorded(client, app, make_key):
+    key = make_key("lectura", name="tablero")
+    with app.state.db.read() as session:
+        assert session.scalar(select(ApiKey.last_used_at).where(ApiKey.name == "tablero")) is None
+    start = datetime.now(UTC)
+    assert client.get("/api/locations", headers={"X-API-Key": key}).status_code == 200
+    with app.state.db.read() as session:
+        used = session.scalar(select(ApiKey.last_used_at).where(ApiKey.name == "tablero"))
+    assert used is not None
+    assert start - timedelta(seconds=5) <= used <= datetime.now(UTC) + timedelta(seconds=5)
+
+
+def test_health_and_metrics_need_no_key(client):
+    for path in ("/health", "/health/live", "/metrics"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/health").json()["status"] == "ok"
+    assert client.get("/health").json()["checks"]["database"]["status"] == "ok"
+
+
+def test_health_reveals_no_secrets(client, settings, make_key):
+    key = make_key("admin")
+    text = client.get("/health").text + client.get("/health/live").text
+    url = settings.database_url
+    for secret in (url, url.split("://", 1)[-1], url.rsplit("/", 1)[-1], key, key.split(".", 1)[-1]):
+        assert secret not in text, secret
+    assert "password" not in text.lower() and "postgres@" not in text
+
+
+def test_failing_health_reveals_no_password(tmp_path):
+    url = "postgresql+psycopg://tienda:Sup3rS3creta@127.0.0.1:1/minimarket"
+    app = create_app("all", make_settings(url))
+    from fastapi.testclient import TestClient
+
+    try:
+        with TestClient(app) as client:
+            response = client.get("/health")
+    finally:
+        app.state.db.dispose()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "fail" and body["failing"] == ["database"]
+    for secret in ("Sup3rS3creta", "tienda:", url):
+        assert secret not in response.text
+
