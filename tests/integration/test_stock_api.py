@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from decimal import Decimal
 
 import pytest
@@ -166,6 +168,10 @@ def test_the_same_product_twice_in_a_batch_accumulates(client, admin, stocked):
 # --- the movements log ------------------------------------------------------------------------------
 
 
+SALE_DAY = date.fromisoformat(store_today()) - timedelta(days=20)  # a till that sends its queue late
+NEXT_DAY = SALE_DAY + timedelta(days=1)
+
+
 @pytest.fixture
 def history(client, admin, make_key):  # noqa: ANN001, ANN201
     """Movements by two actors, at two locations, on two days (a POS sale sent with its own time)."""
@@ -177,11 +183,11 @@ def history(client, admin, make_key):  # noqa: ANN001, ANN201
     assert client.post("/api/transfers", headers=deposito, json={
         "from_location": "DEP", "to_location": "SAL", "lines": [{"sku": "YERBA", "quantity": 3}]}).status_code == 201
     r = client.post("/api/sales", headers=admin, json={
-        "ticket_id": "0001-00000042", "location": "SAL", "sold_at": "2026-01-15T12:30:00-03:00",
+        "ticket_id": "0001-00000042", "location": "SAL", "sold_at": f"{SALE_DAY}T12:30:00-03:00",
         "lines": [{"sku": "YERBA", "quantity": 1}, {"sku": "AZUCAR", "quantity": 2, "unit_price": "45"}]})
     assert r.status_code == 409  # nothing of AZUCAR at SAL yet
     r = client.post("/api/sales", headers=admin, json={
-        "ticket_id": "0001-00000042", "location": "SAL", "sold_at": "2026-01-15T12:30:00-03:00",
+        "ticket_id": "0001-00000042", "location": "SAL", "sold_at": f"{SALE_DAY}T12:30:00-03:00",
         "lines": [{"sku": "YERBA", "quantity": 1}]})
     assert r.status_code == 201, r.text
     return deposito
@@ -223,12 +229,12 @@ def test_log_date_filters_use_store_days(client, admin, history):
     today = store_today()
     assert len(listed(client, admin, **{"from": today})) == 6
     assert len(listed(client, admin, to=today)) == 7  # `to` includes the whole day
-    sale_day = listed(client, admin, **{"from": "2026-01-15", "to": "2026-01-15"})
+    sale_day = listed(client, admin, **{"from": str(SALE_DAY), "to": str(SALE_DAY)})
     assert [(m["type"], m["reference"]) for m in sale_day] == [("venta", "ticket:0001-00000042")]
-    assert listed(client, admin, **{"from": "2026-01-16", "to": "2026-01-31"}) == []
+    assert listed(client, admin, **{"from": str(NEXT_DAY), "to": str(NEXT_DAY + timedelta(days=5))}) == []
     # 12:30 in Buenos Aires is 15:30 UTC: ISO date-times with an offset are honoured.
-    assert len(listed(client, admin, **{"from": "2026-01-15T15:30:00+00:00", "to": "2026-01-15"})) == 1
-    assert listed(client, admin, **{"from": "2026-01-15T15:30:01+00:00", "to": "2026-01-15"}) == []
+    assert len(listed(client, admin, **{"from": f"{SALE_DAY}T15:30:00+00:00", "to": str(SALE_DAY)})) == 1
+    assert listed(client, admin, **{"from": f"{SALE_DAY}T15:30:01+00:00", "to": str(SALE_DAY)}) == []
     error_of(client.get("/api/movements", params={"from": "15/01/2026"}, headers=admin), 422, mentions="from")
 
 
@@ -420,6 +426,14 @@ def test_sale_dated_in_the_future_is_refused(client, admin, stocked):
              422, mentions="sold_at")  # without an offset the hour is ambiguous
 
 
+def test_sale_from_a_till_with_a_reset_clock_is_refused(client, admin, stocked):
+    long_ago = date.fromisoformat(store_today()) - timedelta(days=120)
+    error_of(sale(client, admin, "T-402", [{"sku": "YERBA", "quantity": 1}], sold_at=f"{long_ago}T10:00:00-03:00"),
+             422, mentions="sold_at")
+    error_of(sale(client, admin, "T-403", [{"sku": "YERBA", "quantity": 1}], sold_at="1970-01-01T00:00:00-03:00"),
+             422, mentions="sold_at")
+
+
 # --- Idempotency-Key --------------------------------------------------------------------------------
 
 IDEMPOTENT_WRITES = {
@@ -467,6 +481,17 @@ def test_idempotency_key_replays_and_guards_its_body(client, admin, stocked, app
     assert other.json() != first.json()
     if write != "stocktake":  # a second identical count finds nothing to adjust
         assert movement_rows(app) > rows
+
+
+def test_two_tills_with_the_same_key_name_keep_separate_idempotency_keys(client, admin, stocked, app, make_key):
+    till_1 = {"X-API-Key": make_key("deposito", name="caja"), "Idempotency-Key": "venta-0001"}
+    till_2 = {"X-API-Key": make_key("deposito", name="caja"), "Idempotency-Key": "venta-0001"}
+    rows = movement_rows(app)
+    first = client.post("/api/inventory/YERBA/movements", json={"type": "venta", "quantity": 1}, headers=till_1)
+    second = client.post("/api/inventory/YERBA/movements", json={"type": "venta", "quantity": 2}, headers=till_2)
+    assert first.status_code == 201 and second.status_code == 201, (first.text, second.text)
+    assert "Idempotent-Replayed" not in second.headers
+    assert movement_rows(app) == rows + 2
 
 
 def test_a_failed_write_does_not_burn_its_idempotency_key(client, admin, stocked, app):

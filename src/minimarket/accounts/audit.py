@@ -18,6 +18,8 @@ class Context:
 
     actor: str
     request_id: str | None = None
+    # Stable identity of the credential (API key id); scopes Idempotency-Key values.
+    principal_id: str | None = None
 
 
 def _jsonable(value: Any) -> Any:

@@ -43,6 +43,7 @@ def require(permission: frozenset[str]) -> Callable[..., Context]:
         if touch_due:
             with db.write() as session:
                 touch_last_used(session, principal.key_id)
-        return Context(actor=principal.actor, request_id=request.scope.get("state", {}).get("request_id"))
+        return Context(actor=principal.actor, request_id=request.scope.get("state", {}).get("request_id"),
+                       principal_id=f"apikey:{principal.key_id}")
 
     return dependency

@@ -87,12 +87,18 @@ class ProductFields(BaseModel):
 class ProductCreate(ProductFields):
     sku: str = Field(description="Código interno: letras, números, . _ - (hasta 40)")
     initial_stock: QtyIn | None = Field(default=None, description="Se registra como una entrada")
-    location: str | None = Field(default=None, description="Ubicación del stock inicial (código)")
+    location: str | None = Field(default=None, max_length=20, description="Ubicación del stock inicial (código)")
 
     @field_validator("sku")
     @classmethod
     def _sku(cls, v: str) -> str:
         return normalise_sku(v)
+
+    @model_validator(mode="after")
+    def _location_needs_stock(self):  # noqa: ANN202
+        if self.location is not None and not self.initial_stock:
+            raise ValueError("location: sólo se usa junto con initial_stock (la ubicación del stock inicial)")
+        return self
 
 
 class ProductUpdate(BaseModel):

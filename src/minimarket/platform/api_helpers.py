@@ -37,7 +37,7 @@ def idempotent(
         key, label = natural_key
     elif client_key is not None:
         # Scoped per client so that two clients' keys never collide; hashed to a fixed length.
-        key = "k:" + fingerprint(ctx.actor, client_key)
+        key = "k:" + fingerprint(ctx.principal_id or ctx.actor, client_key)
         label = f"La clave de idempotencia '{client_key}'"
     else:
         key, label = None, None

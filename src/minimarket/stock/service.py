@@ -38,6 +38,10 @@ from minimarket.stock.schemas import (
 
 
 
+# A till that was offline sends its queue later; a date older than this is a wrong clock.
+MAX_SALE_DELAY = timedelta(days=90)
+
+
 class _Lookup:
     """Products and locations resolved once per operation."""
 
@@ -175,8 +179,13 @@ def transfer_stock(session: Session, ctx: Context, *, transfer: TransferIn, allo
 def record_sale(session: Session, ctx: Context, *, sale: SaleIn, default_location: str,
                 allow_negative: bool) -> SaleOut:
     """A POS ticket: one `venta` row per line, at the price charged."""
-    if sale.sold_at is not None and sale.sold_at > datetime.now(STORE_TZ) + timedelta(minutes=5):
-        raise InvalidInput("sold_at: la hora de venta está en el futuro; revisá el reloj de la caja")
+    if sale.sold_at is not None:
+        now = datetime.now(STORE_TZ)
+        if sale.sold_at > now + timedelta(minutes=5):
+            raise InvalidInput("sold_at: la hora de venta está en el futuro; revisá el reloj de la caja")
+        if sale.sold_at < now - MAX_SALE_DELAY:
+            raise InvalidInput(f"sold_at: la venta tiene más de {MAX_SALE_DELAY.days} días; revisá el reloj de la caja "
+                               "(las ventas viejas se cargan como movimientos con motivo)")
     lookup = _Lookup(session, default_location)
     location = lookup.location(sale.location)
     legs = []
