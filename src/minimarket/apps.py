@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
+from prometheus_client import CollectorRegistry
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
@@ -20,6 +21,7 @@ from minimarket.platform.health import check_health
 from minimarket.platform.http import ObservedApp
 from minimarket.platform.idempotency import purge_expired
 from minimarket.platform.metrics import render_metrics
+from minimarket.ops.store_metrics import StoreCollector
 from minimarket.stock import api as stock_api
 from minimarket.stock import inventory_api
 
@@ -84,6 +86,9 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     app.state.service = service
     app.state.db = Database(settings.database_url)
     app.state.cache = make_cache(settings.redis_url)
+    app.state.metrics = CollectorRegistry(auto_describe=False)
+    app.state.metrics.register(StoreCollector(service=service, db=app.state.db, cache=app.state.cache,
+                                              cert_files=settings.cert_paths()))
     install_error_handlers(app)
     for router in ROUTERS[service]:
         app.include_router(router)
@@ -105,8 +110,8 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
         return {"status": "ok", "service": service}
 
     @app.get("/metrics", tags=["operación"], summary="Métricas Prometheus")
-    def metrics() -> Response:
-        payload, content_type = render_metrics()
+    def metrics(request: Request) -> Response:
+        payload, content_type = render_metrics(request.app.state.metrics)
         return Response(payload, media_type=content_type)
 
     app.add_middleware(ObservedApp, service=service, max_body_bytes=settings.max_body_bytes)

@@ -14,12 +14,14 @@ from rich.table import Table
 from minimarket import __version__
 from minimarket.config import ConfigError, Settings, get_settings
 from minimarket.db import Database
+from minimarket.ops.certs_cli import certs_app
 
 app = typer.Typer(help="Mini Market: inventario, precios y operaciones para minimercados.", no_args_is_help=True)
 db_app = typer.Typer(help="Base de datos: migraciones.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Claves de API (X-API-Key).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(certs_app, name="certs")
 console = Console()
 err = Console(stderr=True)
 
@@ -127,7 +129,7 @@ def serve(
                   soft_wrap=True)
         err.print(f"Probá:  curl -H 'X-API-Key: {demo_key}' 'http://{host}:{port}/api/inventory?limit=5'\n",
                   soft_wrap=True, markup=False)
-    configure_logging(settings.log_level, service=service if service != "all" else "minimarket")
+    configure_logging(settings.log_level, service=service)
     uvicorn.run(create_app(service, settings), host=host, port=port, log_config=None, access_log=False)
 
 
@@ -155,13 +157,15 @@ def demo(
 @app.command()
 def verify() -> None:
     """Recalcula cada existencia desde el libro de movimientos; sale con error si alguna difiere."""
-    from minimarket.stock.verify import verify_ledger
+    from minimarket.stock.verify import record_verification, verify_ledger
 
     settings = _settings()
     database = Database(settings.database_url)
     try:
         with database.read() as session:
             report = verify_ledger(session)
+        with database.write() as session:
+            record_verification(session, report)
     finally:
         database.dispose()
     if report.ok:

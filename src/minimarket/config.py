@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     idempotency_ttl_hours: int = Field(default=48, ge=24)
     default_location: str = "DEP"
+    # Certificates whose expiry /metrics reports (comma-separated paths; missing files are skipped).
+    tls_cert_files: str = "observability/prometheus/tls/prometheus.crt,observability/prometheus/tls/alertmanager.crt"
 
     @field_validator("database_url")
     @classmethod
@@ -55,6 +57,9 @@ class Settings(BaseSettings):
     def service_port(self, service: str) -> int:
         return {"dashboard": self.dashboard_port, "deposito": self.deposito_port,
                 "negocio": self.negocio_port}.get(service, self.port)
+
+    def cert_paths(self) -> list[Path]:
+        return [Path(p.strip()) for p in self.tls_cert_files.split(",") if p.strip()]
 
     @property
     def is_sqlite(self) -> bool:

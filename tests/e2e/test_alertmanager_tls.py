@@ -37,6 +37,9 @@ STARTUP_TIMEOUT = 20.0
 ALERT_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 TEST_ALERT = "MinimarketTLSPrueba"
+REPO = Path(__file__).resolve().parents[2]
+REPO_AM_DIR = REPO / "observability" / "alertmanager"
+CONTAINER_TLS_DIR = "/etc/alertmanager/tls"  # where docker-compose mounts observability/prometheus/tls
 # The TLS alerts a server sends when it refuses the client's certificate (Go sends bad_certificate).
 TLS_REFUSAL = re.compile(r"ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|UNKNOWN_CA|HANDSHAKE_FAILURE)")
 
@@ -122,17 +125,18 @@ class Stack:
     am_port: int
 
 
-def _start_alertmanager(binary: str, work: Path, tls: Path, name: str = "alertmanager") -> tuple[Proc, int]:
+def _start_alertmanager(binary: str, work: Path, tls: Path, name: str = "alertmanager",
+                        web_config: str | None = None) -> tuple[Proc, int]:
     """Alertmanager on 127.0.0.1:<free port> demanding a client certificate signed by tls/ca.crt."""
     (work / "alertmanager.yml").write_text(
         "route:\n  receiver: nadie\n  group_wait: 0s\nreceivers:\n  - name: nadie\n", encoding="utf-8")
-    (work / "web.yml").write_text(
+    (work / "web.yml").write_text(web_config or (
         "tls_server_config:\n"
         f"  cert_file: {tls / 'alertmanager.crt'}\n"
         f"  key_file: {tls / 'alertmanager.key'}\n"
         f"  client_ca_file: {tls / 'ca.crt'}\n"
         "  client_auth_type: RequireAndVerifyClientCert\n"
-        "  min_version: TLS12\n", encoding="utf-8")
+        "  min_version: TLS12\n"), encoding="utf-8")
     (work / f"{name}-data").mkdir(exist_ok=True)
     port = free_port()
     proc = _start(name, [
@@ -310,5 +314,32 @@ def test_rotation_keeping_the_ca_as_in_the_runbook(tmp_path: Path) -> None:
                 assert client.get(proc.base_url + "/api/v2/status").status_code == 200, source
         check = CliRunner().invoke(certs_app, ["check", "--dir", str(tls), "--warn-days", "30"])
         assert check.exit_code == 0, check.output
+    finally:
+        proc.stop()
+
+
+def test_repo_web_config_and_compose_healthcheck_work_with_generated_material(tmp_path: Path) -> None:
+    """observability/alertmanager/web.yml and amtool-http.yml (container paths pointed at tmp) with our certs."""
+    web, amtool_http = REPO_AM_DIR / "web.yml", REPO_AM_DIR / "amtool-http.yml"
+    if not (web.is_file() and amtool_http.is_file()):
+        pytest.skip("observability/alertmanager/web.yml or amtool-http.yml not in this checkout")
+    am_bin = _binary("ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager", "alertmanager")
+    amtool = _binary("AMTOOL_BIN", "/usr/bin/amtool", "amtool")
+    tls = tmp_path / "tls"
+    generate_tls_material(tls)
+    web_text = web.read_text(encoding="utf-8")
+    assert CONTAINER_TLS_DIR in web_text and "RequireAndVerifyClientCert" in web_text
+    (tmp_path / "amtool-http.yml").write_text(
+        amtool_http.read_text(encoding="utf-8").replace(CONTAINER_TLS_DIR, str(tls)), encoding="utf-8")
+    proc, port = _start_alertmanager(am_bin, tmp_path, tls, web_config=web_text.replace(CONTAINER_TLS_DIR, str(tls)))
+    try:
+        # The compose health check, verbatim but for the port.
+        result = subprocess.run([amtool, f"--alertmanager.url=https://localhost:{port}",
+                                 f"--http.config.file={tmp_path / 'amtool-http.yml'}", "config", "show"],
+                                capture_output=True, text=True, timeout=20, check=False)
+        assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{proc.log()}"
+        assert "receiver: nadie" in result.stdout
+        with _client(_context(tls, client_cert=False)) as client, pytest.raises(httpx.TransportError):
+            client.get(proc.base_url + "/api/v2/status")
     finally:
         proc.stop()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shutil
 import stat
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -90,9 +92,8 @@ def test_prometheus_certificate_verifies_as_a_client(material: Path) -> None:
     verified = PolicyBuilder().store(store).build_client_verifier().verify(load(material / "prometheus.crt"), [])
     assert verified.subjects is not None
     assert {str(getattr(s, "value", s)) for s in verified.subjects} >= {"prometheus", "localhost", "127.0.0.1"}
-    # The Alertmanager certificate is a server certificate only: it cannot log in as a client.
-    with pytest.raises(VerificationError):
-        PolicyBuilder().store(store).build_client_verifier().verify(load(material / "alertmanager.crt"), [])
+    # The compose health check runs amtool inside the Alertmanager container with alertmanager.crt.
+    PolicyBuilder().store(store).build_client_verifier().verify(load(material / "alertmanager.crt"), [])
 
 
 def test_leaves_are_signed_by_the_ca_with_the_right_sans_and_ekus(material: Path) -> None:
@@ -105,7 +106,7 @@ def test_leaves_are_signed_by_the_ca_with_the_right_sans_and_ekus(material: Path
         assert leaf.public_key().curve.name == "secp256r1"
     assert sans(am) == ({"alertmanager", "localhost"}, {"127.0.0.1"})
     assert sans(prom) == ({"prometheus", "localhost"}, {"127.0.0.1"})
-    assert ekus(am) == {ExtendedKeyUsageOID.SERVER_AUTH}
+    assert ekus(am) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
     assert ekus(prom) == {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH}
 
 
@@ -220,6 +221,26 @@ def test_an_existing_ca_alone_signs_new_leaves_without_force(tmp_path: Path) -> 
     load(tmp_path / "alertmanager.crt").verify_directly_issued_by(load(tmp_path / "ca.crt"))
 
 
+def test_a_failed_backup_leaves_no_half_backup_and_replaces_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import minimarket.ops.certs as certs
+
+    generate_tls_material(tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in ALL_FILES}
+    real_copy = shutil.copy2
+
+    def copy2(src: Path, dst: Path) -> None:
+        if Path(src).name == "prometheus.key":
+            raise PermissionError(13, "Permission denied", str(src))
+        real_copy(src, dst)
+
+    monkeypatch.setattr(certs.shutil, "copy2", copy2)
+    with pytest.raises(PermissionError):
+        generate_tls_material(tmp_path, overwrite=True)
+    assert not list(tmp_path.glob("backup_*"))
+    assert {name: (tmp_path / name).read_bytes() for name in ALL_FILES} == before
+
+
 def test_two_backups_in_the_same_second_do_not_collide(tmp_path: Path) -> None:
     generate_tls_material(tmp_path)
     generate_tls_material(tmp_path, overwrite=True)
@@ -266,12 +287,43 @@ def test_check_survives_an_unreadable_certificate(tmp_path: Path) -> None:
     assert not prom.ok and prom.not_after is None and "ilegible" in prom.error
 
 
+def test_check_skips_key_matching_when_the_key_belongs_to_the_service_user(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    generate_tls_material(tmp_path)
+    real_read = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self.suffix == ".key":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    assert all(s.ok for s in check_certificates(tmp_path))
+    assert runner.invoke(certs_app, ["check", "--dir", str(tmp_path)]).exit_code == 0
+    # Rotating without being able to read the old keys fails cleanly: no half backup, nothing replaced.
+    before = (tmp_path / "prometheus.crt").read_bytes()
+    result = runner.invoke(certs_app, ["generate", "--dest", str(tmp_path), "--force"])
+    assert result.exit_code == 1 and "Sin permiso" in result.output
+    assert not list(tmp_path.glob("backup_*"))
+    assert (tmp_path / "prometheus.crt").read_bytes() == before
+
+
 def test_missing_files(tmp_path: Path) -> None:
     generate_tls_material(tmp_path)
     (tmp_path / "ca.key").unlink()  # may live offline: not needed at runtime
     assert missing_files(tmp_path) == []
     (tmp_path / "alertmanager.key").unlink()
     assert missing_files(tmp_path) == ["alertmanager.key"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_key_owner_owns_the_leaf_keys_but_not_the_ca_key(tmp_path: Path) -> None:
+    generate_tls_material(tmp_path, key_owner=(65534, 65534))
+    for name in ("alertmanager.key", "prometheus.key"):
+        st = (tmp_path / name).stat()
+        assert (st.st_uid, st.st_gid, mode(tmp_path / name)) == (65534, 65534, 0o600), name
+    assert (tmp_path / "ca.key").stat().st_uid == os.geteuid()
+    assert (tmp_path / "ca.crt").stat().st_uid == os.geteuid()
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -350,27 +402,59 @@ def test_cli_generate_rejects_bad_options(tmp_path: Path, args: list[str]) -> No
     assert not (tmp_path / "tls").exists()
 
 
+def test_cli_generate_key_owner(tmp_path: Path) -> None:
+    result = runner.invoke(certs_app, ["generate", "--dest", str(tmp_path / "a"), "--key-owner", "no-existe-usuario"])
+    assert result.exit_code == 2 and not (tmp_path / "a").exists()
+    if os.geteuid() != 0:
+        result = runner.invoke(certs_app, ["generate", "--dest", str(tmp_path / "b"), "--key-owner", "0"])
+        assert result.exit_code == 1 and "sudo" in result.output
+        assert not (tmp_path / "b" / "prometheus.key").exists()
+        return
+    result = runner.invoke(certs_app, ["generate", "--dest", str(tmp_path / "b"), "--key-owner", "65534"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "b" / "prometheus.key").stat().st_uid == 65534
+    assert "65534:65534" in result.stdout
+
+
 # --------------------------------------------------------------------------- generate_certs.sh
 
 
-def test_script_calls_minimarket_certs_generate_with_force(tmp_path: Path) -> None:
+def run_runbook_script(tmp_path: Path, dest: Path) -> subprocess.CompletedProcess:
+    """Run a copy of observability/prometheus/tls/generate_certs.sh inside `dest` (never the repo's folder).
+
+    `minimarket` on PATH is a shim running this checkout's `certs` app, so the script works
+    before (and regardless of) its registration in cli.py.
+    """
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "minimarket"
-    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
-    fake.chmod(0o755)
-    result = subprocess.run(["/bin/sh", str(SCRIPT), "--days", "90"], capture_output=True, text=True, timeout=10,
-                            env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, check=False)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["certs", "generate", "--dest", str(SCRIPT.parent), "--force",
-                                          "--days", "90"]
+    bin_dir.mkdir(exist_ok=True)
+    shim = bin_dir / "minimarket"
+    shim.write_text('#!/bin/sh\n[ "$1" = certs ] && shift\n'
+                    f'exec "{sys.executable}" -c "import sys; from minimarket.ops.certs_cli import certs_app; '
+                    'sys.exit(certs_app(prog_name=\'minimarket certs\'))" "$@"\n')
+    shim.chmod(0o755)
+    dest.mkdir(exist_ok=True)
+    shutil.copy2(SCRIPT, dest / SCRIPT.name)
+    return subprocess.run([str(dest / SCRIPT.name)], capture_output=True, text=True, timeout=60, check=False,
+                          cwd=tmp_path, env={**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"})
 
 
-def test_script_explains_when_minimarket_is_not_installed(tmp_path: Path) -> None:
-    result = subprocess.run(["/bin/sh", str(SCRIPT)], capture_output=True, text=True, timeout=10,
-                            env={"PATH": str(tmp_path)}, check=False)
-    assert result.returncode == 127
-    assert "no se encontró el comando 'minimarket'" in result.stderr
+def test_runbook_script_makes_material_that_check_accepts_and_keeps_the_ca(tmp_path: Path) -> None:
+    dest = tmp_path / "tls"
+    first = run_runbook_script(tmp_path, dest)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert missing_files(dest) == []
+    assert all(s.ok for s in check_certificates(dest)), check_certificates(dest)
+    ca = (dest / "ca.crt").read_bytes()
+    for name in ("alertmanager.key", "prometheus.key", "ca.key"):
+        assert mode(dest / name) == 0o600, name
+    assert {ExtendedKeyUsageOID.SERVER_AUTH} <= ekus(load(dest / "alertmanager.crt"))
+    assert ExtendedKeyUsageOID.CLIENT_AUTH in ekus(load(dest / "prometheus.crt"))
+    assert "alertmanager" in sans(load(dest / "alertmanager.crt"))[0]
+
+    second = run_runbook_script(tmp_path, dest)  # the runbook's rotation: same CA, new leaves
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert (dest / "ca.crt").read_bytes() == ca
+    assert all(s.ok for s in check_certificates(dest)), check_certificates(dest)
 
 
 def test_script_is_executable_and_keys_are_git_ignored() -> None:

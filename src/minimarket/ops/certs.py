@@ -169,8 +169,8 @@ def _public_bytes(public_key: object) -> bytes:
                                    serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _usable_ca(dest: Path, not_before_leaf_end: datetime) -> tuple[x509.Certificate, object] | None:
-    """The existing CA in `dest` if it can sign leaves valid until `not_before_leaf_end`, else None."""
+def _usable_ca(dest: Path, leaf_end: datetime) -> tuple[x509.Certificate, object] | None:
+    """The existing CA in `dest` if it can sign leaves valid until `leaf_end`, else None."""
     cert_path, key_path = dest / CA_CERT, dest / CA_KEY
     if not (cert_path.is_file() and key_path.is_file()):
         return None
@@ -183,7 +183,7 @@ def _usable_ca(dest: Path, not_before_leaf_end: datetime) -> tuple[x509.Certific
     if not constraints.ca or _public_bytes(key.public_key()) != _public_bytes(cert.public_key()):
         return None
     now = datetime.now(UTC)
-    if cert.not_valid_before_utc > now or cert.not_valid_after_utc < not_before_leaf_end:
+    if cert.not_valid_before_utc > now or cert.not_valid_after_utc < leaf_end:
         return None  # not yet valid, expired, or would expire before the new leaves
     return cert, key
 
@@ -287,8 +287,12 @@ def generate_tls_material(dest: Path, *, days: int = 825, ca_days: int = 3650,
         backup = _backup_dir(dest)
         backup.mkdir(mode=BACKUP_DIR_MODE)
         os.chmod(backup, BACKUP_DIR_MODE)
-        for path in present:
-            shutil.copy2(path, backup / path.name)  # keeps 0600 on the old keys
+        try:
+            for path in present:
+                shutil.copy2(path, backup / path.name)  # keeps 0600 on the old keys
+        except OSError:
+            shutil.rmtree(backup, ignore_errors=True)  # no half backup; nothing was replaced yet
+            raise
     _write_all(files)
     return list(files)
 
@@ -317,8 +321,13 @@ def _consistency_problem(path: Path, cert: x509.Certificate, ca: x509.Certificat
     if key_path.is_file():
         try:
             key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        except (ValueError, TypeError) as exc:
+        except PermissionError:
+            key = None  # owned by the service user (--key-owner): fine, just not ours to compare
+        except (OSError, ValueError, TypeError) as exc:
             return f"no se puede leer {key_path.name}: {exc}"
+    else:
+        key = None
+    if key is not None:
         if _public_bytes(key.public_key()) != _public_bytes(cert.public_key()):
             return f"{key_path.name} no corresponde a {path.name}"
     if ca is not None and path.name != CA_CERT:
@@ -366,34 +375,3 @@ def missing_files(directory: Path) -> list[str]:
     """Which of the files Prometheus and Alertmanager need are absent from `directory`."""
     return [name for name in REQUIRED_FILES if not (Path(directory) / name).is_file()]
 
-
-# --------------------------------------------------------------------------- metrics
-
-EXPIRY_METRIC = "minimarket_tls_certificate_expiry_timestamp_seconds"
-
-
-class TLSExpiryCollector:
-    """prometheus_client collector: notAfter (Unix seconds) of every ``*.crt`` in `directory`.
-
-    Labelled ``certificate=<file stem>`` ("alertmanager", "prometheus", "ca"), which is what the
-    CertificateExpiringSoon alert reads. Files are read at every scrape, so a rotation shows up
-    without restarting. Register it with ``REGISTRY.register(TLSExpiryCollector(path))``.
-    """
-
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
-
-    def describe(self) -> list:
-        return []  # unchecked collector: the label set depends on the files present
-
-    def collect(self):  # noqa: ANN201 - Iterator[GaugeMetricFamily]
-        from prometheus_client.core import GaugeMetricFamily
-
-        family = GaugeMetricFamily(EXPIRY_METRIC, "notAfter of the TLS certificates, Unix seconds",
-                                   labels=["certificate"])
-        for path in sorted(self.directory.glob("*.crt")):
-            try:
-                family.add_metric([path.stem], certificate_expiry(path).timestamp())
-            except (OSError, ValueError):
-                continue  # unreadable: `minimarket certs check` reports it; no sample beats a wrong one
-        yield family

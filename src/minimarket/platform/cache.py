@@ -10,6 +10,13 @@ from typing import Any, Protocol
 
 import redis
 
+from minimarket.platform.metrics import CACHE_HITS, CACHE_MISSES
+
+
+def _count(kind: str, value: Any | None) -> Any | None:
+    (CACHE_MISSES if value is None else CACHE_HITS).labels(kind).inc()
+    return value
+
 
 class Cache(Protocol):
     kind: str
@@ -33,14 +40,13 @@ class MemoryCache:
     def get_json(self, key: str) -> Any | None:
         with self._lock:
             item = self._items.get(key)
-            if item is None:
-                return None
-            expires, raw = item
-            if expires < time.monotonic():
+            if item is not None and item[0] < time.monotonic():
                 del self._items[key]
-                return None
+                item = None
+            if item is None:
+                return _count(self.kind, None)
             self._items.move_to_end(key)
-        return json.loads(raw)
+        return _count(self.kind, json.loads(item[1]))
 
     def set_json(self, key: str, value: Any, ttl: int) -> None:
         raw = json.dumps(value, default=str)
@@ -70,8 +76,8 @@ class RedisCache:
         try:
             raw = self._client.get(self._prefix + key)
         except redis.RedisError:
-            return None  # a cache outage slows reads down; it must not fail them
-        return None if raw is None else json.loads(raw)
+            return _count(self.kind, None)  # a cache outage slows reads down; it must not fail them
+        return _count(self.kind, None if raw is None else json.loads(raw))
 
     def set_json(self, key: str, value: Any, ttl: int) -> None:
         try:

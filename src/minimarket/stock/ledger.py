@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context
 from minimarket.catalog.models import Product
-from minimarket.platform.metrics import STOCK_MOVEMENTS, STOCK_REFUSED
+from minimarket.platform.metrics import SALES_REVENUE, SALES_TICKETS, STOCK_MOVEMENTS, STOCK_REFUSED
 from minimarket.stock.models import Balance, Location, Movement
 from minimarket.stock.rules import insufficient
 from minimarket.types import utcnow
@@ -121,13 +121,22 @@ def post_legs(session: Session, ctx: Context, legs: list[Leg], *, allow_negative
     return [m for m in movements if m is not None]
 
 
+def note_sale(session: Session, total: Decimal) -> None:
+    """Count a POS ticket in the sales metrics once its transaction commits."""
+    session.info.setdefault("sale_totals", []).append(total)
+
+
 @event.listens_for(Session, "after_commit")
 def _count_committed_movements(session: Session) -> None:
-    # Counted on commit only, so a refused or rolled-back batch never inflates the metric.
+    # Counted on commit only, so a refused or rolled-back batch never inflates the metrics.
     for movement_type in session.info.pop("movement_types", ()):
         STOCK_MOVEMENTS.labels(movement_type).inc()
+    for total in session.info.pop("sale_totals", ()):
+        SALES_TICKETS.inc()
+        SALES_REVENUE.inc(float(total))
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_rolled_back(session: Session) -> None:
     session.info.pop("movement_types", None)
+    session.info.pop("sale_totals", None)

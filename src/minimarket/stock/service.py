@@ -19,7 +19,14 @@ from minimarket.catalog import service as catalog_service
 from minimarket.catalog.schemas import ProductCreate, ProductUpdate
 from minimarket.catalog.service import find_product
 from minimarket.errors import Conflict, InvalidInput, NotFound
-from minimarket.stock.ledger import Leg, current_balance, ensure_balance_row, new_operation_id, post_legs
+from minimarket.stock.ledger import (
+    Leg,
+    current_balance,
+    ensure_balance_row,
+    new_operation_id,
+    note_sale,
+    post_legs,
+)
 from minimarket.stock.locations import resolve_location
 from minimarket.stock.models import Balance, Location, Movement
 from minimarket.stock.rules import check_unit_quantity, signed_quantity
@@ -201,6 +208,7 @@ def record_sale(session: Session, ctx: Context, *, sale: SaleIn, default_locatio
                         reference=f"ticket:{sale.ticket_id}"[:100]))
     operation_id, movements = _post(session, ctx, legs, allow_negative=allow_negative,
                                     idempotency_key=f"ticket:{sale.ticket_id}", occurred_at=sale.sold_at)
+    note_sale(session, total)
     record_audit(session, ctx, action="stock.sale", entity="venta", entity_id=sale.ticket_id,
                  after={"location": location.code, "total": str(total), "lines": len(legs)})
     return SaleOut(ticket_id=sale.ticket_id, operation_id=operation_id, total=total, movements=movements)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from minimarket.accounts.models import SystemSetting
 from minimarket.catalog.models import Product
 from minimarket.stock.models import Balance, Location, Movement
+from minimarket.types import utcnow
 
 _MILLI = Decimal("0.001")
+VERIFY_SETTING = "verify.ultimo"  # last result, read by /metrics (minimarket_ledger_mismatches)
 
 
 @dataclass(frozen=True)
@@ -76,3 +81,14 @@ def verify_ledger(session: Session) -> VerifyReport:
                                        balance=balance, ledger_sum=ledger_sum, last_balance_after=after))
     return VerifyReport(balances_checked=len(balances), movements_checked=sum(n for _, n in sums.values()),
                         mismatches=mismatches)
+
+
+def record_verification(session: Session, report: VerifyReport) -> None:
+    """Keep the result of this run where /metrics and the doctor can read it."""
+    value = json.dumps({"mismatches": len(report.mismatches), "at": time.time(),
+                        "balances": report.balances_checked, "movements": report.movements_checked})
+    row = session.get(SystemSetting, VERIFY_SETTING)
+    if row is None:
+        session.add(SystemSetting(key=VERIFY_SETTING, value=value, updated_at=utcnow()))
+    else:
+        row.value, row.updated_at = value, utcnow()
