@@ -1,7 +1,14 @@
-"""ASGI entry point for process managers (`uvicorn minimarket.asgi:app`); MINIMARKET_SERVICE picks the service."""
+"""ASGI entry point for process managers and `serve --workers N`: `uvicorn minimarket.asgi:app`.
+
+MINIMARKET_SERVICE picks the service (all | dashboard | deposito | negocio).
+"""
 
 import os
 
 from minimarket.apps import create_app
+from minimarket.config import get_settings
+from minimarket.platform.logging import configure_logging
 
-app = create_app(os.environ.get("MINIMARKET_SERVICE", "all"))
+_service = os.environ.get("MINIMARKET_SERVICE", "all")
+configure_logging(get_settings().log_level, service=_service)
+app = create_app(_service)

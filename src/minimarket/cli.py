@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -89,6 +90,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interfaz (por defecto HOST o 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Puerto (por defecto PORT=8080; DEPOSITO_PORT=8001; NEGOCIO_PORT=8002)")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Carga datos de demostración si la base está vacía")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=32, help="Procesos Uvicorn (métricas agregadas entre ellos)")] = 1,
 ) -> None:
     """Inicia el sistema (todo en uno) o uno de sus servicios."""
     import uvicorn
@@ -130,7 +132,19 @@ def serve(
         err.print(f"Probá:  curl -H 'X-API-Key: {demo_key}' 'http://{host}:{port}/api/inventory?limit=5'\n",
                   soft_wrap=True, markup=False)
     configure_logging(settings.log_level, service=service)
-    uvicorn.run(create_app(service, settings), host=host, port=port, log_config=None, access_log=False)
+    if workers == 1:
+        uvicorn.run(create_app(service, settings), host=host, port=port, log_config=None, access_log=False)
+        return
+    # Several processes: each builds its app from minimarket.asgi, and prometheus-client
+    # keeps the counters in files under PROMETHEUS_MULTIPROC_DIR so /metrics adds them up.
+    import os
+    import tempfile
+
+    os.environ["MINIMARKET_SERVICE"] = service
+    multiproc_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="minimarket-metrics-"))
+    for stale in Path(multiproc_dir).glob("*.db"):
+        stale.unlink()  # counters of a previous run must not be added to this one
+    uvicorn.run("minimarket.asgi:app", host=host, port=port, workers=workers, log_config=None, access_log=False)
 
 
 @app.command()
