@@ -16,6 +16,7 @@ from minimarket import __version__
 from minimarket.config import ConfigError, Settings, get_settings
 from minimarket.db import Database
 from minimarket.ops.certs_cli import certs_app
+from minimarket.ops.keys_cli import keys_app, secrets_app
 
 app = typer.Typer(help="Mini Market: inventario, precios y operaciones para minimercados.", no_args_is_help=True)
 db_app = typer.Typer(help="Base de datos: migraciones.", no_args_is_help=True)
@@ -23,6 +24,8 @@ apikey_app = typer.Typer(help="Claves de API (X-API-Key).", no_args_is_help=True
 app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(certs_app, name="certs")
+app.add_typer(keys_app, name="keys")
+app.add_typer(secrets_app, name="secret")
 console = Console()
 err = Console(stderr=True)
 
@@ -351,7 +354,7 @@ def negative_stock(
             with database.write() as session:
                 before = negative_stock_allowed(session, default=settings.allow_negative_stock)
                 set_negative_stock_allowed(session, allowed=allow)
-                record_audit(session, _ctx(), action="settings.negative_stock", entity="system_config",
+                record_audit(session, _ctx(), action="settings.negative_stock", entity="ajustes",
                              entity_id="stock.permitir_negativo", before={"allowed": before}, after={"allowed": allow})
         with database.read() as session:
             current = negative_stock_allowed(session, default=settings.allow_negative_stock)

@@ -58,9 +58,10 @@ class AuditEntry(Base):
 
 
 class SystemSetting(Base):
-    """Store-wide settings (`stock.permitir_negativo`, …); secrets live in *_encrypted columns."""
+    """Store-wide settings (`stock.permitir_negativo`, `verify.ultimo`, …); secrets live encrypted in
+    the single-row `system_config` table (platform/secrets_models.py)."""
 
-    __tablename__ = "system_config"
+    __tablename__ = "ajustes"
 
     key: Mapped[str] = mapped_column("clave", String(100), primary_key=True)
     value: Mapped[str | None] = mapped_column("valor", Text)
