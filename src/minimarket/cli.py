@@ -15,6 +15,7 @@ from rich.table import Table
 from minimarket import __version__
 from minimarket.config import ConfigError, Settings, get_settings
 from minimarket.db import Database
+from minimarket.ops.backup_cli import register as register_backup_commands
 from minimarket.ops.certs_cli import certs_app
 from minimarket.ops.keys_cli import keys_app, secrets_app
 
@@ -26,6 +27,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(certs_app, name="certs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(secrets_app, name="secret")
+register_backup_commands(app, db_app)  # backup, restore; db migrate-to
 console = Console()
 err = Console(stderr=True)
 

@@ -1,0 +1,573 @@
+"""`minimarket backup`: one self-checking archive per run.
+
+The archive (`minimarket_<db>_<YYYYmmdd_HHMMSS>.tar.gz`, mode 0600) holds:
+
+* `manifest.json` — per table row count and checksum, schema revision, app version, backend,
+  creation time, the ledger verification and the SHA-256 of every other member;
+* `database.dump` (PostgreSQL, `pg_dump --format=custom`) or `database.sqlite3` (SQLite online
+  backup API);
+* `config/...` — the configuration files of the runbook, when present (secrets included).
+
+Counts and checksums describe exactly the data in the dump: on PostgreSQL they are computed in
+the REPEATABLE READ transaction whose snapshot `pg_dump --snapshot` imports; on SQLite they are
+computed from the backup copy, never from the live file.
+
+Checksums use one canonical text per row (JSON, keys sorted, decimals at the column's scale,
+datetimes in UTC ISO, bytes in hex) over rows ordered by primary key with byte-order collation,
+so the same data gives the same checksum on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, Integer, MetaData, Numeric, String, create_engine, select
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from minimarket import __version__
+from minimarket.ar.dates import STORE_TZ
+
+ARCHIVE_FORMAT = 1
+MANIFEST_NAME = "manifest.json"
+PG_DUMP_NAME = "database.dump"
+SQLITE_NAME = "database.sqlite3"
+CONFIG_PREFIX = "config/"
+CHECKSUM_ALGORITHM = "sha256/json-canonico-v1"
+# The runbook's configuration: env files, Prometheus TLS material and the two YAML configs.
+CONFIG_FILES = (".env.production", ".env", "observability/prometheus/prometheus.yml",
+                "observability/alertmanager/alertmanager.yml")
+CONFIG_DIRS = ("observability/prometheus/tls",)
+SKIPPED_TABLES = frozenset({"alembic_version"})  # the revision is recorded on its own
+BACKUP_APP_NAME = "minimarket-respaldo"  # how backup/restore sessions show in pg_stat_activity
+PG_TOOL_TIMEOUT = 4 * 3600  # seconds; a dump that runs longer than this is treated as hung
+PG_LOCK_WAIT = "60s"  # pg_dump gives up instead of queueing forever behind a migration's lock
+FETCH_BATCH = 2000
+_ARCHIVE_RE = r"^minimarket_{label}_(?P<ts>\d{{8}}_\d{{6}})(?:-(?P<n>\d+))?\.tar\.gz$"
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(_stage: str, _done: int, _total: int) -> None:
+    return None
+
+
+class BackupError(Exception):
+    """A backup could not be made; the message (Spanish) says why and what to do."""
+
+
+# --------------------------------------------------------------------------- canonical checksums
+
+
+@dataclass(frozen=True)
+class TableDigest:
+    rows: int
+    sha256: str
+
+
+def _scale(type_: Any) -> int | None:
+    scale = getattr(type_, "scale", None)
+    return scale if isinstance(scale, int) else None
+
+
+def canonical_value(value: Any, type_: Any) -> Any:
+    """The backend-independent JSON form of one column value."""
+    if value is None:
+        return None
+    if isinstance(type_, Boolean) or isinstance(value, bool):
+        return bool(value)
+    if isinstance(type_, Integer) and not isinstance(type_, Numeric):
+        return int(value)
+    if isinstance(type_, Float):
+        return repr(float(value))
+    if isinstance(type_, Numeric) or isinstance(value, Decimal):
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+        scale = _scale(type_)
+        number = number.quantize(Decimal(1).scaleb(-scale)) if scale is not None else number.normalize()
+        if number.is_zero():
+            number = number.copy_abs()  # SQLite's REAL can hold -0.0; PostgreSQL's NUMERIC cannot
+        return format(number, "f")
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite stores UTC, naive
+        return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, (date, dtime)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return value  # text, and JSON documents already parsed by the column type
+
+
+def _order_by(table: Any, dialect: str) -> list[Any]:
+    """Primary key columns (all columns without one), strings in byte order on both backends."""
+    columns = list(table.primary_key.columns) or [c for c in table.columns if not isinstance(c.type, JSON)]
+    # PostgreSQL's default collation is locale-aware; "C" matches SQLite's BINARY (code point) order.
+    return [c.collate("C") if dialect == "postgresql" and isinstance(c.type, String) else c for c in columns]
+
+
+def reflect_tables(conn: Connection) -> MetaData:
+    metadata = MetaData()
+    metadata.reflect(bind=conn)
+    return metadata
+
+
+def table_digests(conn: Connection, progress: Progress | None = None) -> dict[str, TableDigest]:
+    """Row count and canonical SHA-256 of every table the connection sees (in its transaction)."""
+    report = progress or _no_progress
+    dialect = conn.dialect.name
+    tables = [t for name, t in sorted(reflect_tables(conn).tables.items()) if name not in SKIPPED_TABLES]
+    report("Tablas", 0, len(tables))
+    digests: dict[str, TableDigest] = {}
+    for done, table in enumerate(tables, start=1):
+        names = sorted(c.name for c in table.columns)
+        types = {c.name: c.type for c in table.columns}
+        digest = hashlib.sha256()
+        digest.update(json.dumps(names, separators=(",", ":")).encode() + b"\n")
+        rows = 0
+        stmt = select(*table.columns).order_by(*_order_by(table, dialect)).execution_options(yield_per=FETCH_BATCH)
+        for row in conn.execute(stmt):
+            data = row._mapping
+            canonical = {name: canonical_value(data[name], types[name]) for name in names}
+            digest.update(json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
+            digest.update(b"\n")
+            rows += 1
+        digests[table.name] = TableDigest(rows=rows, sha256=digest.hexdigest())
+        report("Tablas", done, len(tables))
+    return digests
+
+
+def ledger_summary(conn: Connection) -> dict[str, Any]:
+    """verify_ledger inside the caller's transaction, as a JSON-able dict (errors reported, not raised)."""
+    from minimarket.stock.verify import verify_ledger
+
+    session = Session(bind=conn)
+    try:
+        report = verify_ledger(session)
+    except Exception as exc:  # noqa: BLE001 - an older schema or a broken table is a result, not a crash
+        return {"ok": False, "error": str(exc).splitlines()[0][:300], "balances": 0, "movements": 0, "mismatches": 0}
+    finally:
+        session.close()
+    return {"ok": report.ok, "balances": report.balances_checked, "movements": report.movements_checked,
+            "mismatches": len(report.mismatches),
+            "examples": [f"{m.sku}@{m.location}: {m.problem}" for m in report.mismatches[:5]]}
+
+
+def describe_database(conn: Connection, progress: Progress | None = None) -> dict[str, Any]:
+    """Schema revision, per-table digests and ledger result, all read in `conn`'s transaction."""
+    from alembic.runtime.migration import MigrationContext
+
+    revision = MigrationContext.configure(conn).get_current_revision()
+    digests = table_digests(conn, progress)
+    return {
+        "schema_revision": revision,
+        "tables": {name: {"rows": d.rows, "sha256": d.sha256} for name, d in digests.items()},
+        "ledger": ledger_summary(conn),
+    }
+
+
+def describe_url(url: str, progress: Progress | None = None) -> dict[str, Any]:
+    """describe_database over a fresh connection to `url` (a restored or migrated database)."""
+    engine = plain_engine(url)
+    try:
+        with engine.connect() as conn:
+            return describe_database(conn, progress)
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- URLs and connections
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URLs operators paste (`postgres://`, `postgresql://`); psycopg 3 is the driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def is_sqlite_url(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def sqlite_file(url: str) -> Path:
+    path = url.split("///", 1)[-1] if "///" in url else ""
+    if path in ("", ":memory:"):
+        raise BackupError("La base SQLite en memoria no se puede respaldar: configurá DATABASE_URL con un archivo")
+    return Path(path)
+
+
+def plain_engine(url: str, **kwargs: Any) -> Engine:
+    """A pool-less engine for one-off work (no WAL switch, no app pool, named in pg_stat_activity)."""
+    if is_sqlite_url(url):
+        return create_engine(url, poolclass=NullPool, connect_args={"timeout": 15})
+    connect_args = {"connect_timeout": 10, "application_name": BACKUP_APP_NAME}
+    return create_engine(url, poolclass=NullPool, connect_args=connect_args, **kwargs)
+
+
+def describe_target(url: str) -> str:
+    """The database as an operator recognises it, without the password."""
+    if is_sqlite_url(url):
+        return str(sqlite_file(url))
+    parsed = make_url(url)
+    return f"{parsed.database} en {parsed.host or 'localhost'}:{parsed.port or 5432}"
+
+
+# libpq reads these from the environment; the URL's query string maps onto them.
+_LIBPQ_ENV = {"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY",
+              "sslcrl": "PGSSLCRL", "connect_timeout": "PGCONNECT_TIMEOUT", "options": "PGOPTIONS",
+              "target_session_attrs": "PGTARGETSESSIONATTRS", "gssencmode": "PGGSSENCMODE"}
+
+
+@dataclass(frozen=True)
+class PgParams:
+    """Connection arguments for pg_dump/pg_restore: the password only ever in PGPASSWORD."""
+
+    args: list[str]
+    env: dict[str, str]
+    database: str
+
+
+def pg_params(url: str, database: str | None = None) -> PgParams:
+    parsed = make_url(url)
+    env = dict(os.environ)
+    env["PGAPPNAME"] = BACKUP_APP_NAME
+    env.setdefault("PGCONNECT_TIMEOUT", "10")
+    args = ["--no-password"]  # never prompt: a missing password is an error, not a hang
+    host = parsed.host or parsed.query.get("host")
+    if isinstance(host, tuple):
+        host = host[0]
+    if host:
+        args += ["--host", str(host)]
+    if parsed.port:
+        args += ["--port", str(parsed.port)]
+    if parsed.username:
+        args += ["--username", parsed.username]
+    if parsed.password is not None:
+        env["PGPASSWORD"] = str(parsed.password)
+    for key, value in parsed.query.items():
+        if key in _LIBPQ_ENV:
+            env[_LIBPQ_ENV[key]] = value if isinstance(value, str) else value[0]
+    name = database or parsed.database
+    if not name:
+        raise BackupError("DATABASE_URL no indica el nombre de la base de PostgreSQL")
+    return PgParams(args=args, env=env, database=name)
+
+
+def run_pg_tool(command: list[str], env: dict[str, str], what: str, timeout: float = PG_TOOL_TIMEOUT) -> None:
+    """Run pg_dump/pg_restore; any failure becomes a BackupError quoting the tool's last lines."""
+    if shutil.which(command[0]) is None:
+        raise BackupError(f"No se encontró {command[0]}: instalá el cliente de PostgreSQL (postgresql-client)")
+    try:
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise BackupError(f"{what} no terminó en {timeout:.0f} s y se canceló") from exc
+    if result.returncode != 0:
+        detail = "\n".join(result.stderr.strip().splitlines()[-5:])
+        raise BackupError(f"{what} falló (código {result.returncode}): {detail}")
+
+
+# --------------------------------------------------------------------------- archives
+
+
+def database_label(url: str) -> str:
+    raw = sqlite_file(url).stem if is_sqlite_url(url) else (make_url(url).database or "postgres")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw) or "base"
+
+
+def archive_pattern(label: str) -> re.Pattern[str]:
+    return re.compile(_ARCHIVE_RE.format(label=re.escape(label)))
+
+
+def list_archives(dest: Path, label: str) -> list[Path]:
+    """This database's archives in `dest`, oldest first (by the time in the name)."""
+    pattern = archive_pattern(label)
+    found = []
+    for path in dest.iterdir() if dest.is_dir() else ():
+        match = pattern.match(path.name)
+        if match and path.is_file():
+            found.append(((match["ts"], int(match["n"] or 0)), path))
+    return [path for _, path in sorted(found)]
+
+
+def apply_retention(dest: Path, label: str, keep: int) -> list[Path]:
+    """Delete the oldest archives of this database beyond `keep`; returns what was deleted."""
+    if keep < 1:
+        raise BackupError("--keep tiene que ser al menos 1")
+    archives = list_archives(dest, label)
+    doomed = archives[:-keep] if len(archives) > keep else []
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
+
+
+def _new_archive_path(dest: Path, label: str, when: datetime) -> Path:
+    stamp = when.astimezone(STORE_TZ).strftime("%Y%m%d_%H%M%S")
+    for n in range(1000):  # two backups in the same second get -1, -2, … instead of overwriting
+        name = f"minimarket_{label}_{stamp}" + (f"-{n}" if n else "") + ".tar.gz"
+        if not (dest / name).exists():
+            return dest / name
+    raise BackupError(f"Demasiados respaldos con la hora {stamp} en {dest}")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def config_files(root: Path) -> list[tuple[str, Path]]:
+    """(archive-relative path, file) for each runbook configuration file present under `root`."""
+    found: list[tuple[str, Path]] = []
+    for rel in CONFIG_FILES:
+        path = root / rel
+        if path.is_file():
+            found.append((rel, path))
+    for rel_dir in CONFIG_DIRS:
+        base = root / rel_dir
+        if base.is_dir():
+            for path in sorted(base.rglob("*")):
+                if path.is_file():
+                    found.append((path.relative_to(root).as_posix(), path))
+    return found
+
+
+# --------------------------------------------------------------------------- the backup
+
+
+@dataclass
+class BackupResult:
+    path: Path
+    manifest: dict[str, Any]
+    seconds: float
+    size: int
+    deleted: list[Path] = field(default_factory=list)
+    recorded: bool = True
+    warnings: list[str] = field(default_factory=list)
+
+
+def _dump_postgres(url: str, workdir: Path, progress: Progress,
+                   after_snapshot: Callable[[], None] | None) -> tuple[Path, dict[str, Any]]:
+    """pg_dump and the manifest, both from one exported REPEATABLE READ snapshot."""
+    dump_path = workdir / PG_DUMP_NAME
+    params = pg_params(url)
+    engine = plain_engine(url, isolation_level="REPEATABLE READ")
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(postgresql_readonly=True)
+            snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+            if after_snapshot is not None:
+                after_snapshot()  # test seam: writes that land here must be in neither the dump nor the manifest
+            command = ["pg_dump", *params.args, "--format=custom", "--compress=0", f"--snapshot={snapshot}",
+                       f"--lock-wait-timeout={PG_LOCK_WAIT}", f"--file={dump_path}", params.database]
+            progress("pg_dump", 0, 1)
+            if shutil.which("pg_dump") is None:
+                raise BackupError("No se encontró pg_dump: instalá el cliente de PostgreSQL (postgresql-client)")
+            # pg_dump runs while the manifest is computed; the snapshot stays exported until both end.
+            process = subprocess.Popen(command, env=params.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                       text=True)
+            try:
+                description = describe_database(conn, progress)
+                _, stderr = process.communicate(timeout=PG_TOOL_TIMEOUT)
+            except BaseException:
+                process.kill()
+                process.communicate()
+                raise
+            if process.returncode != 0:
+                detail = "\n".join(stderr.strip().splitlines()[-5:])
+                raise BackupError(f"pg_dump falló (código {process.returncode}): {detail}")
+            progress("pg_dump", 1, 1)
+    finally:
+        engine.dispose()
+    return dump_path, description
+
+
+def _dump_sqlite(url: str, workdir: Path, progress: Progress,
+                 after_snapshot: Callable[[], None] | None) -> tuple[Path, dict[str, Any]]:
+    """Online backup API into a private copy, then the manifest from that copy."""
+    source_path = sqlite_file(url)
+    if not source_path.is_file():
+        raise BackupError(f"No existe la base SQLite {source_path}")
+    copy_path = workdir / SQLITE_NAME
+    progress("Copia de la base", 0, 1)
+    source = sqlite3.connect(source_path, timeout=15)
+    target = sqlite3.connect(copy_path)
+    try:
+        # One step (pages=-1) copies under a single read transaction: a consistent snapshot, and in
+        # WAL mode writers are not blocked. Step-wise copies restart whenever the app writes.
+        source.backup(target, pages=-1)
+        target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+        check = target.execute("PRAGMA quick_check").fetchone()[0]
+    finally:
+        target.close()
+        source.close()
+    if check != "ok":
+        raise BackupError(f"La copia de la base SQLite no pasó la verificación de integridad: {check}")
+    progress("Copia de la base", 1, 1)
+    if after_snapshot is not None:
+        after_snapshot()  # test seam: writes that land here are in the live file only
+    description = describe_url(f"sqlite:///{copy_path}", progress)
+    return copy_path, description
+
+
+def create_backup(url: str, dest: Path, *, keep: int | None = None, include_config: bool = True,
+                  config_root: Path | None = None, progress: Progress | None = None,
+                  after_snapshot: Callable[[], None] | None = None, now: datetime | None = None,
+                  record_success: bool = True) -> BackupResult:
+    """Make one archive of the database at `url` in `dest`; optionally prune to `keep` archives."""
+    started = time.perf_counter()
+    report = progress or _no_progress
+    url = normalise_url(url)
+    if keep is not None and keep < 1:
+        raise BackupError("--keep tiene que ser al menos 1")
+    label = database_label(url)
+    when = now or datetime.now(UTC)
+    dest = Path(dest)
+    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+    backend = "sqlite" if is_sqlite_url(url) else "postgresql"
+    with tempfile.TemporaryDirectory(prefix=".minimarket-respaldo-", dir=dest) as tmp:
+        workdir = Path(tmp)
+        os.chmod(workdir, 0o700)
+        dump = _dump_sqlite if backend == "sqlite" else _dump_postgres
+        try:
+            db_path, description = dump(url, workdir, report, after_snapshot)
+        except BackupError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the operator gets one Spanish line, not a traceback
+            raise BackupError(f"No se pudo leer la base {describe_target(url)}: {str(exc).splitlines()[0][:300]}") \
+                from exc
+        configs = config_files(config_root or Path.cwd()) if include_config else []
+        manifest: dict[str, Any] = {
+            "format": ARCHIVE_FORMAT,
+            "app": "minimarket",
+            "app_version": __version__,
+            "backend": backend,
+            "database": label,
+            "created_at": when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "schema_revision": description["schema_revision"],
+            "checksum_algorithm": CHECKSUM_ALGORITHM,
+            "tables": description["tables"],
+            "ledger": description["ledger"],
+            "database_file": {"name": db_path.name, "bytes": db_path.stat().st_size, "sha256": sha256_file(db_path),
+                              "format": "sqlite3" if backend == "sqlite" else "pg_dump-custom"},
+            "config_files": [{"path": rel, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+                             for rel, path in configs],
+        }
+        manifest_path = workdir / MANIFEST_NAME
+        manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True) + "\n",
+                                 encoding="utf-8")
+        report("Archivo", 0, 1)
+        final = _new_archive_path(dest, label, when)
+        partial = dest / f".{final.name}.partial"
+        # 0600 from creation: the archive holds the .env (secrets) and the TLS private keys.
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as raw:
+                with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as tar:
+                    tar.add(manifest_path, arcname=MANIFEST_NAME)
+                    tar.add(db_path, arcname=db_path.name)
+                    for rel, path in configs:
+                        tar.add(path, arcname=CONFIG_PREFIX + rel, recursive=False)
+                raw.flush()
+                os.fsync(raw.fileno())
+            os.replace(partial, final)  # the archive appears complete or not at all
+            _fsync_dir(dest)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        report("Archivo", 1, 1)
+    result = BackupResult(path=final, manifest=manifest, seconds=0.0, size=final.stat().st_size)
+    if not manifest["ledger"].get("ok"):
+        result.warnings.append(f"El libro de movimientos tiene {manifest['ledger'].get('mismatches', '?')} "
+                               "diferencia(s) en este respaldo: corré `minimarket verify`")
+    if keep is not None:
+        result.deleted = apply_retention(dest, label, keep)
+    if record_success:
+        try:
+            record_backup_success(url, time.time())
+        except Exception as exc:  # noqa: BLE001 - the archive is good; the metric just does not move
+            result.recorded = False
+            result.warnings.append(f"El respaldo se hizo pero no se pudo registrar en la base "
+                                   f"({str(exc).splitlines()[0][:200]}): la alerta BackupStale puede dispararse")
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def record_backup_success(url: str, when: float) -> None:
+    """Write `backup.ultimo_exito` through the SystemSetting model (the table may be renamed)."""
+    from minimarket.accounts.models import SystemSetting
+    from minimarket.db import Database
+    from minimarket.ops.store_metrics import BACKUP_SETTING
+    from minimarket.types import utcnow
+
+    database = Database(url)
+    try:
+        for attempt in range(2):  # a concurrent first insert by another backup loses once, then updates
+            try:
+                with database.write() as session:
+                    row = session.get(SystemSetting, BACKUP_SETTING)
+                    if row is None:
+                        session.add(SystemSetting(key=BACKUP_SETTING, value=f"{when:.3f}", updated_at=utcnow()))
+                    else:
+                        row.value, row.updated_at = f"{when:.3f}", utcnow()
+                return
+            except IntegrityError:
+                if attempt:
+                    raise
+    finally:
+        database.dispose()
+
+
+def last_backup_success(url: str) -> float | None:
+    from minimarket.accounts.models import SystemSetting
+    from minimarket.db import Database
+    from minimarket.ops.store_metrics import BACKUP_SETTING
+
+    database = Database(url)
+    try:
+        with database.read() as session:
+            raw = session.scalar(select(SystemSetting.value).where(SystemSetting.key == BACKUP_SETTING))
+    finally:
+        database.dispose()
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def total_rows(manifest: dict[str, Any], tables: Iterable[str] | None = None) -> int:
+    chosen = manifest["tables"] if tables is None else {t: manifest["tables"][t] for t in tables}
+    return sum(entry["rows"] for entry in chosen.values())

@@ -1,0 +1,536 @@
+"""`minimarket restore`: put an archive of `minimarket backup` back, and prove it came back whole.
+
+Order of work, so that a bad archive never costs the store its current database:
+
+1. Read the whole archive (a truncated or altered .tar.gz fails here), require `manifest.json`,
+   and check the SHA-256 of the database file and of every configuration file against it.
+2. Refuse a schema revision this code does not know (the backup is from a newer version).
+3. Restore into a *staging* database (PostgreSQL: a new database from template0 with
+   `pg_restore --no-owner`; SQLite: a new file beside the target) and verify it there: row
+   counts and canonical checksums against the manifest, and `verify_ledger`.
+4. Only a staging copy that verifies replaces the target (PostgreSQL: drop the old database from
+   a maintenance connection and rename the staging one; SQLite: atomic rename, stale -wal/-shm
+   removed). A copy that does not verify is discarded and the target is left as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import tarfile
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from minimarket.ops.backup import (
+    ARCHIVE_FORMAT,
+    CONFIG_PREFIX,
+    MANIFEST_NAME,
+    PG_DUMP_NAME,
+    SQLITE_NAME,
+    BackupError,
+    Progress,
+    _fsync_dir,
+    _no_progress,
+    describe_url,
+    is_sqlite_url,
+    normalise_url,
+    pg_params,
+    plain_engine,
+    run_pg_tool,
+    sha256_file,
+    sqlite_file,
+)
+
+# What the runbook tells the operator to run before a restore (services that hold the database).
+STOP_COMMAND = "docker-compose -f docker-compose.production.yml stop dashboard agente-deposito agente-negocio"
+SQLITE_LOCK_TIMEOUT = 1.0  # seconds to wait for an exclusive lock before calling the file "in use"
+_DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$")
+_REQUIRED_KEYS = ("format", "backend", "schema_revision", "tables", "database_file", "created_at")
+
+
+class RestoreError(Exception):
+    """The restore was refused or failed before touching the target; the message (Spanish) says why."""
+
+
+# --------------------------------------------------------------------------- reading the archive
+
+
+@dataclass
+class OpenedBackup:
+    archive: Path
+    manifest: dict[str, Any]
+    workdir: Path
+    database_file: Path
+    config_files: dict[str, tuple[Path, int]] = field(default_factory=dict)  # rel path -> (file, mode)
+
+
+def _safe_member_name(name: str) -> PurePosixPath | None:
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        return None
+    return path
+
+
+def open_backup(archive: Path, workdir: Path) -> OpenedBackup:
+    """Extract and check an archive; raise RestoreError (Spanish) if anything is missing or damaged."""
+    archive = Path(archive)
+    if not archive.is_file():
+        raise RestoreError(f"No existe el archivo de respaldo {archive}")
+    extracted: dict[str, tuple[Path, int]] = {}
+    try:
+        with tarfile.open(archive, mode="r:gz") as tar:
+            for member in tar:  # reading every member runs the whole gzip stream through its CRC
+                rel = _safe_member_name(member.name)
+                if rel is None:
+                    raise RestoreError(f"El respaldo tiene una ruta no permitida ({member.name!r}); no se restaura")
+                if not member.isfile():
+                    continue
+                out = workdir / "contenido" / Path(*rel.parts)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                if source is None:
+                    continue
+                with source, open(out, "wb") as sink:
+                    shutil.copyfileobj(source, sink, 1 << 20)
+                extracted[rel.as_posix()] = (out, member.mode & 0o777)
+    except RestoreError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise RestoreError(f"El respaldo está dañado o incompleto (no se pudo leer el .tar.gz: {exc})") from exc
+    if MANIFEST_NAME not in extracted:
+        raise RestoreError("El respaldo no tiene manifest.json: no se puede verificar, así que no se restaura")
+    try:
+        manifest = json.loads(extracted[MANIFEST_NAME][0].read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RestoreError(f"El manifest.json del respaldo está dañado: {exc}") from exc
+    missing = [key for key in _REQUIRED_KEYS if not isinstance(manifest, dict) or key not in manifest]
+    if missing:
+        raise RestoreError(f"El manifest.json del respaldo está incompleto (falta: {', '.join(missing)})")
+    if manifest["format"] != ARCHIVE_FORMAT:
+        raise RestoreError(f"Formato de respaldo {manifest['format']} desconocido (este programa lee el "
+                           f"{ARCHIVE_FORMAT}): el respaldo es de una versión más nueva; actualizá Mini Market")
+    backend = manifest["backend"]
+    expected_name = {"postgresql": PG_DUMP_NAME, "sqlite": SQLITE_NAME}.get(backend)
+    if expected_name is None:
+        raise RestoreError(f"El manifest.json indica un motor de base desconocido: {backend!r}")
+    db_entry = manifest["database_file"]
+    if expected_name not in extracted:
+        raise RestoreError(f"El respaldo no contiene {expected_name}: está incompleto y no se restaura")
+    db_path = extracted[expected_name][0]
+    if sha256_file(db_path) != db_entry.get("sha256"):
+        raise RestoreError(f"{expected_name} dentro del respaldo está dañado: su SHA-256 no coincide con el manifiesto")
+    configs: dict[str, tuple[Path, int]] = {}
+    for entry in manifest.get("config_files", []):
+        rel = entry["path"]
+        member = extracted.get(CONFIG_PREFIX + rel)
+        if member is None:
+            raise RestoreError(f"Falta el archivo de configuración {rel} que el manifiesto lista: respaldo incompleto")
+        if sha256_file(member[0]) != entry.get("sha256"):
+            raise RestoreError(f"El archivo de configuración {rel} del respaldo está dañado (SHA-256 distinto)")
+        configs[rel] = member
+    return OpenedBackup(archive=archive, manifest=manifest, workdir=workdir, database_file=db_path,
+                        config_files=configs)
+
+
+def check_revision(manifest: dict[str, Any]) -> bool:
+    """Raise if the backup's schema is unknown to this code (newer); True when it is exactly head."""
+    from alembic.script import ScriptDirectory
+
+    from minimarket.migrations.runner import alembic_config
+
+    revision = manifest.get("schema_revision")
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = script.get_current_head()
+    if not revision:
+        raise RestoreError("El respaldo no indica la revisión del esquema (¿base sin migrar?): no se restaura")
+    try:
+        known = script.get_revision(revision)
+    except Exception:  # noqa: BLE001 - alembic raises several kinds for an unknown id
+        known = None
+    if known is None:
+        raise RestoreError(f"El respaldo es de una versión más nueva de Mini Market (esquema {revision}); este "
+                           f"programa llega hasta la revisión {head}. Actualizá Mini Market y volvé a intentar.")
+    return revision == head
+
+
+# --------------------------------------------------------------------------- the target
+
+
+@dataclass(frozen=True)
+class Target:
+    backend: str  # "sqlite" | "postgresql"
+    url: str
+    new: bool  # --into: must not exist yet
+
+    @property
+    def name(self) -> str:
+        return str(sqlite_file(self.url)) if self.backend == "sqlite" else str(make_url(self.url).database)
+
+    @property
+    def description(self) -> str:
+        if self.backend == "sqlite":
+            return f"el archivo SQLite {self.name}"
+        parsed = make_url(self.url)
+        return f"la base PostgreSQL {self.name} en {parsed.host or 'localhost'}:{parsed.port or 5432}"
+
+
+def resolve_target(configured_url: str, into: str | None) -> Target:
+    """The configured database, or `--into`: a sqlite:/// or postgresql:// URL, or a new database name."""
+    configured_url = normalise_url(configured_url)
+    if into is None:
+        backend = "sqlite" if is_sqlite_url(configured_url) else "postgresql"
+        return Target(backend=backend, url=configured_url, new=False)
+    if "://" in into:
+        url = normalise_url(into)
+        if is_sqlite_url(url):
+            try:
+                sqlite_file(url)
+            except BackupError as exc:
+                raise RestoreError(str(exc)) from exc
+            return Target(backend="sqlite", url=url, new=True)
+        if not url.startswith("postgresql"):
+            raise RestoreError(f"--into: URL no soportada ({into}); usá sqlite:///archivo.db o postgresql://…")
+        if not make_url(url).database:
+            raise RestoreError("--into: la URL de PostgreSQL tiene que indicar el nombre de la base")
+        return Target(backend="postgresql", url=url, new=True)
+    if not _DB_NAME.match(into):
+        raise RestoreError(f"--into: '{into}' no es un nombre de base válido (letras, números, _ y -)")
+    if is_sqlite_url(configured_url):
+        raise RestoreError("--into NOMBRE crea una base PostgreSQL en el servidor de DATABASE_URL, pero DATABASE_URL "
+                           "es SQLite: pasá una URL completa (sqlite:///otro.db o postgresql://…/nombre)")
+    url = make_url(configured_url).set(database=into).render_as_string(hide_password=False)
+    return Target(backend="postgresql", url=url, new=True)
+
+
+def _maintenance_url(url: str) -> str:
+    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def pg_database_exists(url: str) -> bool:
+    engine = plain_engine(_maintenance_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                     {"n": make_url(url).database}).scalar())
+    finally:
+        engine.dispose()
+
+
+def target_exists(target: Target) -> bool:
+    if target.backend == "sqlite":
+        return sqlite_file(target.url).exists()
+    return pg_database_exists(target.url)
+
+
+@dataclass(frozen=True)
+class PgSession:
+    pid: int
+    application: str
+    client: str
+    user: str
+    state: str
+
+    def describe(self) -> str:
+        app = self.application or "(sin nombre de aplicación)"
+        return f"{app} — pid {self.pid}, usuario {self.user}, desde {self.client}, estado {self.state}"
+
+
+def pg_sessions(url: str) -> list[PgSession]:
+    """Other sessions connected to the database of `url` (seen from the maintenance database)."""
+    engine = plain_engine(_maintenance_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT pid, coalesce(application_name, ''), coalesce(host(client_addr), 'socket local'), "
+                "coalesce(usename, ''), coalesce(state, '') FROM pg_stat_activity "
+                "WHERE datname = :n AND pid <> pg_backend_pid() ORDER BY application_name, pid"),
+                {"n": make_url(url).database}).all()
+    finally:
+        engine.dispose()
+    return [PgSession(pid=r[0], application=r[1], client=r[2], user=r[3], state=r[4]) for r in rows]
+
+
+def sqlite_in_use(path: Path, timeout: float = SQLITE_LOCK_TIMEOUT) -> bool:
+    """True if another connection holds the file (a running server keeps its pool's connections open).
+
+    In WAL mode every open connection keeps a shared lock on the WAL index, so exclusive
+    locking mode with BEGIN EXCLUSIVE succeeds only when nobody else has the database open.
+    """
+    if not path.exists():
+        return False
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    try:
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn.execute("COMMIT")
+        return False
+    except sqlite3.DatabaseError as exc:
+        message = str(exc).lower()
+        return "locked" in message or "busy" in message  # a damaged file is not "in use": it may be replaced
+    finally:
+        conn.close()
+
+
+def in_use_message(target: Target, sessions: list[PgSession]) -> str:
+    """Why the restore stops, what is connected, and how to stop it (Spanish)."""
+    if target.backend == "sqlite":
+        return (f"{target.description} está en uso (un servidor de Mini Market lo tiene abierto). Detené la "
+                f"aplicación antes de restaurar:\n  {STOP_COMMAND}\n(o el proceso `minimarket serve`). Si estás "
+                "seguro de que nadie escribe, repetí con --force.")
+    apps = sorted({s.application or "(sin nombre)" for s in sessions})
+    lines = "\n".join(f"  • {s.describe()}" for s in sessions[:20])
+    more = f"\n  … y {len(sessions) - 20} más" if len(sessions) > 20 else ""
+    return (f"Hay {len(sessions)} sesión(es) conectada(s) a {target.description} (aplicaciones: {', '.join(apps)}):\n"
+            f"{lines}{more}\nDetenelas antes de restaurar:\n  {STOP_COMMAND}\n"
+            "Con --force se cortan esas conexiones y se restaura igual.")
+
+
+# --------------------------------------------------------------------------- verification
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    table: str
+    expected_rows: int | None
+    actual_rows: int | None
+    expected_sha256: str | None
+    actual_sha256: str | None
+
+    @property
+    def ok(self) -> bool:
+        return (self.expected_rows is not None and self.expected_rows == self.actual_rows
+                and self.expected_sha256 == self.actual_sha256)
+
+    @property
+    def problem(self) -> str:
+        if self.expected_rows is None:
+            return "tabla que no está en el respaldo"
+        if self.actual_rows is None:
+            return "falta la tabla"
+        if self.expected_rows != self.actual_rows:
+            return f"filas: {self.actual_rows} en lugar de {self.expected_rows}"
+        if self.expected_sha256 != self.actual_sha256:
+            return "contenido distinto (checksum)"
+        return "OK"
+
+
+def compare_tables(expected: dict[str, Any], actual: dict[str, Any]) -> list[TableCheck]:
+    checks = []
+    for name in sorted(set(expected) | set(actual)):
+        e, a = expected.get(name), actual.get(name)
+        checks.append(TableCheck(table=name, expected_rows=e["rows"] if e else None,
+                                 actual_rows=a["rows"] if a else None,
+                                 expected_sha256=e["sha256"] if e else None,
+                                 actual_sha256=a["sha256"] if a else None))
+    return checks
+
+
+@dataclass
+class RestoreReport:
+    target: Target
+    checks: list[TableCheck]
+    ledger: dict[str, Any]
+    expected_ledger: dict[str, Any]
+    revision: str | None
+    replaced: bool  # the staging copy became the target
+    seconds: float = 0.0
+
+    @property
+    def data_ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    @property
+    def ledger_ok(self) -> bool:
+        return bool(self.ledger.get("ok"))
+
+    @property
+    def ok(self) -> bool:
+        return self.data_ok and self.ledger_ok and self.replaced
+
+
+def _report(opened: OpenedBackup, target: Target, description: dict[str, Any], replaced: bool) -> RestoreReport:
+    return RestoreReport(target=target, checks=compare_tables(opened.manifest["tables"], description["tables"]),
+                         ledger=description["ledger"], expected_ledger=opened.manifest.get("ledger") or {},
+                         revision=description["schema_revision"], replaced=replaced)
+
+
+def _may_replace(report: RestoreReport) -> bool:
+    """Data identical to the manifest, and the ledger no worse than it was when the backup was made."""
+    if not report.data_ok:
+        return False
+    return report.ledger_ok or not report.expected_ledger.get("ok", False)
+
+
+# --------------------------------------------------------------------------- restoring
+
+
+def restore_backup(opened: OpenedBackup, target: Target, *, force: bool = False,
+                   progress: Progress | None = None) -> RestoreReport:
+    """Restore into staging, verify, and replace the target only if the copy verifies."""
+    report = progress or _no_progress
+    backend = opened.manifest["backend"]
+    if backend != target.backend:
+        raise RestoreError(
+            f"El respaldo es de {backend} y el destino es {target.backend}: restauralo en una base {backend} "
+            f"(--into) y después copiala con `minimarket db migrate-to`")
+    if target.backend == "sqlite":
+        try:
+            return _restore_sqlite(opened, target, force=force, progress=report)
+        except RestoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. "database disk image is malformed"
+            raise RestoreError(f"La copia restaurada no se pudo leer (¿respaldo dañado?): "
+                               f"{str(exc).splitlines()[0][:300]}") from exc
+    return _restore_postgres(opened, target, force=force, progress=report)
+
+
+def _restore_sqlite(opened: OpenedBackup, target: Target, *, force: bool, progress: Progress) -> RestoreReport:
+    path = sqlite_file(target.url)
+    if target.new and path.exists():
+        raise RestoreError(f"{path} ya existe: --into restaura sólo en un archivo nuevo")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent / f".{path.name}.restaurando-{uuid.uuid4().hex[:8]}"
+    progress("Restauración", 0, 1)
+    try:
+        shutil.copyfile(opened.database_file, staging)
+        with open(staging, "rb+") as fh:
+            os.fsync(fh.fileno())
+        progress("Restauración", 1, 1)
+        description = describe_url(f"sqlite:///{staging}", progress)
+        result = _report(opened, target, description, replaced=False)
+        if not _may_replace(result):
+            return result
+        if path.exists() and not force and sqlite_in_use(path):
+            raise RestoreError(in_use_message(target, []))
+        if path.exists():
+            _copy_ownership(path, staging)
+        # A stale WAL beside the new file would be replayed onto it: remove it before the swap.
+        for suffix in ("-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        os.replace(staging, path)
+        _fsync_dir(path.parent)
+        result.replaced = True
+        return result
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def _copy_ownership(original: Path, replacement: Path) -> None:
+    """Keep the replaced file's mode and owner: a restore run as root must not lock the app out."""
+    info = original.stat()
+    os.chmod(replacement, info.st_mode & 0o777)
+    try:
+        os.chown(replacement, info.st_uid, info.st_gid)
+    except PermissionError:
+        pass  # not root: the file is ours already, as the original was
+
+
+def _restore_postgres(opened: OpenedBackup, target: Target, *, force: bool, progress: Progress) -> RestoreReport:
+    name = target.name
+    try:
+        exists = pg_database_exists(target.url)
+    except Exception as exc:  # noqa: BLE001 - one Spanish line for the operator
+        raise RestoreError(f"No se pudo conectar al servidor PostgreSQL de {target.description}: "
+                           f"{str(exc).splitlines()[0][:300]}") from exc
+    if target.new and exists:
+        raise RestoreError(f"La base {name} ya existe: --into restaura sólo en una base nueva (elegí otro nombre)")
+    staging = f"{name[:40]}_restaurando_{uuid.uuid4().hex[:8]}"
+    staging_url = make_url(target.url).set(database=staging).render_as_string(hide_password=False)
+    admin = plain_engine(_maintenance_url(target.url), isolation_level="AUTOCOMMIT")
+    created = dropped = False
+    try:
+        with admin.connect() as conn:
+            # template0: pg_restore recreates every object (pgcrypto included) without clashes.
+            conn.execute(text(f"CREATE DATABASE {_quote(staging)} TEMPLATE template0"))
+            created = True
+        progress("pg_restore", 0, 1)
+        params = pg_params(staging_url)
+        try:
+            run_pg_tool(["pg_restore", *params.args, "--no-owner", "--no-privileges", "--exit-on-error",
+                         "--single-transaction", f"--dbname={params.database}", str(opened.database_file)],
+                        params.env, "pg_restore")
+        except BackupError as exc:
+            raise RestoreError(f"El respaldo no se pudo cargar (¿archivo dañado?): {exc}") from exc
+        progress("pg_restore", 1, 1)
+        description = describe_url(staging_url, progress)
+        result = _report(opened, target, description, replaced=False)
+        if not _may_replace(result):
+            return result
+        with admin.connect() as conn:
+            if exists:
+                sessions = [] if force else pg_sessions(target.url)
+                if sessions:
+                    raise RestoreError(in_use_message(target, sessions))
+                # WITH (FORCE) (PostgreSQL 13+) ends the sessions that --force said to cut.
+                conn.execute(text(f"DROP DATABASE {_quote(name)}" + (" WITH (FORCE)" if force else "")))
+                dropped = True
+            conn.execute(text(f"ALTER DATABASE {_quote(staging)} RENAME TO {_quote(name)}"))
+            created = False
+        result.replaced = True
+        return result
+    except RestoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one Spanish line for the operator
+        if dropped and created:
+            created = False  # the verified copy is now the only one: keep it and say how to finish
+            raise RestoreError(f"Se borró {name} pero no se pudo renombrar la copia restaurada {staging} "
+                               f"({str(exc).splitlines()[0][:200]}). Terminá a mano: psql -d postgres -c "
+                               f"'ALTER DATABASE {_quote(staging)} RENAME TO {_quote(name)}'") from exc
+        if isinstance(exc, BackupError):
+            raise RestoreError(str(exc)) from exc
+        raise RestoreError(f"La restauración falló: {str(exc).splitlines()[0][:300]}") from exc
+    finally:
+        if created:
+            try:
+                with admin.connect() as conn:
+                    conn.execute(text(f"DROP DATABASE IF EXISTS {_quote(staging)} WITH (FORCE)"))
+            except Exception:  # noqa: BLE001, S110 - best effort; the name says what it is
+                pass
+        admin.dispose()
+
+
+# --------------------------------------------------------------------------- configuration files
+
+
+def restore_config(opened: OpenedBackup, dest: Path) -> list[tuple[str, str]]:
+    """Write the archived configuration under `dest`; an existing different file is never overwritten.
+
+    Returns (relative path, what happened) for each file.
+    """
+    results: list[tuple[str, str]] = []
+    for rel, (source, mode) in sorted(opened.config_files.items()):
+        out = dest / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        data = source.read_bytes()
+        if out.exists():
+            if hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(data).digest():
+                results.append((rel, "igual al actual, sin cambios"))
+                continue
+            out = out.with_name(out.name + ".restaurado")
+            if out.exists():
+                results.append((rel, f"NO se escribió: ya existen el archivo y {out.name}"))
+                continue
+            status = f"distinto del actual: guardado como {out.name} (revisalo y reemplazalo a mano)"
+        else:
+            status = "restaurado"
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode or 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(out, mode or 0o600)
+        results.append((rel, status))
+    return results
