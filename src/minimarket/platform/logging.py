@@ -14,7 +14,8 @@ LOG_FIELDS = ("timestamp", "level", "message", "service", "request_id", "method"
               "duration_ms", "actor")
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|encryption_key|cookie", re.I)
 # Credentials inside URLs (postgresql://user:pass@host) never reach a log line.
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+# The user part may be empty: redis://:password@host is how Redis URLs carry a password.
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
 
 
 def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
