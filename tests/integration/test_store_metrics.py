@@ -30,7 +30,7 @@ from minimarket.accounts.models import SystemSetting
 from minimarket.apps import create_app
 from minimarket.config import Settings
 from minimarket.ops.certs import generate_tls_material
-from minimarket.ops.store_metrics import BACKUP_SETTING, STOCK_CACHE_KEY
+from minimarket.ops.store_metrics import BACKUP_SETTING, stock_cache_key
 from minimarket.stock.verify import record_verification, verify_ledger
 from minimarket.types import utcnow
 from tests.conftest import REDIS_URL, make_settings, need_redis
@@ -52,7 +52,7 @@ def scrape(client: TestClient) -> str:
 
 def fresh_scrape(client: TestClient) -> str:
     """A scrape that recomputes the stock gauges instead of serving the 15 s cached summary."""
-    client.app.state.cache.delete(STOCK_CACHE_KEY)
+    client.app.state.cache.delete(stock_cache_key(client.app.state.db.url))
     return scrape(client)
 
 
@@ -162,7 +162,7 @@ def test_stock_gauges_are_cached_for_fifteen_seconds(client, admin):
     assert stock_gauges(fresh_scrape(client))["minimarket_products_active"] == 0
     create_product(client, admin, "NEW-1", initial_stock=1)
     assert stock_gauges(scrape(client))["minimarket_products_active"] == 0, "served from the cached summary"
-    assert client.app.state.cache.get_json(STOCK_CACHE_KEY) == {"active": 0, "below_minimum": 0, "out_of_stock": 0}
+    assert client.app.state.cache.get_json(stock_cache_key(client.app.state.db.url)) == {"active": 0, "below_minimum": 0, "out_of_stock": 0}
     assert stock_gauges(fresh_scrape(client))["minimarket_products_active"] == 1
     # A new app (new in-process cache) computes it again.
     other = create_app("all", client.app.state.settings)
@@ -177,7 +177,7 @@ def test_stock_gauges_are_cached_for_fifteen_seconds(client, admin):
 
 
 def test_cache_counters_count_the_scrape_miss_then_the_hit(client):
-    client.app.state.cache.delete(STOCK_CACHE_KEY)
+    client.app.state.cache.delete(stock_cache_key(client.app.state.db.url))
     misses, hits = (registry_value(f"minimarket_cache_{kind}_total", backend="memory") for kind in ("misses", "hits"))
     scrape(client)  # nothing cached: one miss, the summary is stored
     assert registry_value("minimarket_cache_misses_total", backend="memory") == misses + 1
@@ -223,7 +223,7 @@ def test_an_unreachable_database_reads_as_down_without_breaking_metrics():
                 assert value(exposition, "minimarket_build_info", service="all",
                              version=minimarket.__version__) == 1
                 assert "clave" not in exposition
-            assert app.state.cache.get_json(STOCK_CACHE_KEY) is None
+            assert app.state.cache.get_json(stock_cache_key(app.state.db.url)) is None
             assert client.get("/health").status_code == 503
     finally:
         app.state.db.dispose()
@@ -231,7 +231,7 @@ def test_an_unreachable_database_reads_as_down_without_breaking_metrics():
 
 def test_cache_up_follows_real_redis(database_url):
     need_redis()
-    redis.Redis.from_url(REDIS_URL).delete("minimarket:" + STOCK_CACHE_KEY)  # shared with other test apps
+    redis.Redis.from_url(REDIS_URL).delete("minimarket:" + stock_cache_key(database_url))  # left by an earlier run
     app = create_app("all", make_settings(database_url, redis_url=REDIS_URL))
     try:
         with TestClient(app) as client:
@@ -247,7 +247,7 @@ def test_cache_up_follows_real_redis(database_url):
     finally:
         app.state.db.dispose()
         app.state.cache.close()
-        redis.Redis.from_url(REDIS_URL).delete("minimarket:" + STOCK_CACHE_KEY)
+        redis.Redis.from_url(REDIS_URL).delete("minimarket:" + stock_cache_key(database_url))
 
 
 def test_cache_up_is_zero_when_redis_is_unreachable(database_url):

@@ -97,12 +97,12 @@ def test_the_allowlist_has_no_stale_names():
 def test_renaming_a_metric_in_alerts_is_caught(app_metrics, tmp_path: Path):
     copy = tmp_path / "alerts.yml"
     text = ALERTS.read_text(encoding="utf-8")
-    assert "process_resident_memory_bytes" in text
-    copy.write_text(text.replace("process_resident_memory_bytes", "process_resident_memory_bytez"), encoding="utf-8")
+    assert "minimarket_memory_usage_bytes" in text
+    copy.write_text(text.replace("minimarket_memory_usage_bytes", "minimarket_memory_usage_bytez"), encoding="utf-8")
     original = find_metric_drift([ALERTS, RECORDING], [], emitted=app_metrics, allowed=ALLOWED)
     renamed = find_metric_drift([copy, RECORDING], [], emitted=app_metrics, allowed=ALLOWED)
-    assert "process_resident_memory_bytes" not in original
-    assert renamed["process_resident_memory_bytez"] == ["alerts.yml: MemoryPressure"]
+    assert "minimarket_memory_usage_bytes" not in original
+    assert renamed["minimarket_memory_usage_bytez"] == ["alerts.yml: MemoryPressure"]
 
 
 def test_renaming_a_recording_rule_is_caught(tmp_path: Path):

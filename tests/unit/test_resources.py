@@ -111,3 +111,19 @@ def test_process_rss_is_the_resident_pages_of_proc_self_statm():
     rss = resources.process_rss_bytes()
     assert rss == pytest.approx(resident_pages * os.sysconf("SC_PAGE_SIZE"), rel=0.2)
     assert rss > 1 * MiB  # this interpreter has pytest, SQLAlchemy and FastAPI loaded
+
+
+def test_reclaimable_page_cache_is_not_counted_as_pressure(cgroups):
+    v2, v1 = cgroups
+    write(v2 / "memory.max", str(512 * MiB))
+    write(v2 / "memory.current", str(450 * MiB))  # 88 % with the cache…
+    (v2 / "memory.stat").write_text(f"anon {200 * MiB}\nfile {250 * MiB}\ninactive_file {150 * MiB}\n")
+    assert resources.memory_usage_bytes() == 300 * MiB  # …59 % of working set
+
+
+def test_cgroup_v1_working_set_leaves_out_total_inactive_file(cgroups):
+    _, v1 = cgroups
+    write(v1 / "memory.limit_in_bytes", str(256 * MiB))
+    write(v1 / "memory.usage_in_bytes", str(200 * MiB))
+    (v1 / "memory.stat").write_text(f"cache {90 * MiB}\ninactive_file {1}\ntotal_inactive_file {80 * MiB}\n")
+    assert resources.memory_usage_bytes() == 120 * MiB

@@ -33,6 +33,7 @@ from sqlalchemy import text
 
 from minimarket.ar.dates import STORE_TZ
 from minimarket.config import ConfigError
+from minimarket.db import Database
 from minimarket.ops.backup import (
     BackupError,
     BackupResult,
@@ -43,6 +44,7 @@ from minimarket.ops.backup import (
     plain_engine,
     sqlite_file,
 )
+from minimarket.stock.verify import record_verification, verify_ledger
 
 log = structlog.get_logger("minimarket.backup")
 
@@ -181,7 +183,22 @@ class BackupScheduler:
             return RunOutcome("error", error=str(exc))
         log.info("backup_done", path=str(result.path), bytes=result.size, seconds=round(result.seconds, 2),
                  deleted=len(result.deleted), warnings=result.warnings)
+        self._verify_ledger()
         return RunOutcome("hecho", result=result)
+
+    def _verify_ledger(self) -> None:
+        """The nightly run also proves balances == ledger, feeding minimarket_ledger_mismatches."""
+        database = Database(self.url)
+        try:
+            with database.read() as session:
+                report = verify_ledger(session)
+            with database.write() as session:
+                record_verification(session, report)
+            log.info("ledger_verified", mismatches=len(report.mismatches), balances=report.balances_checked)
+        except Exception as exc:  # noqa: BLE001 - the backup already succeeded; the alert will say verify is stale
+            log.warning("ledger_verify_failed", error=str(exc).splitlines()[0][:300] if str(exc) else repr(exc))
+        finally:
+            database.dispose()
 
     async def run_forever(self) -> None:
         """Sleep until each slot, then run (retrying a failed slot); ends only when cancelled."""

@@ -3,6 +3,7 @@ verification, backups, certificates, memory and build info."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import time
@@ -28,6 +29,10 @@ log = structlog.get_logger("minimarket.metrics")
 BACKUP_SETTING = "backup.ultimo_exito"  # written by `minimarket backup`
 STOCK_CACHE_KEY = "metrics:stock"
 STOCK_CACHE_TTL = 15  # replicas scraped together share one aggregate query
+
+
+def stock_cache_key(database_url: str) -> str:
+    return f"{STOCK_CACHE_KEY}:{hashlib.sha256(database_url.encode()).hexdigest()[:16]}"
 
 
 def stock_summary(db: Database) -> dict[str, int]:
@@ -60,6 +65,8 @@ class StoreCollector(Collector):
         self.db = db
         self.cache = cache
         self.cert_files = list(cert_files)
+        # Stores that share one Redis must not share their stock gauges.
+        self._stock_key = stock_cache_key(db.url)
 
     def collect(self):  # noqa: ANN201
         yield from self._database()
@@ -96,14 +103,14 @@ class StoreCollector(Collector):
         yield up
 
     def _stock(self):  # noqa: ANN202
-        summary = self.cache.get_json(STOCK_CACHE_KEY)
+        summary = self.cache.get_json(self._stock_key)
         if summary is None:
             try:
                 summary = stock_summary(self.db)
             except Exception as exc:  # noqa: BLE001 - no database, no business gauges this scrape
                 log.warning("stock_metrics_failed", error=str(exc).splitlines()[0][:200])
                 return
-            self.cache.set_json(STOCK_CACHE_KEY, summary, STOCK_CACHE_TTL)
+            self.cache.set_json(self._stock_key, summary, STOCK_CACHE_TTL)
         for name, key, help_text in (
             ("minimarket_products_active", "active", "Active products"),
             ("minimarket_products_below_minimum", "below_minimum", "Active products with stock at or below minimum"),

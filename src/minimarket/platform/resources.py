@@ -42,11 +42,28 @@ def process_rss_bytes() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
+def _stat(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key and value.strip().isdigit():
+                return int(value)
+    except OSError:
+        pass
+    return 0
+
+
 def memory_usage_bytes() -> int:
-    """What counts against the limit: the cgroup's usage when it has a limit, else this process."""
+    """What counts against the limit: the cgroup's working set when it has a limit, else this process.
+
+    The working set leaves out inactive page cache, which the kernel reclaims before it
+    kills anything (the same measure the kubelet uses); usage with cache would cry wolf.
+    """
     if cgroup_limit_bytes() is not None:
-        for path in (CGROUP_V2 / "memory.current", CGROUP_V1 / "memory.usage_in_bytes"):
-            value = _read_int(path)
+        sources = ((CGROUP_V2 / "memory.current", CGROUP_V2 / "memory.stat", "inactive_file"),
+                   (CGROUP_V1 / "memory.usage_in_bytes", CGROUP_V1 / "memory.stat", "total_inactive_file"))
+        for current, stat, inactive_key in sources:
+            value = _read_int(current)
             if value is not None:
-                return value
+                return max(value - _stat(stat, inactive_key), 0)
     return process_rss_bytes()
