@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 import structlog
 from prometheus_client import CollectorRegistry
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from minimarket import __version__
 from minimarket.catalog import api as catalog_api
-from minimarket.config import Settings, get_settings
+from minimarket.config import Settings, csv_list, get_settings
 from minimarket.db import Database
 from minimarket.platform.cache import make_cache
 from minimarket.platform.errors import install_error_handlers
@@ -21,6 +22,8 @@ from minimarket.platform.health import check_health
 from minimarket.platform.http import ObservedApp
 from minimarket.platform.idempotency import purge_expired
 from minimarket.platform.metrics import render_metrics
+from minimarket.platform.ratelimit import RateLimited
+from minimarket.platform.security import SecurityHeaders, TrustedHosts
 from minimarket.ops.store_metrics import StoreCollector
 from minimarket.stock import api as stock_api
 from minimarket.stock import inventory_api
@@ -114,5 +117,16 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
         payload, content_type = render_metrics(request.app.state.metrics)
         return Response(payload, media_type=content_type)
 
+    # Outermost first: security headers (on every answer, 400/413/429 included) > request id,
+    # metrics and log > Host check > CORS (so 429s carry its headers and preflights cost nothing)
+    # > rate limit, which answers 429 before any route or dependency touches the database.
+    app.add_middleware(RateLimited, settings=settings)
+    if origins := csv_list(settings.cors_origins):
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                           allow_headers=["X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+                           expose_headers=["Retry-After", "X-Request-ID"])
+    if settings.is_production:
+        app.add_middleware(TrustedHosts, allowed_hosts=csv_list(settings.allowed_hosts))
     app.add_middleware(ObservedApp, service=service, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, production=settings.is_production)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -43,6 +44,15 @@ class Settings(BaseSettings):
     default_location: str = "DEP"
     # Certificates whose expiry /metrics reports (comma-separated paths; missing files are skipped).
     tls_cert_files: str = "observability/prometheus/tls/prometheus.crt,observability/prometheus/tls/alertmanager.crt"
+    # Hardening: /api rate limits per API key and per client IP (fixed window), proxies whose
+    # X-Forwarded-For is believed, browser origins allowed by CORS, host names served in production.
+    rate_limit_enabled: bool = True
+    rate_limit_per_key: int = Field(default=600, ge=1)
+    rate_limit_per_ip: int = Field(default=300, ge=1)
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    trusted_proxies: str = "127.0.0.1"
+    cors_origins: str = ""
+    allowed_hosts: str = ""
 
     @field_validator("database_url")
     @classmethod
@@ -78,7 +88,7 @@ class Settings(BaseSettings):
     def check(self) -> None:
         """Refuse settings that are unsafe or malformed; raise ConfigError naming the variable."""
         key = self.database_encryption_key
-        if key is not None and key != "" and not _HEX64.match(key):
+        if key is not None and key != "" and not _HEX64.fullmatch(key):
             raise ConfigError(
                 "DATABASE_ENCRYPTION_KEY debe tener 64 caracteres hexadecimales "
                 "(generá una con: python -c 'import secrets; print(secrets.token_hex(32))')"
@@ -90,6 +100,23 @@ class Settings(BaseSettings):
                 )
             if self.is_sqlite is False and re.search(r"://[^:/@]+:(postgres|password|changeme|dev)@", self.database_url):
                 raise ConfigError("En producción DATABASE_URL no puede usar una contraseña por defecto")
+            hosts = csv_list(self.allowed_hosts)
+            if not hosts or any("*" in h.removeprefix("*.") for h in hosts):
+                raise ConfigError(
+                    "En producción ALLOWED_HOSTS es obligatoria y no puede ser * (sí *.dominio): los nombres o IP "
+                    "con que se llega al servicio, separados por coma (ej. minimercado.lan,192.168.1.20,127.0.0.1)"
+                )
+        for proxy in csv_list(self.trusted_proxies):
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"TRUSTED_PROXIES: '{proxy}' no es una IP ni una red (ej. 127.0.0.1,10.0.0.0/24)") from None
+
+
+def csv_list(value: str | None) -> list[str]:
+    """A comma-separated setting as a list, blanks dropped."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
 @lru_cache

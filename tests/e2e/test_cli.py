@@ -113,7 +113,8 @@ def test_malformed_encryption_key_is_refused_even_in_development(tmp_path: Path,
 
 
 def test_production_with_a_valid_key_serves(start_server: StartServer, sqlite_database: str) -> None:
-    server = start_server(sqlite_database, MINIMARKET_ENV="production", DATABASE_ENCRYPTION_KEY=secrets.token_hex(32))
+    server = start_server(sqlite_database, MINIMARKET_ENV="production", DATABASE_ENCRYPTION_KEY=secrets.token_hex(32),
+                          ALLOWED_HOSTS="127.0.0.1")
     with httpx.Client(trust_env=False, timeout=5) as client:
         assert client.get(server.base_url + "/health").status_code == 200
 

@@ -4,15 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import structlog
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
+from prometheus_client import Counter
 
 from minimarket.accounts.audit import Context
-from minimarket.accounts.keys import authenticate, touch_last_used
+from minimarket.accounts.keys import authenticate_or_reason, key_prefix, touch_last_used
 from minimarket.db import Database
 from minimarket.errors import Forbidden, Unauthorized
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Clave de API (minimarket apikey create)")
+log = structlog.get_logger("minimarket.auth")
+AUTH_FAILURES = Counter("minimarket_auth_failures_total", "/api requests refused by authentication or role",
+                        ["reason"])
+for _reason in ("missing", "invalid", "revoked", "forbidden"):
+    AUTH_FAILURES.labels(_reason)  # every reason's series exists (at 0) before the first failure
+
+
+def _auth_failed(request: Request, reason: str, presented: str | None) -> None:
+    """Count and log a refusal: the key's public prefix at most, never the key."""
+    AUTH_FAILURES.labels(reason).inc()
+    peer = request.scope.get("client")  # the rate limiter resolved X-Forwarded-For from trusted proxies
+    client_ip = request.scope.get("state", {}).get("client_ip") or (peer[0] if peer else None)
+    log.warning("auth_failed", reason=reason, key_prefix=key_prefix(presented) if presented else None,
+                client_ip=client_ip, path=request.url.path)
 
 
 async def get_db(request: Request) -> Database:  # async: no threadpool hop for a lookup
@@ -28,14 +44,17 @@ def require(permission: frozenset[str]) -> Callable[..., Context]:
         db: Database = Depends(get_db),
     ) -> Context:
         if not presented:
+            _auth_failed(request, "missing", None)
             raise Unauthorized("Falta la clave de API: enviá el encabezado X-API-Key")
         with db.read() as session:
-            found = authenticate(session, presented)
-        if found is None:
+            found = authenticate_or_reason(session, presented)
+        if isinstance(found, str):
+            _auth_failed(request, found, presented)
             raise Unauthorized("Clave de API inválida o revocada")
         principal, touch_due = found
         request.scope.setdefault("state", {})["actor"] = principal.actor
         if principal.role not in permission:
+            _auth_failed(request, "forbidden", presented)
             raise Forbidden(
                 f"El rol '{principal.role}' no puede realizar esta operación; "
                 f"se necesita uno de: {', '.join(sorted(permission))}"

@@ -81,14 +81,27 @@ def list_api_keys(session: Session) -> list[ApiKey]:
 
 def authenticate(session: Session, presented: str) -> tuple[Principal, bool] | None:
     """The principal behind a presented key, and whether its last-used time is due for a write."""
+    found = authenticate_or_reason(session, presented)
+    return None if isinstance(found, str) else found
+
+
+def authenticate_or_reason(session: Session, presented: str) -> tuple[Principal, bool] | str:
+    """Like authenticate, but a refused key gives its reason: "invalid" or "revoked"."""
     prefix = _split(presented)
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if prefix else None
     expected = row.key_hash if row is not None else _DUMMY_HASH
     matches = hmac.compare_digest(_hash(presented), expected)
-    if row is None or not matches or row.revoked_at is not None:
-        return None
+    if row is None or not matches:
+        return "invalid"
+    if row.revoked_at is not None:  # checked after the hash: a guess is never reported as revoked
+        return "revoked"
     due = row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION
     return Principal(key_id=row.id, name=row.name, role=row.role), due
+
+
+def key_prefix(presented: str) -> str | None:
+    """The public prefix of a presented key (what `apikey list` shows), safe to log; None if malformed."""
+    return _split(presented)
 
 
 def touch_last_used(session: Session, key_id: int) -> None:

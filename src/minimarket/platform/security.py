@@ -1,0 +1,101 @@
+"""Security headers on every response, and the production host check in the one error shape."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from minimarket.platform.errors import error_body
+
+CSP_API = "default-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+# FastAPI's /docs (Swagger UI) and /redoc load their JS and CSS from cdn.jsdelivr.net, the
+# favicon from fastapi.tiangolo.com and ReDoc's fonts from Google, and Swagger UI starts with an
+# inline script; only those two pages get this wider policy. Without internet they do not render.
+CSP_DOCS = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+            "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.jsdelivr.net; "
+            "font-src 'self' https://fonts.gstatic.com; worker-src 'self' blob:; connect-src 'self'; "
+            "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'")
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+# One year; no includeSubDomains: other devices on the store's domain (printers, routers) may only speak HTTP.
+HSTS = "max-age=31536000"
+
+
+def _is_docs(path: str) -> bool:
+    return path in ("/docs", "/redoc") or path.startswith("/docs/")
+
+
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: adds the security headers to every HTTP response start."""
+
+    def __init__(self, app, *, production: bool):  # noqa: ANN001
+        self.app = app
+        self.production = production
+
+    async def __call__(self, scope, receive, send):  # noqa: ANN001
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        extra = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"content-security-policy", (CSP_DOCS if _is_docs(path) else CSP_API).encode()),
+            (b"permissions-policy", PERMISSIONS_POLICY.encode()),
+        ]
+        if self.production:
+            extra.append((b"strict-transport-security", HSTS.encode()))
+        api = _is_api(path)
+
+        async def send_with_headers(message):  # noqa: ANN001
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                if api:  # API answers carry stock and prices: never keep them in a browser or proxy cache
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
+                present = {k.lower() for k, _ in headers}
+                headers.extend((k, v) for k, v in extra if k not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class TrustedHosts(TrustedHostMiddleware):
+    """Starlette's Host check, refusing in the one error shape and in Spanish instead of plain English."""
+
+    _PASSED = "minimarket.host_ok"
+
+    def __init__(self, app, *, allowed_hosts: list[str]):  # noqa: ANN001
+        async def passed(scope, receive, send):  # noqa: ANN001
+            scope[self._PASSED] = True
+            await app(scope, receive, send)
+
+        super().__init__(passed, allowed_hosts=allowed_hosts, www_redirect=False)
+
+    async def __call__(self, scope, receive, send):  # noqa: ANN001
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+
+        async def spanish(message):  # noqa: ANN001
+            if scope.get(self._PASSED):
+                await send(message)
+            elif message["type"] == "http.response.start":
+                body = json.dumps(error_body(
+                    "host_no_permitido",
+                    "El nombre con que se llegó al servicio (encabezado Host) no está en ALLOWED_HOSTS",
+                ), ensure_ascii=False).encode()
+                await send({"type": "http.response.start", "status": message["status"],
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+            # the refusal's own plain-text body is dropped
+
+        await super().__call__(scope, receive, spanish)
