@@ -17,6 +17,7 @@ from minimarket.catalog import api as catalog_api
 from minimarket.config import Settings, csv_list, get_settings
 from minimarket.db import Database
 from minimarket.platform.cache import make_cache
+from minimarket.platform.docs import install_docs
 from minimarket.platform.errors import install_error_handlers
 from minimarket.platform.health import check_health
 from minimarket.platform.http import ObservedApp
@@ -24,6 +25,7 @@ from minimarket.platform.idempotency import purge_expired
 from minimarket.platform.metrics import render_metrics
 from minimarket.platform.ratelimit import RateLimited
 from minimarket.platform.security import SecurityHeaders, TrustedHosts
+from minimarket.ops.scheduler import start_backup_scheduler
 from minimarket.ops.store_metrics import StoreCollector
 from minimarket.stock import api as stock_api
 from minimarket.stock import inventory_api
@@ -73,10 +75,13 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_purge_idempotency_periodically(app))
+        backup_task = start_backup_scheduler(app)
         try:
             yield
         finally:
             task.cancel()
+            if backup_task is not None:
+                backup_task.cancel()
             app.state.db.dispose()
 
     app = FastAPI(
@@ -84,6 +89,8 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
         version=__version__,
         description="API de Mini Market. Todas las rutas /api requieren el encabezado `X-API-Key`.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from the local package, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.service = service
@@ -93,6 +100,7 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     app.state.metrics.register(StoreCollector(service=service, db=app.state.db, cache=app.state.cache,
                                               cert_files=settings.cert_paths()))
     install_error_handlers(app)
+    install_docs(app)
     for router in ROUTERS[service]:
         app.include_router(router)
     peers = _peers(service, settings)

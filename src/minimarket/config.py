@@ -15,6 +15,8 @@ DEFAULT_SQLITE_URL = "sqlite:///./data/minimarket.db"
 # Values that ship in examples and must never run a production store.
 KNOWN_DEFAULT_SECRETS = {"", "dev", "changeme", "change-me", "secret", "0" * 64}
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+# Passwords that ship in examples (.env.production.example uses CAMBIAR_… placeholders).
+_EXAMPLE_PASSWORD = re.compile(r"://[^:/@]+:(postgres|password|changeme|dev|cambiar[^@]*)@", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -42,6 +44,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     idempotency_ttl_hours: int = Field(default=48, ge=24)
     default_location: str = "DEP"
+    # Nightly backup run by the app (one replica takes the lock); None = on in production, off in development.
+    backup_enabled: bool | None = None
+    backup_schedule_hour: int = Field(default=3, ge=0, le=23)
+    backup_dir: str = "backups"
+    backup_keep: int = Field(default=14, ge=1)
+    backup_include_config: bool = True
     # Certificates whose expiry /metrics reports (comma-separated paths; missing files are skipped).
     tls_cert_files: str = "observability/prometheus/tls/prometheus.crt,observability/prometheus/tls/alertmanager.crt"
     # Hardening: /api rate limits per API key and per client IP (fixed window), proxies whose
@@ -98,8 +106,9 @@ class Settings(BaseSettings):
                 raise ConfigError(
                     "En producción DATABASE_ENCRYPTION_KEY es obligatoria y no puede ser un valor de ejemplo"
                 )
-            if self.is_sqlite is False and re.search(r"://[^:/@]+:(postgres|password|changeme|dev)@", self.database_url):
-                raise ConfigError("En producción DATABASE_URL no puede usar una contraseña por defecto")
+            if self.is_sqlite is False and _EXAMPLE_PASSWORD.search(self.database_url):
+                raise ConfigError("En producción DATABASE_URL no puede usar una contraseña por defecto o de ejemplo "
+                                  "(CAMBIAR_…): poné la contraseña real de PostgreSQL")
             hosts = csv_list(self.allowed_hosts)
             if not hosts or any("*" in h.removeprefix("*.") for h in hosts):
                 raise ConfigError(

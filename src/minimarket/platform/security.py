@@ -9,13 +9,10 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from minimarket.platform.errors import error_body
 
 CSP_API = "default-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
-# FastAPI's /docs (Swagger UI) and /redoc load their JS and CSS from cdn.jsdelivr.net, the
-# favicon from fastapi.tiangolo.com and ReDoc's fonts from Google, and Swagger UI starts with an
-# inline script; only those two pages get this wider policy. Without internet they do not render.
-CSP_DOCS = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-            "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.jsdelivr.net; "
-            "font-src 'self' https://fonts.gstatic.com; worker-src 'self' blob:; connect-src 'self'; "
+# /docs serves Swagger UI from the installed swagger-ui-bundle package (no CDN: it works on the
+# store LAN without internet); its page boots with an inline script, so only it gets 'unsafe-inline'.
+CSP_DOCS = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
             "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'")
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 # One year; no includeSubDomains: other devices on the store's domain (printers, routers) may only speak HTTP.
@@ -23,7 +20,7 @@ HSTS = "max-age=31536000"
 
 
 def _is_docs(path: str) -> bool:
-    return path in ("/docs", "/redoc") or path.startswith("/docs/")
+    return path == "/docs" or path.startswith("/docs/")
 
 
 def _is_api(path: str) -> bool:
