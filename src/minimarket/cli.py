@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from minimarket import __version__
-from minimarket.config import ConfigError, Settings, get_settings
+from minimarket.config import Settings
 from minimarket.db import Database
+from minimarket.terminal import console, err, load_settings, progress_bars
 from minimarket.ops.backup_cli import register as register_backup_commands
 from minimarket.ops.certs_cli import certs_app
 from minimarket.ops.keys_cli import keys_app, secrets_app
@@ -28,20 +27,11 @@ app.add_typer(certs_app, name="certs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(secrets_app, name="secret")
 register_backup_commands(app, db_app)  # backup, restore; db migrate-to
-console = Console()
-err = Console(stderr=True)
 
 CLI_CONTEXT_ACTOR = "cli"
 
 
-def _settings() -> Settings:
-    settings = get_settings()
-    try:
-        settings.check()
-    except ConfigError as exc:
-        err.print(f"[red]Configuración inválida:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    return settings
+_settings = load_settings
 
 
 def _ctx():  # noqa: ANN202
@@ -68,21 +58,10 @@ def _ensure_schema(settings: Settings) -> None:
         raise typer.Exit(1)
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=False)
-
-
 def _run_demo(database: Database, products: int, days: int, seed: int) -> None:
     from minimarket.ops.demo import generate_demo
 
-    tasks: dict[str, int] = {}
-    with _progress() as progress:
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done, total=total)
-
+    with progress_bars() as report:
         summary = generate_demo(database, products=products, days=days, seed=seed, progress=report)
     err.print(f"Datos de demostración: {summary.products} productos, {summary.categories} categorías, "
               f"{summary.suppliers} proveedores, {summary.movements} movimientos "
@@ -176,15 +155,12 @@ def demo(
 @app.command()
 def verify() -> None:
     """Recalcula cada existencia desde el libro de movimientos; sale con error si alguna difiere."""
-    from minimarket.stock.verify import record_verification, verify_ledger
+    from minimarket.stock.verify import run_verification
 
     settings = _settings()
     database = Database(settings.database_url)
     try:
-        with database.read() as session:
-            report = verify_ledger(session)
-        with database.write() as session:
-            record_verification(session, report)
+        report = run_verification(database)
     finally:
         database.dispose()
     if report.ok:

@@ -8,46 +8,22 @@ The commands are plain functions so cli.py can register them on its own Typer ap
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from minimarket.config import ConfigError, Settings, get_settings
+from minimarket.terminal import console, err, load_settings, progress_bars
 
-console = Console()
-err = Console(stderr=True)
 
 _YES = {"s", "si", "sí", "y", "yes"}
 
 
-def _settings() -> Settings:
-    settings = get_settings()
-    try:
-        settings.check()
-    except ConfigError as exc:
-        err.print(f"[red]Configuración inválida:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    return settings
+_settings = load_settings
 
 
-@contextmanager
-def _progress() -> Iterator:
-    """A Rich progress display and a `report(stage, done, total)` callback feeding it."""
-    tasks: dict[str, int] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=False) as progress:
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done, total=total)
-
-        yield report
+_progress = progress_bars
 
 
 def _confirm(question: str) -> bool:

@@ -15,7 +15,7 @@ from minimarket.config import Settings
 from minimarket.db import Database
 from minimarket.ops.certs import check_certificates
 from minimarket.ops.store_metrics import BACKUP_SETTING, read_setting
-from minimarket.stock.verify import record_verification, verify_ledger
+from minimarket.stock.verify import run_verification
 
 TIMEOUT = 5.0
 
@@ -148,10 +148,7 @@ def _backup(settings: Settings, max_age_hours: float) -> tuple[bool, str]:
 def _ledger(settings: Settings) -> tuple[bool, str]:
     database = Database(settings.database_url)
     try:
-        with database.read() as session:
-            report = verify_ledger(session)
-        with database.write() as session:
-            record_verification(session, report)
+        report = run_verification(database)
     finally:
         database.dispose()
     if report.ok:

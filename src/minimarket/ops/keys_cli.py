@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from minimarket.config import ConfigError, Settings, get_settings
+from minimarket.config import Settings
 from minimarket.db import Database
 from minimarket.platform.crypto import DecryptError, KeyFormatError, key_id, validate_key
 from minimarket.platform.secrets import (
@@ -34,6 +34,7 @@ from minimarket.platform.secrets import (
     secrets_status,
     set_secret,
 )
+from minimarket.terminal import load_settings
 
 keys_app = typer.Typer(help="Clave de cifrado de la base (DATABASE_ENCRYPTION_KEY): estado, rotación.",
                        no_args_is_help=True)
@@ -55,13 +56,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _settings() -> Settings:
-    settings = get_settings()
-    try:
-        settings.check()
-    except ConfigError as exc:
-        raise _fail(f"Configuración inválida: {exc}", 2) from exc
-    return settings
+_settings = load_settings
 
 
 def _current_key(settings: Settings) -> str:

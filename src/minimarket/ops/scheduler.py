@@ -44,7 +44,7 @@ from minimarket.ops.backup import (
     plain_engine,
     sqlite_file,
 )
-from minimarket.stock.verify import record_verification, verify_ledger
+from minimarket.stock.verify import run_verification
 
 log = structlog.get_logger("minimarket.backup")
 
@@ -190,10 +190,7 @@ class BackupScheduler:
         """The nightly run also proves balances == ledger, feeding minimarket_ledger_mismatches."""
         database = Database(self.url)
         try:
-            with database.read() as session:
-                report = verify_ledger(session)
-            with database.write() as session:
-                record_verification(session, report)
+            report = run_verification(database)
             log.info("ledger_verified", mismatches=len(report.mismatches), balances=report.balances_checked)
         except Exception as exc:  # noqa: BLE001 - the backup already succeeded; the alert will say verify is stale
             log.warning("ledger_verify_failed", error=str(exc).splitlines()[0][:300] if str(exc) else repr(exc))

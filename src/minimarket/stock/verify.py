@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from minimarket.accounts.models import SystemSetting
 from minimarket.catalog.models import Product
+from minimarket.db import Database
 from minimarket.stock.models import Balance, Location, Movement
 from minimarket.types import utcnow
 
@@ -92,3 +93,12 @@ def record_verification(session: Session, report: VerifyReport) -> None:
         session.add(SystemSetting(key=VERIFY_SETTING, value=value, updated_at=utcnow()))
     else:
         row.value, row.updated_at = value, utcnow()
+
+
+def run_verification(database: Database) -> VerifyReport:
+    """Verify the ledger and record the result for /metrics (`minimarket verify`, doctor, nightly job)."""
+    with database.read() as session:
+        report = verify_ledger(session)
+    with database.write() as session:
+        record_verification(session, report)
+    return report
