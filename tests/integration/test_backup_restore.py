@@ -35,7 +35,8 @@ from minimarket.config import ConfigError, get_settings
 from minimarket.db import Database
 from minimarket.migrations.runner import head_revision
 from minimarket.ops import backup_cli
-from minimarket.ops.backup import canonical_value, create_backup, database_label, describe_url, list_archives
+from minimarket.ops.backup import create_backup, database_label, list_archives
+from minimarket.ops.manifest import canonical_value, describe_url
 from minimarket.ops.demo import generate_demo
 from minimarket.ops.restore import open_backup, restore_config
 from minimarket.ops.scheduler import BACKUP_LOCK_KEY, BackupScheduler, ScheduleConfig, next_slot, start_backup_scheduler

@@ -15,7 +15,7 @@ from minimarket.accounts.models import SystemSetting
 from minimarket.db import Database
 from minimarket.migrations.runner import upgrade
 from minimarket.ops import migrate as migrate_module
-from minimarket.ops.backup import describe_url
+from minimarket.ops.manifest import describe_url
 from minimarket.ops.demo import generate_demo
 from minimarket.stock.models import Movement
 from minimarket.types import utcnow

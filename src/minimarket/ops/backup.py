@@ -10,11 +10,7 @@ The archive (`minimarket_<db>_<YYYYmmdd_HHMMSS>.tar.gz`, mode 0600) holds:
 
 Counts and checksums describe exactly the data in the dump: on PostgreSQL they are computed in
 the REPEATABLE READ transaction whose snapshot `pg_dump --snapshot` imports; on SQLite they are
-computed from the backup copy, never from the live file.
-
-Checksums use one canonical text per row (JSON, keys sorted, decimals at the column's scale,
-datetimes in UTC ISO, bytes in hex) over rows ordered by primary key with byte-order collation,
-so the same data gives the same checksum on SQLite and on PostgreSQL.
+computed from the backup copy, never from the live file (see ops/manifest.py for the checksums).
 """
 
 from __future__ import annotations
@@ -31,204 +27,46 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from datetime import time as dtime
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Integer, MetaData, Numeric, String, create_engine, select
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
 from minimarket import __version__
 from minimarket.ar.dates import STORE_TZ
+from minimarket.ops.manifest import (
+    BACKUP_APP_NAME,
+    CHECKSUM_ALGORITHM,
+    BackupError,
+    Progress,
+    _no_progress,
+    describe_database,
+    describe_target,
+    describe_url,
+    is_sqlite_url,
+    normalise_url,
+    plain_engine,
+    sqlite_file,
+)
 
 ARCHIVE_FORMAT = 1
 MANIFEST_NAME = "manifest.json"
 PG_DUMP_NAME = "database.dump"
 SQLITE_NAME = "database.sqlite3"
 CONFIG_PREFIX = "config/"
-CHECKSUM_ALGORITHM = "sha256/json-canonico-v1"
 # The runbook's configuration: env files, Prometheus TLS material and the two YAML configs.
 CONFIG_FILES = (".env.production", ".env", "observability/prometheus/prometheus.yml",
                 "observability/alertmanager/alertmanager.yml")
 CONFIG_DIRS = ("observability/prometheus/tls",)
-SKIPPED_TABLES = frozenset({"alembic_version"})  # the revision is recorded on its own
-BACKUP_APP_NAME = "minimarket-respaldo"  # how backup/restore sessions show in pg_stat_activity
 PG_TOOL_TIMEOUT = 4 * 3600  # seconds; a dump that runs longer than this is treated as hung
 PG_LOCK_WAIT = "60s"  # pg_dump gives up instead of queueing forever behind a migration's lock
-FETCH_BATCH = 2000
 _ARCHIVE_RE = r"^minimarket_{label}_(?P<ts>\d{{8}}_\d{{6}})(?:-(?P<n>\d+))?\.tar\.gz$"
 
-Progress = Callable[[str, int, int], None]
 
 
-def _no_progress(_stage: str, _done: int, _total: int) -> None:
-    return None
-
-
-class BackupError(Exception):
-    """A backup could not be made; the message (Spanish) says why and what to do."""
-
-
-# --------------------------------------------------------------------------- canonical checksums
-
-
-@dataclass(frozen=True)
-class TableDigest:
-    rows: int
-    sha256: str
-
-
-def _scale(type_: Any) -> int | None:
-    scale = getattr(type_, "scale", None)
-    return scale if isinstance(scale, int) else None
-
-
-def canonical_value(value: Any, type_: Any) -> Any:
-    """The backend-independent JSON form of one column value."""
-    if value is None:
-        return None
-    if isinstance(type_, Boolean) or isinstance(value, bool):
-        return bool(value)
-    if isinstance(type_, Integer) and not isinstance(type_, Numeric):
-        return int(value)
-    if isinstance(type_, Float):
-        return repr(float(value))
-    if isinstance(type_, Numeric) or isinstance(value, Decimal):
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
-        scale = _scale(type_)
-        number = number.quantize(Decimal(1).scaleb(-scale)) if scale is not None else number.normalize()
-        if number.is_zero():
-            number = number.copy_abs()  # SQLite's REAL can hold -0.0; PostgreSQL's NUMERIC cannot
-        return format(number, "f")
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite stores UTC, naive
-        return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(value, (date, dtime)):
-        return value.isoformat()
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).hex()
-    return value  # text, and JSON documents already parsed by the column type
-
-
-def _order_by(table: Any, dialect: str) -> list[Any]:
-    """Primary key columns (all columns without one), strings in byte order on both backends."""
-    columns = list(table.primary_key.columns) or [c for c in table.columns if not isinstance(c.type, JSON)]
-    # PostgreSQL's default collation is locale-aware; "C" matches SQLite's BINARY (code point) order.
-    return [c.collate("C") if dialect == "postgresql" and isinstance(c.type, String) else c for c in columns]
-
-
-def reflect_tables(conn: Connection) -> MetaData:
-    metadata = MetaData()
-    metadata.reflect(bind=conn)
-    return metadata
-
-
-def table_digests(conn: Connection, progress: Progress | None = None) -> dict[str, TableDigest]:
-    """Row count and canonical SHA-256 of every table the connection sees (in its transaction)."""
-    report = progress or _no_progress
-    dialect = conn.dialect.name
-    tables = [t for name, t in sorted(reflect_tables(conn).tables.items()) if name not in SKIPPED_TABLES]
-    report("Tablas", 0, len(tables))
-    digests: dict[str, TableDigest] = {}
-    for done, table in enumerate(tables, start=1):
-        names = sorted(c.name for c in table.columns)
-        types = {c.name: c.type for c in table.columns}
-        digest = hashlib.sha256()
-        digest.update(json.dumps(names, separators=(",", ":")).encode() + b"\n")
-        rows = 0
-        stmt = select(*table.columns).order_by(*_order_by(table, dialect)).execution_options(yield_per=FETCH_BATCH)
-        for row in conn.execute(stmt):
-            data = row._mapping
-            canonical = {name: canonical_value(data[name], types[name]) for name in names}
-            digest.update(json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
-            digest.update(b"\n")
-            rows += 1
-        digests[table.name] = TableDigest(rows=rows, sha256=digest.hexdigest())
-        report("Tablas", done, len(tables))
-    return digests
-
-
-def ledger_summary(conn: Connection) -> dict[str, Any]:
-    """verify_ledger inside the caller's transaction, as a JSON-able dict (errors reported, not raised)."""
-    from minimarket.stock.verify import verify_ledger
-
-    session = Session(bind=conn)
-    try:
-        report = verify_ledger(session)
-    except Exception as exc:  # noqa: BLE001 - an older schema or a broken table is a result, not a crash
-        return {"ok": False, "error": str(exc).splitlines()[0][:300], "balances": 0, "movements": 0, "mismatches": 0}
-    finally:
-        session.close()
-    return {"ok": report.ok, "balances": report.balances_checked, "movements": report.movements_checked,
-            "mismatches": len(report.mismatches),
-            "examples": [f"{m.sku}@{m.location}: {m.problem}" for m in report.mismatches[:5]]}
-
-
-def describe_database(conn: Connection, progress: Progress | None = None) -> dict[str, Any]:
-    """Schema revision, per-table digests and ledger result, all read in `conn`'s transaction."""
-    from alembic.runtime.migration import MigrationContext
-
-    revision = MigrationContext.configure(conn).get_current_revision()
-    digests = table_digests(conn, progress)
-    return {
-        "schema_revision": revision,
-        "tables": {name: {"rows": d.rows, "sha256": d.sha256} for name, d in digests.items()},
-        "ledger": ledger_summary(conn),
-    }
-
-
-def describe_url(url: str, progress: Progress | None = None) -> dict[str, Any]:
-    """describe_database over a fresh connection to `url` (a restored or migrated database)."""
-    engine = plain_engine(url)
-    try:
-        with engine.connect() as conn:
-            return describe_database(conn, progress)
-    finally:
-        engine.dispose()
-
-
-# --------------------------------------------------------------------------- URLs and connections
-
-
-def normalise_url(url: str) -> str:
-    """Accept the URLs operators paste (`postgres://`, `postgresql://`); psycopg 3 is the driver."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return url
-
-
-def is_sqlite_url(url: str) -> bool:
-    return url.startswith("sqlite")
-
-
-def sqlite_file(url: str) -> Path:
-    path = url.split("///", 1)[-1] if "///" in url else ""
-    if path in ("", ":memory:"):
-        raise BackupError("La base SQLite en memoria no se puede respaldar: configurá DATABASE_URL con un archivo")
-    return Path(path)
-
-
-def plain_engine(url: str, **kwargs: Any) -> Engine:
-    """A pool-less engine for one-off work (no WAL switch, no app pool, named in pg_stat_activity)."""
-    if is_sqlite_url(url):
-        return create_engine(url, poolclass=NullPool, connect_args={"timeout": 15})
-    connect_args = {"connect_timeout": 10, "application_name": BACKUP_APP_NAME}
-    return create_engine(url, poolclass=NullPool, connect_args=connect_args, **kwargs)
-
-
-def describe_target(url: str) -> str:
-    """The database as an operator recognises it, without the password."""
-    if is_sqlite_url(url):
-        return str(sqlite_file(url))
-    parsed = make_url(url)
-    return f"{parsed.database} en {parsed.host or 'localhost'}:{parsed.port or 5432}"
 
 
 # libpq reads these from the environment; the URL's query string maps onto them.

@@ -80,7 +80,8 @@ def backup_command(
                                               help="Carpeta donde están .env y observability/ (por defecto, la actual)")] = Path("."),
 ) -> None:
     """Respalda la base (y la configuración) en un archivo .tar.gz verificable."""
-    from minimarket.ops.backup import BackupError, create_backup, describe_target, total_rows
+    from minimarket.ops.backup import create_backup, total_rows
+    from minimarket.ops.manifest import BackupError, describe_target
 
     settings = _settings()
     err.print(f"Respaldando {describe_target(settings.database_url)} …")
@@ -136,7 +137,7 @@ def restore_command(
         sqlite_in_use,
         target_exists,
     )
-    from minimarket.ops.backup import sqlite_file
+    from minimarket.ops.manifest import sqlite_file
 
     settings = _settings()
     with tempfile.TemporaryDirectory(prefix="minimarket-restaurar-") as tmp:
@@ -214,7 +215,7 @@ def migrate_to_command(
     yes: Annotated[bool, typer.Option("--yes", help="No preguntar confirmación")] = False,
 ) -> None:
     """Copia toda la tienda de la base configurada a otra (SQLite ⇄ PostgreSQL) y verifica la copia."""
-    from minimarket.ops.backup import describe_target
+    from minimarket.ops.manifest import describe_target
     from minimarket.ops.migrate import MigrateError, migrate_store
 
     settings = _settings()

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Integer, func, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from minimarket.ops.backup import (
+from minimarket.ops.manifest import (
     SKIPPED_TABLES,
     Progress,
     _no_progress,

@@ -37,17 +37,19 @@ from minimarket.ops.backup import (
     MANIFEST_NAME,
     PG_DUMP_NAME,
     SQLITE_NAME,
+    _fsync_dir,
+    pg_params,
+    run_pg_tool,
+    sha256_file,
+)
+from minimarket.ops.manifest import (
     BackupError,
     Progress,
-    _fsync_dir,
     _no_progress,
     describe_url,
     is_sqlite_url,
     normalise_url,
-    pg_params,
     plain_engine,
-    run_pg_tool,
-    sha256_file,
     sqlite_file,
 )
 
