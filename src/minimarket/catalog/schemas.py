@@ -46,9 +46,28 @@ def check_vat(rate: Decimal) -> Decimal:
     return rate
 
 
-class ProductFields(BaseModel):
+class _ProductRules(BaseModel):
+    """Field rules shared by the create and update shapes."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    @field_validator("barcode", check_fields=False)
+    @classmethod
+    def _barcode(cls, v: str | None) -> str | None:
+        return normalise_barcode(v)
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, v: object) -> object:
+        return storable_text(v)
+
+    @field_validator("vat_rate", check_fields=False)
+    @classmethod
+    def _vat(cls, v: Decimal | None) -> Decimal | None:
+        return None if v is None else check_vat(v)
+
+
+class ProductFields(_ProductRules):
     barcode: str | None = Field(default=None, description="EAN-13, EAN-8 o UPC-A con dígito verificador")
     name: str = Field(min_length=1, max_length=200)
     brand: str | None = Field(default=None, max_length=100)
@@ -61,21 +80,6 @@ class ProductFields(BaseModel):
     max_stock: QtyIn | None = None
     supplier: str | None = Field(default=None, max_length=200, description="Nombre o CUIT del proveedor")
     active: bool = True
-
-    @field_validator("barcode")
-    @classmethod
-    def _barcode(cls, v: str | None) -> str | None:
-        return normalise_barcode(v)
-
-    @field_validator("*")
-    @classmethod
-    def _storable(cls, v: object) -> object:
-        return storable_text(v)
-
-    @field_validator("vat_rate")
-    @classmethod
-    def _vat(cls, v: Decimal) -> Decimal:
-        return check_vat(v)
 
     @model_validator(mode="after")
     def _stock_bounds(self):  # noqa: ANN202
@@ -101,10 +105,8 @@ class ProductCreate(ProductFields):
         return self
 
 
-class ProductUpdate(BaseModel):
+class ProductUpdate(_ProductRules):
     """Only the fields sent change."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     barcode: str | None = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -118,21 +120,6 @@ class ProductUpdate(BaseModel):
     max_stock: QtyIn | None = None
     supplier: str | None = Field(default=None, max_length=200)
     active: bool | None = None
-
-    @field_validator("barcode")
-    @classmethod
-    def _barcode(cls, v: str | None) -> str | None:
-        return normalise_barcode(v)
-
-    @field_validator("*")
-    @classmethod
-    def _storable(cls, v: object) -> object:
-        return storable_text(v)
-
-    @field_validator("vat_rate")
-    @classmethod
-    def _vat(cls, v: Decimal | None) -> Decimal | None:
-        return None if v is None else check_vat(v)
 
     @model_validator(mode="after")
     def _not_null(self):  # noqa: ANN202
