@@ -125,15 +125,12 @@ def restore_command(
                                                      "configuración en esta carpeta (nunca pisa uno distinto)")] = None,
 ) -> None:
     """Restaura un respaldo, lo verifica (filas, checksums, libro) y sale con error ante cualquier diferencia."""
-    from minimarket.ops.restore import (
+    from minimarket.ops.restore import check_revision, open_backup, restore_backup, restore_config
+    from minimarket.ops.restore_target import (
         RestoreError,
-        check_revision,
         in_use_message,
-        open_backup,
         pg_sessions,
         resolve_target,
-        restore_backup,
-        restore_config,
         sqlite_in_use,
         target_exists,
     )
