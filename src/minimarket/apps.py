@@ -53,12 +53,16 @@ def _peers(service: str, settings: Settings) -> dict[str, str]:
     return {f"peer:{name}": url for name, url in urls.items() if url and name != service}
 
 
+def _purge_idempotency(app: FastAPI) -> int:
+    with app.state.db.write() as session:
+        return purge_expired(session, older_than_hours=app.state.settings.idempotency_ttl_hours)
+
+
 async def _purge_idempotency_periodically(app: FastAPI) -> None:
     while True:
         try:
-            with app.state.db.write() as session:
-                removed = await asyncio.to_thread(
-                    purge_expired, session, older_than_hours=app.state.settings.idempotency_ttl_hours)
+            # In a worker thread: the unit of work may wait for SQLite's writer lock, never the event loop.
+            removed = await asyncio.to_thread(_purge_idempotency, app)
             if removed:
                 log.info("idempotency_purged", removed=removed)
         except Exception as exc:  # noqa: BLE001 - a failed purge is retried next hour
@@ -83,6 +87,8 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
             if backup_task is not None:
                 backup_task.cancel()
             app.state.db.dispose()
+            if hasattr(app.state.cache, "close"):
+                app.state.cache.close()
 
     app = FastAPI(
         title=SERVICES[service],
