@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -45,28 +47,33 @@ def _stock_total():  # noqa: ANN202
     )
 
 
-def product_out(product: Product, stock: Decimal | None, model: type[ProductOut] = ProductOut, **extra) -> ProductOut:  # noqa: ANN003
+# The list reads plain columns (no ORM objects per row): a page costs about half as much.
+_LIST_COLUMNS = (Product.sku, Product.barcode, Product.name, Product.brand, Category.name.label("category"),
+                 Product.unit, Product.cost, Product.price, Product.vat_rate, Product.min_stock, Product.max_stock,
+                 Supplier.name.label("supplier"), Product.active, Product.created_at, Product.updated_at)
+
+
+def _out(row: Mapping[str, Any], stock: Decimal | None, model: type[ProductOut] = ProductOut,
+         **extra: Any) -> ProductOut:
     stock = Decimal(stock or 0).quantize(Decimal("0.001"))
+    max_stock = row["max_stock"]
     return model(
-        sku=product.sku,
-        barcode=product.barcode,
-        name=product.name,
-        brand=product.brand,
-        category=product.category.name if product.category else None,
-        unit=product.unit,
-        cost=to_money(product.cost),
-        price=to_money(product.price),
-        vat_rate=Decimal(product.vat_rate).quantize(Decimal("0.1")),
-        min_stock=to_qty(product.min_stock),
-        max_stock=None if product.max_stock is None else to_qty(product.max_stock),
-        supplier=product.supplier.name if product.supplier else None,
-        active=product.active,
-        stock=stock,
-        low_stock=stock <= Decimal(product.min_stock),
-        created_at=product.created_at,
-        updated_at=product.updated_at,
-        **extra,
+        sku=row["sku"], barcode=row["barcode"], name=row["name"], brand=row["brand"], category=row["category"],
+        unit=row["unit"], cost=to_money(row["cost"]), price=to_money(row["price"]),
+        vat_rate=Decimal(row["vat_rate"]).quantize(Decimal("0.1")), min_stock=to_qty(row["min_stock"]),
+        max_stock=None if max_stock is None else to_qty(max_stock), supplier=row["supplier"],
+        active=row["active"], stock=stock, low_stock=stock <= Decimal(row["min_stock"]),
+        created_at=row["created_at"], updated_at=row["updated_at"], **extra,
     )
+
+
+def product_out(product: Product, stock: Decimal | None, model: type[ProductOut] = ProductOut,
+                **extra: Any) -> ProductOut:
+    row = {column.key: getattr(product, column.key) for column in _LIST_COLUMNS
+           if column.key not in ("category", "supplier")}
+    row["category"] = product.category.name if product.category else None
+    row["supplier"] = product.supplier.name if product.supplier else None
+    return _out(row, stock, model, **extra)
 
 
 def list_inventory(
@@ -83,18 +90,18 @@ def list_inventory(
 ) -> tuple[list[ProductOut], str | None]:
     """Products ordered by SKU with their total stock; keyset-paginated."""
     stock = _stock_total()
-    stmt = select(Product, stock.label("stock"))
+    stmt = (select(*_LIST_COLUMNS, stock.label("stock")).select_from(Product)
+            .outerjoin(Category, Category.id == Product.category_id)
+            .outerjoin(Supplier, Supplier.id == Product.supplier_id))
     if q:
         like = f"%{q.strip().lower()}%"
         stmt = stmt.where(or_(func.lower(Product.name).like(like), func.lower(Product.sku).like(like),
                               Product.barcode == q.strip(), func.lower(Product.brand).like(like)))
     if category:
-        stmt = stmt.join(Category, Category.id == Product.category_id).where(
-            func.lower(Category.name) == category.strip().lower())
+        stmt = stmt.where(func.lower(Category.name) == category.strip().lower())
     if supplier:
         cuit = normalise_cuit(supplier)
-        stmt = stmt.join(Supplier, Supplier.id == Product.supplier_id).where(
-            or_(func.lower(Supplier.name) == supplier.strip().lower(), Supplier.cuit == cuit))
+        stmt = stmt.where(or_(func.lower(Supplier.name) == supplier.strip().lower(), Supplier.cuit == cuit))
     if low_stock is not None:
         stmt = stmt.where((stock <= Product.min_stock) if low_stock else (stock > Product.min_stock))
     if out_of_stock is not None:
@@ -103,8 +110,8 @@ def list_inventory(
         stmt = stmt.where(Product.active.is_(active))
     if cursor:
         stmt = stmt.where(Product.sku > decode_cursor(cursor))
-    rows = session.execute(stmt.order_by(Product.sku).limit(limit + 1)).all()
-    items = [product_out(p, s) for p, s in rows[:limit]]
+    rows = session.execute(stmt.order_by(Product.sku).limit(limit + 1)).mappings().all()
+    items = [_out(row, row["stock"]) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1].sku) if len(rows) > limit else None
     return items, next_cursor
 
