@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -30,12 +29,11 @@ from typer.testing import CliRunner
 
 from minimarket.ops.certs import generate_tls_material
 from minimarket.ops.certs_cli import certs_app
-from tests.e2e.conftest import free_port, measure, tail
+from tests.e2e.conftest import free_port, measure, stop_process, tail
 
 IN_CI = bool(os.environ.get("CI"))
 STARTUP_TIMEOUT = 20.0
 ALERT_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 TEST_ALERT = "MinimarketTLSPrueba"
 REPO = Path(__file__).resolve().parents[2]
 REPO_AM_DIR = REPO / "observability" / "alertmanager"
@@ -70,13 +68,7 @@ class Proc:
         return tail(self.log_path)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_TIMEOUT)
+        stop_process(self.process)
 
 
 def _start(name: str, argv: list[str], workdir: Path, base_url: str) -> Proc:

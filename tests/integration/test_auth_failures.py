@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator
 
 import pytest
-import structlog
 from fastapi.testclient import TestClient
 
 from minimarket.accounts.audit import Context
 from minimarket.accounts.keys import revoke_api_key
 from minimarket.platform.logging import configure_logging
+from tests.logging_state import preserved_logging
 from tests.integration.helpers import error_of, metric_labels, metric_value
 
 REASONS = ("missing", "invalid", "revoked", "forbidden")
-LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 @pytest.fixture
@@ -25,28 +23,12 @@ def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], tuple
 
     configure_logging must run inside the test: only there is sys.stdout capsys's stream.
     """
-    root = logging.getLogger()
-    saved_root = (list(root.handlers), root.level)
-    saved_libs = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
-                  for name in LIBRARY_LOGGERS}
-    saved_structlog = structlog.get_config()
-    saved_context = structlog.contextvars.get_contextvars()
-
     def read() -> tuple[str, list[dict]]:
         out = capsys.readouterr().out
         return out, [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
-    try:
+    with preserved_logging():
         yield read
-    finally:
-        root.handlers = saved_root[0]
-        root.setLevel(saved_root[1])
-        for name, (handlers, propagate) in saved_libs.items():
-            logging.getLogger(name).handlers = handlers
-            logging.getLogger(name).propagate = propagate
-        structlog.configure(**saved_structlog)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(**saved_context)
 
 
 def failures(client) -> dict[str, float]:  # noqa: ANN001

@@ -10,30 +10,14 @@ import pytest
 import structlog
 
 from minimarket.platform.logging import LOG_FIELDS, configure_logging
+from tests.logging_state import preserved_logging
 
-LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 @pytest.fixture(autouse=True)
 def _restore_logging():  # noqa: ANN202
-    """configure_logging changes process-wide state; put all of it back for the other tests."""
-    root = logging.getLogger()
-    saved_root = (list(root.handlers), root.level)
-    saved_libs = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
-                  for name in LIBRARY_LOGGERS}
-    saved_structlog = structlog.get_config()
-    saved_context = structlog.contextvars.get_contextvars()
-    try:
+    with preserved_logging():
         yield
-    finally:
-        root.handlers = saved_root[0]
-        root.setLevel(saved_root[1])
-        for name, (handlers, propagate) in saved_libs.items():
-            logging.getLogger(name).handlers = handlers
-            logging.getLogger(name).propagate = propagate
-        structlog.configure(**saved_structlog)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(**saved_context)
 
 
 def lines(capsys: pytest.CaptureFixture[str]) -> list[dict]:
