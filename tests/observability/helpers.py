@@ -27,6 +27,7 @@ IN_CI = bool(os.environ.get("CI"))
 
 # Debian packages that ship each binary (for the skip message).
 PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager",
+            "prometheus-postgres-exporter": "prometheus-postgres-exporter",
             "prometheus-alertmanager": "prometheus-alertmanager", "openssl": "openssl"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import subprocess
@@ -210,6 +211,37 @@ def test_database_down_silences_its_consequences_only(alertmanager):
         assert status[key]["state"] == "suppressed", key
     for key in [("CacheDown", ""), ("MemoryPressure", "dashboard"), ("DiskSpaceLow", "")]:
         assert status[key]["state"] == "active", key
+
+
+def test_a_missing_or_broken_exporter_inhibits_nothing(alertmanager):
+    """Issue 7 item 18: postgres_exporter without its user made DatabaseDown mute the real alerts."""
+    exporter_down = {**alert("PostgresExporterDown"), "job": "postgres", "instance": "postgres-exporter:9187"}
+    alertmanager.post(exporter_down, alert("HighErrorRate", "agente-deposito"), alert("HighLatency", "dashboard"),
+                      alert("StockLedgerMismatch"), alert("CacheDown"))
+    status = alertmanager.statuses()
+    assert status["PostgresExporterDown", ""]["state"] == "active"
+    for key in [("HighErrorRate", "agente-deposito"), ("HighLatency", "dashboard"), ("StockLedgerMismatch", ""),
+                ("CacheDown", "")]:
+        assert status[key]["state"] == "active", (key, status[key])
+        assert status[key]["inhibitedBy"] == [], (key, status[key])
+
+
+def test_only_the_apps_own_measurements_can_inhibit():
+    """An inhibiting alert must not read an exporter's series: a missing exporter would mute real alerts."""
+    config = load_yaml(CONFIG)
+    rules = alert_rules()
+    sources = set()
+    for rule in config["inhibit_rules"]:
+        for matcher in rule["source_matchers"]:
+            name, _, value = matcher.partition("=")
+            assert name == "alertname", matcher
+            sources.add(value.strip('"'))
+    assert sources == {"ServiceDown", "DatabaseDown"}
+    exporter_series = re.compile(r"\b(pg|redis|node)_\w+|job=~?\"(postgres|redis|node)\"")
+    for name in sources:
+        assert not exporter_series.search(rules[name]["expr"]), (name, rules[name]["expr"])
+    assert "pg_up" in rules["PostgresExporterDown"]["expr"]
+    assert all("PostgresExporterDown" not in m for r in config["inhibit_rules"] for m in r["source_matchers"])
 
 
 def test_critical_alerts_reach_the_webhook_without_the_silenced_ones(alertmanager, webhook):
