@@ -175,3 +175,23 @@ def test_docs_render_offline_with_their_own_policy(client, production):  # noqa:
         assert "unsafe-inline" in csp  # Swagger's boot script
         assert page.headers["x-frame-options"] == "DENY"
         assert http.get("/openapi.json").status_code == 200
+
+
+def test_an_unhandled_error_is_a_500_with_request_id_and_headers(app, caplog):  # noqa: ANN001
+    @app.get("/falla-interna")
+    def failing() -> dict:
+        raise RuntimeError("detalle interno que no debe salir")
+
+    # raise_server_exceptions=False: the answer the client really gets, whatever the server does after.
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/falla-interna", headers={"X-Request-ID": "pedido-500"})
+        error = error_of(response, 500, code="error_interno")
+        assert response.headers.get("x-request-id") == "pedido-500", dict(response.headers)
+        assert error["details"] == {"request_id": "pedido-500"}
+        assert "detalle interno" not in response.text
+        assert_secured(response, api=False)
+        generated = client.get("/falla-interna")
+        assert generated.status_code == 500 and len(generated.headers.get("x-request-id", "")) == 32
+        assert generated.json()["error"]["details"]["request_id"] == generated.headers["x-request-id"]
+        metrics = client.get("/metrics").text
+    assert 'endpoint="/falla-interna",method="GET",service="all",status="500"' in metrics

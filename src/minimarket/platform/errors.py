@@ -108,6 +108,11 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+def internal_error_body(request_id: str | None) -> dict[str, Any]:
+    """The 500 answer: no internals, only the request id that finds the traceback in the logs."""
+    return error_body("error_interno", "Error interno; informá este request_id al soporte", {"request_id": request_id})
+
+
 def validation_response(errors: list[dict[str, Any]]) -> JSONResponse:
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONResponse(
@@ -160,7 +165,4 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id = request.scope.get("state", {}).get("request_id")
         log.exception("unhandled_error", path=request.url.path, error=type(exc).__name__)
-        return JSONResponse(
-            error_body("error_interno", "Error interno; informá este request_id al soporte", {"request_id": request_id}),
-            status_code=500,
-        )
+        return JSONResponse(internal_error_body(request_id), status_code=500)

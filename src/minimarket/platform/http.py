@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 import structlog
 from starlette.exceptions import HTTPException
 
-from minimarket.platform.errors import error_body
+from minimarket.platform.errors import error_body, internal_error_body
 from minimarket.platform.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 log = structlog.get_logger("minimarket.http")
@@ -60,6 +60,7 @@ class ObservedApp:
         async def send_wrapper(message):  # noqa: ANN001
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                status_holder["started"] = True
                 message.setdefault("headers", [])
                 message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
             await send(message)
@@ -74,6 +75,13 @@ class ObservedApp:
                                                                  [{"field": field, "problem": problem}]))
             else:
                 await self.app(scope, self._limited(receive), send_wrapper)
+        except Exception as exc:  # noqa: BLE001 - the last stop: answered here, not by the server
+            # Starlette's own catch-all sits outside every middleware, so its 500 would carry neither
+            # the request id nor the security headers; answering here keeps both.
+            log.exception("unhandled_error", path=scope.get("path"), error=type(exc).__name__)
+            if status_holder.get("started"):
+                raise  # headers already went out: only the server can end this response
+            await self._reject(send_wrapper, 500, internal_error_body(request_id))
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
