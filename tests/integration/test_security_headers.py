@@ -177,7 +177,7 @@ def test_docs_render_offline_with_their_own_policy(client, production):  # noqa:
         assert http.get("/openapi.json").status_code == 200
 
 
-def test_an_unhandled_error_is_a_500_with_request_id_and_headers(app, caplog):  # noqa: ANN001
+def test_an_unhandled_error_is_a_500_with_request_id_and_headers(app):  # noqa: ANN001
     @app.get("/falla-interna")
     def failing() -> dict:
         raise RuntimeError("detalle interno que no debe salir")
