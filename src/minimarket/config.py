@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from minimarket.platform.crypto import weak_key_problem
+
 DEFAULT_SQLITE_URL = "sqlite:///./data/minimarket.db"
 # Values that ship in examples and must never run a production store.
 KNOWN_DEFAULT_SECRETS = {"", "dev", "changeme", "change-me", "secret", "0" * 64}
@@ -99,12 +101,18 @@ class Settings(BaseSettings):
         if key is not None and key != "" and not _HEX64.fullmatch(key):
             raise ConfigError(
                 "DATABASE_ENCRYPTION_KEY debe tener 64 caracteres hexadecimales "
-                "(generá una con: python -c 'import secrets; print(secrets.token_hex(32))')"
+                "(generá una con: minimarket keys generate)"
             )
         if self.is_production:
             if key is None or key.lower() in KNOWN_DEFAULT_SECRETS:
                 raise ConfigError(
-                    "En producción DATABASE_ENCRYPTION_KEY es obligatoria y no puede ser un valor de ejemplo"
+                    "En producción DATABASE_ENCRYPTION_KEY es obligatoria y no puede ser un valor de ejemplo "
+                    "(generá una con: minimarket keys generate)"
+                )
+            if problem := weak_key_problem(key):
+                raise ConfigError(
+                    f"En producción DATABASE_ENCRYPTION_KEY no puede ser una clave fácil de adivinar: {problem}. "
+                    "Generá una al azar con: minimarket keys generate (y para cambiarla: minimarket keys rotate)"
                 )
             if self.is_sqlite is False and _EXAMPLE_PASSWORD.search(self.database_url):
                 raise ConfigError("En producción DATABASE_URL no puede usar una contraseña por defecto o de ejemplo "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import secrets
 
 import pytest
 from cryptography.hazmat.primitives import padding
@@ -12,8 +13,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minimarket.config import ConfigError, Settings
 from minimarket.platform import crypto
-from minimarket.platform.crypto import DecryptError, KeyFormatError, decrypt_text, encrypt_text, key_id
+from minimarket.platform.crypto import DecryptError, KeyFormatError, decrypt_text, encrypt_text, key_id, weak_key_problem
 
 KEY = "3f" * 8 + "a1b2c3d4e5f60718" * 3  # 64 hex characters, fixed so failures reproduce
 OTHER = "c0ffee00" * 8
@@ -171,3 +173,38 @@ def test_blob_key_id() -> None:
     assert crypto.blob_key_id(BLOB) == key_id(KEY)
     assert crypto.blob_key_id(b"\x02" + BLOB[1:]) is None
     assert crypto.blob_key_id(BLOB[:40]) is None
+
+
+# --- keys that are obviously not random (issue 7, item 10) -------------------------------------------
+
+WEAK_KEYS = [
+    "f" * 64,                                   # one digit
+    "F" * 64,
+    "0" * 63 + "1",
+    "deadbeef" * 8,                             # a word repeated
+    "a1" * 32,
+    "0123456789abcdef" * 4,                     # sequential: every digit, still guessable
+    "fedcba9876543210" * 4,
+    "0" * 32 + "123456789abcdef0" * 2,          # half zeros
+    "f" * 56 + "01234567",
+    "3f9a1c7e5b2d4068" * 2 + "0123456789abcdef0123456789abcdef",  # half random-looking, half a sequence
+]
+
+
+@pytest.mark.parametrize("weak", WEAK_KEYS)
+def test_production_refuses_an_obviously_weak_encryption_key(weak: str) -> None:
+    configured = Settings(_env_file=None, minimarket_env="production", database_encryption_key=weak,
+                          allowed_hosts="minimercado.lan")
+    with pytest.raises(ConfigError) as refused:
+        configured.check()
+    message = str(refused.value)
+    assert "DATABASE_ENCRYPTION_KEY" in message and "minimarket keys generate" in message, message
+    assert "adivinar" in message
+
+
+def test_random_keys_are_never_called_weak() -> None:
+    for _ in range(5000):
+        key = secrets.token_hex(32)
+        assert weak_key_problem(key) is None, key
+    Settings(_env_file=None, minimarket_env="production", database_encryption_key=secrets.token_hex(32),
+             allowed_hosts="minimercado.lan").check()
