@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -96,12 +97,18 @@ def _prometheus(url: str) -> tuple[bool, str]:
     return response.status_code == 200, f"/-/healthy → {response.status_code}"
 
 
+def alertmanager_tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
+    """Trust our CA and present Prometheus' client certificate: what Alertmanager's web.yml demands."""
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(cert), str(key))
+    return context
+
+
 def _alertmanager(url: str, tls: tuple[Path, Path, Path] | None) -> tuple[bool, str]:
-    kwargs: dict = {"timeout": TIMEOUT}
-    if tls is not None:
-        ca, cert, key = tls
-        kwargs.update(verify=str(ca), cert=(str(cert), str(key)))
-    response = httpx.get(url.rstrip("/") + "/api/v2/alerts", params={"active": "true"}, **kwargs)
+    # httpx >= 0.28 takes the client certificate only inside an SSL context given as `verify`.
+    verify: ssl.SSLContext | bool = alertmanager_tls_context(*tls) if tls is not None else True
+    with httpx.Client(verify=verify, timeout=TIMEOUT) as client:
+        response = client.get(url.rstrip("/") + "/api/v2/alerts", params={"active": "true"})
     response.raise_for_status()
     alerts = response.json()
     critical = [a["labels"].get("alertname", "?") for a in alerts if a["labels"].get("severity") == "critical"]
