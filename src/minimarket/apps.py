@@ -16,6 +16,7 @@ from minimarket import __version__
 from minimarket.catalog import api as catalog_api
 from minimarket.config import Settings, csv_list, get_settings
 from minimarket.db import Database
+from minimarket.migrations.runner import SchemaCheck
 from minimarket.platform.cache import make_cache
 from minimarket.platform.docs import install_docs
 from minimarket.platform.errors import install_error_handlers
@@ -101,6 +102,8 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     app.state.settings = settings
     app.state.service = service
     app.state.db = Database(settings.database_url)
+    # The first /health that reaches the database checks its revision (serve may start without it).
+    app.state.schema = SchemaCheck()
     app.state.cache = make_cache(settings.redis_url)
     app.state.metrics = CollectorRegistry(auto_describe=False)
     app.state.metrics.register(StoreCollector(service=service, db=app.state.db, cache=app.state.cache,
@@ -119,7 +122,7 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     @app.get("/health", tags=["operación"], summary="Estado del servicio y sus dependencias")
     def health(request: Request) -> JSONResponse:
         status, body = check_health(service=service, db=request.app.state.db, cache=request.app.state.cache,
-                                    peers=peers)
+                                    peers=peers, schema=request.app.state.schema)
         return JSONResponse(body, status_code=status)
 
     @app.get("/health/live", tags=["operación"], summary="El proceso responde (sin revisar dependencias)")

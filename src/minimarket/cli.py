@@ -40,22 +40,36 @@ def _ctx():  # noqa: ANN202
     return Context(actor=CLI_CONTEXT_ACTOR)
 
 
-def _ensure_schema(settings: Settings) -> None:
-    """The embedded SQLite upgrades itself; PostgreSQL is upgraded by the operator, once."""
+def _ensure_schema(settings: Settings, *, unreachable_ok: bool = False) -> bool:
+    """The embedded SQLite upgrades itself; PostgreSQL is upgraded by the operator, once.
+
+    With `unreachable_ok` (serve) a PostgreSQL that does not answer is not fatal: returns False,
+    and /health answers 503 naming the database until it appears (then checks its revision).
+    """
+    from sqlalchemy.exc import OperationalError
+
     from minimarket.migrations.runner import current_revision, head_revision, upgrade
 
     if settings.is_sqlite:
         upgrade(settings.database_url)
-        return
+        return True
     database = Database(settings.database_url)
     try:
         current = current_revision(database.engine)
+    except OperationalError as exc:
+        if not unreachable_ok:
+            raise
+        reason = str(exc.orig or exc).strip().splitlines()[0][:200]
+        err.print(f"[yellow]La base de datos no responde ({reason}).[/yellow] El servicio arranca igual: /health "
+                  "responde 503 (database) hasta que la base vuelva, y se recupera solo.", soft_wrap=True)
+        return False
     finally:
         database.dispose()
     if current != head_revision():
         err.print(f"[red]La base está en la revisión {current or 'vacía'} y el código espera {head_revision()}.[/red] "
                   "Ejecutá: minimarket db upgrade")
         raise typer.Exit(1)
+    return True
 
 
 def _run_demo(database: Database, products: int, days: int, seed: int) -> None:
@@ -89,7 +103,11 @@ def serve(
     if demo and settings.is_production:
         err.print("[red]--demo no se permite con MINIMARKET_ENV=production[/red]")
         raise typer.Exit(2)
-    _ensure_schema(settings)
+    reachable = _ensure_schema(settings, unreachable_ok=True)
+    if demo and not reachable:
+        err.print("[red]--demo necesita la base de datos para cargar los datos de demostración.[/red] "
+                  "Revisá DATABASE_URL o arrancá sin --demo.")
+        raise typer.Exit(1)
     host = host or settings.host
     port = port or settings.service_port(service)
     if demo:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, need_redis
-from tests.e2e.conftest import Server, StartServer, TcpProxy, free_port, measure, via_proxy
+from tests.conftest import REDIS_URL, create_pg_database, drop_pg_database, need_postgres, need_redis
+from tests.e2e.conftest import Server, StartServer, TcpProxy, free_port, measure, pg_upstream, via_proxy
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -166,3 +166,51 @@ def test_real_redis_is_reported_as_cache_backend(start_server: StartServer, sqli
     assert response.status_code == 200, response.text
     cache = response.json()["checks"]["cache"]
     assert cache["status"] == "ok" and cache["backend"] == "redis"
+
+
+def test_serve_starts_without_the_database_and_recovers_when_it_appears(start_server: StartServer,
+                                                                         pg_database: str) -> None:
+    """PostgreSQL unreachable when `serve` starts (the proxy is not listening yet): the process stays up,
+    /health answers 503 naming the database, and when the database appears it recovers by itself."""
+    proxy = TcpProxy(pg_upstream())  # its port is reserved, nothing listens there yet
+    try:
+        server = start_server(via_proxy(pg_database, proxy), ready="/health/live")
+        down, _ = get(server, "/health")
+        assert down.status_code == 503, down.text
+        assert down.json()["failing"] == ["database"]
+        assert down.json()["checks"]["database"]["status"] == "fail"
+        log = server.log_tail(200)
+        assert "Traceback" not in log and "La base de datos no responde" in log, log
+
+        proxy.start()
+        up, recovered = poll_until(server, "/health", lambda r: r.status_code == 200, RECOVERED_WITHIN)
+        assert up.json()["checks"]["database"]["status"] == "ok"
+        key = server.create_key("despues-del-arranque")
+        listed, _ = get(server, "/api/inventory", key)
+        assert listed.status_code == 200, listed.text
+        assert server.process.poll() is None
+        measure("serve started without its database", f"/health 200 {recovered:.2f} s after the database appeared")
+    finally:
+        proxy.stop()
+
+
+def test_a_database_that_appears_unmigrated_keeps_health_red_with_the_fix(start_server: StartServer,
+                                                                          tmp_path) -> None:  # noqa: ANN001
+    """Started without its database, the server checks the revision when the database appears:
+    an empty one is not 'healthy', and /health says what to run."""
+    need_postgres()
+    url = create_pg_database()  # never migrated
+    proxy = TcpProxy(pg_upstream())
+    try:
+        server = start_server(via_proxy(url, proxy), ready="/health/live")
+        assert get(server, "/health")[0].status_code == 503
+        proxy.start()
+        red, _ = poll_until(server, "/health", lambda r: "vacía" in r.text, RECOVERED_WITHIN)
+        assert red.status_code == 503 and red.json()["failing"] == ["database"]
+        assert "minimarket db upgrade" in red.json()["checks"]["database"]["error"]
+        migrated = server.cli("db", "upgrade")
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        poll_until(server, "/health", lambda r: r.status_code == 200, RECOVERED_WITHIN)
+    finally:
+        proxy.stop()
+        drop_pg_database(url)

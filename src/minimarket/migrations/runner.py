@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -24,6 +26,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+@cache
 def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
@@ -31,3 +34,29 @@ def head_revision() -> str:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+class SchemaCheck:
+    """Whether the database is at the code's revision, checked until it once is.
+
+    `serve` on PostgreSQL starts even when the database is unreachable; the first time /health
+    reaches it, this tells an un-migrated database apart from a healthy one.
+    """
+
+    def __init__(self, verified: bool = False):
+        self.verified = verified
+        self._lock = threading.Lock()
+
+    def ensure(self, engine: Engine) -> None:
+        if self.verified:
+            return
+        with self._lock:
+            current, expected = current_revision(engine), head_revision()
+            if current != expected:
+                raise SchemaMismatch(f"la base está en la revisión {current or 'vacía'} y el código espera "
+                                     f"{expected}: ejecutá minimarket db upgrade")
+            self.verified = True
+
+
+class SchemaMismatch(RuntimeError):
+    """The database answers but is not at the revision this code expects."""

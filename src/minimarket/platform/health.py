@@ -9,6 +9,7 @@ import httpx
 
 from minimarket import __version__
 from minimarket.db import Database
+from minimarket.migrations.runner import SchemaCheck
 from minimarket.platform.cache import Cache
 
 
@@ -24,8 +25,10 @@ def _timed(check) -> dict[str, Any]:  # noqa: ANN001
     return result
 
 
-def _database(db: Database) -> dict[str, Any]:
+def _database(db: Database, schema: SchemaCheck | None) -> dict[str, Any]:
     db.ping()
+    if schema is not None:
+        schema.ensure(db.engine)
     return {"backend": "sqlite" if db.is_sqlite else "postgresql"}
 
 
@@ -40,8 +43,9 @@ def _peer(url: str) -> dict[str, Any]:
     return {"url": url}
 
 
-def check_health(*, service: str, db: Database, cache: Cache, peers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    checks = {"database": _timed(lambda: _database(db)), "cache": _timed(lambda: _cache(cache))}
+def check_health(*, service: str, db: Database, cache: Cache, peers: dict[str, str],
+                 schema: SchemaCheck | None = None) -> tuple[int, dict[str, Any]]:
+    checks = {"database": _timed(lambda: _database(db, schema)), "cache": _timed(lambda: _cache(cache))}
     for name, url in peers.items():
         checks[name] = _timed(lambda url=url: _peer(url))
     failing = [name for name, c in checks.items() if c["status"] != "ok"]
