@@ -17,6 +17,7 @@ DEFAULT_SQLITE_URL = "sqlite:///./data/minimarket.db"
 # Values that ship in examples and must never run a production store.
 KNOWN_DEFAULT_SECRETS = {"", "dev", "changeme", "change-me", "secret", "0" * 64}
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 # Passwords that ship in examples (.env.production.example uses CAMBIAR_… placeholders).
 _EXAMPLE_PASSWORD = re.compile(r"://[^:/@]+:(postgres|password|changeme|dev|cambiar[^@]*)@", re.IGNORECASE)
 
@@ -60,7 +61,7 @@ class Settings(BaseSettings):
     rate_limit_per_key: int = Field(default=600, ge=1)
     rate_limit_per_ip: int = Field(default=300, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
-    trusted_proxies: str = "127.0.0.1"
+    trusted_proxies: str = ""  # nobody by default: a proxy is named explicitly (IP, network or host name)
     cors_origins: str = ""
     allowed_hosts: str = ""
 
@@ -127,8 +128,9 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError:
-                raise ConfigError(
-                    f"TRUSTED_PROXIES: '{proxy}' no es una IP ni una red (ej. 127.0.0.1,10.0.0.0/24)") from None
+                if not _HOST_NAME.fullmatch(proxy) or proxy.replace(".", "").isdigit():
+                    raise ConfigError(f"TRUSTED_PROXIES: '{proxy}' no es una IP, una red ni un nombre de host "
+                                      "(ej. nginx o 127.0.0.1,10.0.0.0/24)") from None
 
 
 def csv_list(value: str | None) -> list[str]:

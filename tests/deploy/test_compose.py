@@ -164,6 +164,17 @@ def test_peer_urls_name_the_services_and_their_ports():
         assert found[host]["environment"]["PORT"] == port
 
 
+def test_the_apps_believe_x_forwarded_for_only_from_the_nginx_service():
+    found = services()
+    assert "nginx" in found
+    for name in APP_SERVICES:
+        assert found[name]["environment"]["TRUSTED_PROXIES"] == "nginx", name
+    assert "TRUSTED_PROXIES" not in parse_env_file(ENV_PRODUCTION_EXAMPLE)  # compose sets it; only mentioned there
+    assert "# TRUSTED_PROXIES=nginx" in ENV_PRODUCTION_EXAMPLE.read_text(encoding="utf-8")
+    assert example_settings(DATABASE_ENCRYPTION_KEY=secrets.token_hex(32),
+                            POSTGRES_PASSWORD=secrets.token_hex(12)).trusted_proxies == "nginx"
+
+
 def test_migrate_runs_once_before_the_apps():
     found = services()
     migrate = found["migrate"]

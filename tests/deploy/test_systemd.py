@@ -108,6 +108,13 @@ def test_common_env_example_documents_every_setting_but_the_port():
     assert values["MINIMARKET_ENV"] == "production"
 
 
+def test_the_only_trusted_proxy_is_the_local_nginx():
+    # nginx on this PC reaches every instance from 127.0.0.1 (upstreams.bare-metal.conf); nobody else is named.
+    assert parse_env_file(ENV_EXAMPLE)["TRUSTED_PROXIES"] == "127.0.0.1"
+    assert "nginx" in ENV_EXAMPLE.read_text(encoding="utf-8").split("TRUSTED_PROXIES=")[0].rsplit("\n\n", 1)[-1]
+    assert Settings(_env_file=None).trusted_proxies == ""  # without the file: no proxy is believed
+
+
 def test_common_env_example_is_refused_until_its_placeholders_are_replaced():
     values = {k.lower(): v for k, v in parse_env_file(ENV_EXAMPLE).items()}
     with pytest.raises(ConfigError, match="DATABASE_ENCRYPTION_KEY"):

@@ -113,8 +113,46 @@ def test_a_good_key_does_not_spend_the_ip_window(app, admin):  # noqa: ANN001
         assert till.get("/api/inventory", headers={"X-API-Key": GUESS.format(1)}).status_code == 401
 
 
-def test_forwarded_for_is_believed_only_from_a_trusted_proxy(app):  # noqa: ANN001
-    with client_from(app, "127.0.0.1") as proxy:  # TRUSTED_PROXIES defaults to 127.0.0.1
+@contextmanager
+def app_with(database_url: str, **overrides):  # noqa: ANN003, ANN201
+    app = create_app("all", make_settings(database_url, rate_limit_per_key=PER_KEY, rate_limit_per_ip=PER_IP,
+                                          **overrides))
+    try:
+        yield app
+    finally:
+        app.state.db.dispose()
+
+
+def test_forwarded_for_is_ignored_unless_a_proxy_is_named(app):  # noqa: ANN001
+    # TRUSTED_PROXIES is empty by default: a local process cannot pose as many clients.
+    with client_from(app, "127.0.0.1") as local:
+        for i in range(PER_IP):
+            r = local.get("/api/inventory", headers={"X-Forwarded-For": f"203.0.113.{i}"})
+            assert r.status_code == 401, i
+        assert local.get("/api/inventory", headers={"X-Forwarded-For": "203.0.113.99"}).status_code == 429
+
+
+def test_a_proxy_named_by_host_name_is_trusted_once_it_resolves(database_url):  # noqa: ANN001
+    with app_with(database_url, trusted_proxies="localhost") as app, client_from(app, "127.0.0.1") as proxy:
+        for i in range(PER_IP):
+            assert proxy.get("/api/inventory", headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 401, i
+        assert proxy.get("/api/inventory", headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 429
+        assert proxy.get("/api/inventory", headers={"X-Forwarded-For": "203.0.113.8"}).status_code == 401
+    # A name that does not resolve trusts nobody (and the app keeps answering).
+    with app_with(database_url, trusted_proxies="proxy-que-no-existe.invalid") as app, \
+            client_from(app, "127.0.0.1") as local:
+        for i in range(PER_IP):
+            assert local.get("/api/inventory", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code == 401
+        assert local.get("/api/inventory", headers={"X-Forwarded-For": "203.0.113.50"}).status_code == 429
+
+
+def test_forwarded_for_is_believed_only_from_a_trusted_proxy(database_url):  # noqa: ANN001
+    with app_with(database_url, trusted_proxies="127.0.0.1") as app:
+        _believed_only_from(app)
+
+
+def _believed_only_from(app) -> None:  # noqa: ANN001
+    with client_from(app, "127.0.0.1") as proxy:
         for i in range(PER_IP):
             r = proxy.get("/api/inventory", headers={"X-Forwarded-For": "203.0.113.7"})
             assert r.status_code == 401, i
@@ -175,7 +213,7 @@ def test_disabled_by_setting(database_url):  # noqa: ANN001
 
 def test_malformed_trusted_proxies_are_refused_at_start(database_url):  # noqa: ANN001
     with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
-        create_app("all", make_settings(database_url, trusted_proxies="127.0.0.1,nginx"))
+        create_app("all", make_settings(database_url, trusted_proxies="127.0.0.1,nginx/24"))
 
 
 def test_the_memory_backend_is_bounded_and_counts_exactly_under_threads():

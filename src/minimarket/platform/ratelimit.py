@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import json
 import math
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -177,17 +178,43 @@ def key_prefix(presented: str) -> str | None:
 
 
 class ClientAddress:
-    """The client's IP: the ASGI peer, or X-Forwarded-For when the peer is a trusted proxy."""
+    """The client's IP: the ASGI peer, or X-Forwarded-For when the peer is a trusted proxy.
+
+    Proxies are named explicitly (TRUSTED_PROXIES, empty by default): IPs, networks or host
+    names. A name (`nginx` under Docker Compose) is resolved off the event loop, again every
+    RESOLVE_EVERY seconds, so a proxy that starts after the app or changes address is followed.
+    """
+
+    RESOLVE_EVERY = 30.0
 
     def __init__(self, trusted_proxies: list[str]):
-        self._trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+        self._networks = [net for p in trusted_proxies if (net := _network(p)) is not None]
+        self._names = [p for p in trusted_proxies if _network(p) is None]
+        self._resolved: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        self._resolved_at = -math.inf
+
+    async def refresh(self) -> None:
+        """Resolve the proxies given by name when the last resolution is stale (a no-op without names)."""
+        if not self._names or time.monotonic() - self._resolved_at < self.RESOLVE_EVERY:
+            return
+        self._resolved_at = time.monotonic()
+        loop = asyncio.get_running_loop()
+        found = []
+        for name in self._names:
+            try:
+                infos = await loop.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+            except OSError as exc:  # not trusted until it resolves: its clients share its address meanwhile
+                log.warning("trusted_proxy_unresolved", proxy=name, error=str(exc)[:200])
+                continue
+            found.extend(ipaddress.ip_network(info[4][0]) for info in infos)
+        self._resolved = found
 
     def _is_trusted(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
-        return any(ip in net for net in self._trusted)
+        return any(ip in net for net in self._networks) or any(ip in net for net in self._resolved)
 
     def __call__(self, scope) -> str:  # noqa: ANN001
         client = scope.get("client")
@@ -205,6 +232,13 @@ class ClientAddress:
                 except ValueError:
                     return peer[:64]
         return (hops[0] if hops else peer)[:64]
+
+
+def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None
 
 
 def _is_api(path: str) -> bool:
@@ -230,6 +264,7 @@ class RateLimited:
         if scope["type"] != "http" or not _is_api(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
+        await self.client_ip.refresh()
         ip = self.client_ip(scope)
         scope.setdefault("state", {})["client_ip"] = ip  # for the auth failure log
         if not self.enabled:
