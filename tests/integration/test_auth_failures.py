@@ -11,10 +11,16 @@ from fastapi.testclient import TestClient
 from minimarket.accounts.audit import Context
 from minimarket.accounts.keys import revoke_api_key
 from minimarket.platform.logging import configure_logging
+from tests.conftest import make_settings
 from tests.logging_state import preserved_logging
 from tests.integration.helpers import error_of, metric_labels, metric_value
 
 REASONS = ("missing", "invalid", "revoked", "forbidden")
+
+
+@pytest.fixture
+def settings(database_url: str):  # noqa: ANN201 - overrides conftest's: the local nginx is the named proxy
+    return make_settings(database_url, trusted_proxies="127.0.0.1")
 
 
 @pytest.fixture
