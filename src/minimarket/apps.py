@@ -26,6 +26,7 @@ from minimarket.platform.idempotency import purge_expired
 from minimarket.platform.metrics import render_metrics
 from minimarket.platform.ratelimit import RateLimited
 from minimarket.platform.security import SecurityHeaders, TrustedHosts
+from minimarket.pricing import api as pricing_api
 from minimarket.ops.scheduler import start_backup_scheduler
 from minimarket.ops.store_metrics import StoreCollector
 from minimarket.stock import api as stock_api
@@ -44,9 +45,9 @@ _READS = [inventory_api.read_router, catalog_api.read_router, stock_api.read_rou
 ROUTERS = {
     "dashboard": _READS,
     "deposito": [*_READS, inventory_api.write_router, stock_api.write_router],
-    "negocio": [inventory_api.read_router, catalog_api.read_router],
+    "negocio": [inventory_api.read_router, catalog_api.read_router, pricing_api.router],
 }
-ROUTERS["all"] = ROUTERS["deposito"]
+ROUTERS["all"] = [*ROUTERS["deposito"], pricing_api.router]
 
 
 def _peers(service: str, settings: Settings) -> dict[str, str]:

@@ -5,6 +5,7 @@ from minimarket.catalog import models as catalog_models  # noqa: F401
 from minimarket.db import Base
 from minimarket.platform import idempotency as idempotency_models  # noqa: F401
 from minimarket.platform import secrets_models  # noqa: F401
+from minimarket.pricing import models as pricing_models  # noqa: F401
 from minimarket.stock import models as stock_models  # noqa: F401
 from minimarket.suppliers import models as suppliers_models  # noqa: F401
 

@@ -420,8 +420,9 @@ def app_routes() -> dict[tuple[str, str], str]:
 
 def test_every_app_route_lands_on_the_service_that_serves_it(stack):
     routes = app_routes()
-    assert {s for s in routes.values()} == {"dashboard", "deposito"}
+    assert {s for s in routes.values()} == {"dashboard", "deposito", "negocio"}
     assert ("POST", "/api/sales") in routes and ("GET", "/api/inventory") in routes
+    assert routes[("GET", "/api/prices/{sku}/history")] == "negocio"
     wrong = []
     with stack.https("clave-invalida") as client:  # 401 wherever it lands: nothing changes
         for (method, template), owner in sorted(routes.items()):

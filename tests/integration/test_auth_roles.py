@@ -23,6 +23,7 @@ ROLES = ("admin", "encargado", "deposito", "lectura")
 EVERYONE = frozenset(ROLES)
 STOCK = frozenset({"admin", "encargado", "deposito"})
 CATALOG = frozenset({"admin", "encargado"})
+ADMIN = frozenset({"admin"})
 
 # (method, route template) → roles that may call it. Everyone else gets 403.
 ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
@@ -39,6 +40,10 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/stocktake"): STOCK,
     ("POST", "/api/transfers"): STOCK,
     ("POST", "/api/sales"): STOCK,
+    ("GET", "/api/prices/settings"): EVERYONE,
+    ("PATCH", "/api/prices/settings"): ADMIN,
+    ("GET", "/api/prices/{sku}/history"): EVERYONE,
+    ("PUT", "/api/prices/{sku}/markup"): CATALOG,
 }
 
 # Routes outside /api that answer without a key (operations and the API documentation).
@@ -66,6 +71,10 @@ REQUESTS: dict[tuple[str, str], Callable[[int], Request]] = {
                                                               "lines": [{"sku": "YERBA-1", "quantity": 1}]}),
     ("POST", "/api/sales"): lambda n: ("/api/sales", {"ticket_id": f"T-{n}", "lines": [{"sku": "YERBA-1",
                                                                                         "quantity": 1}]}),
+    ("GET", "/api/prices/settings"): lambda n: ("/api/prices/settings", None),
+    ("PATCH", "/api/prices/settings"): lambda n: ("/api/prices/settings", {"default_markup": f"{30 + n % 50}"}),
+    ("GET", "/api/prices/{sku}/history"): lambda n: ("/api/prices/YERBA-1/history", None),
+    ("PUT", "/api/prices/{sku}/markup"): lambda n: ("/api/prices/YERBA-1/markup", {"markup": f"{n % 90}"}),
 }
 
 

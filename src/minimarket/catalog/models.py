@@ -20,6 +20,8 @@ class Category(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column("nombre", String(100), unique=True)
+    # Target markup over cost (percent) for the category's products; pricing/ resolves it.
+    target_markup: Mapped[Decimal | None] = mapped_column("margen_objetivo", Numeric(6, 2))
 
 
 class Product(Base):
@@ -43,6 +45,8 @@ class Product(Base):
     cost: Mapped[Decimal] = mapped_column("costo", Money, default=Decimal("0"))
     price: Mapped[Decimal] = mapped_column("precio", Money, default=Decimal("0"))
     vat_rate: Mapped[Decimal] = mapped_column("iva", Numeric(4, 1), default=Decimal("21"))
+    # The product's own markup over cost (percent); None = its category's target or the store default.
+    markup: Mapped[Decimal | None] = mapped_column("margen", Numeric(6, 2))
     min_stock: Mapped[Decimal] = mapped_column("stock_minimo", Quantity, default=Decimal("0"))
     max_stock: Mapped[Decimal | None] = mapped_column("stock_maximo", Quantity)
     supplier_id: Mapped[int | None] = mapped_column(

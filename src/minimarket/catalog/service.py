@@ -14,6 +14,7 @@ from minimarket.ar.cuit import normalise_cuit
 from minimarket.catalog.models import Category, Product
 from minimarket.catalog.schemas import ProductCreate, ProductUpdate
 from minimarket.errors import Conflict, InvalidInput, NotFound
+from minimarket.pricing.history import record_change
 from minimarket.suppliers.models import Supplier
 
 AUDITED_FIELDS = ("sku", "barcode", "name", "brand", "unit", "cost", "price", "vat_rate", "min_stock",
@@ -124,6 +125,9 @@ def update_product(session: Session, ctx: Context, *, sku: str, changes: Product
     if after != before:
         record_audit(session, ctx, action="product.update", entity="producto", entity_id=product.sku,
                      before=before, after=after)
+        # Every cost or price change leaves its row in precios_historial, whoever makes it.
+        record_change(session, ctx, product_id=product.id, cost_before=before["cost"], cost_after=after["cost"],
+                      price_before=before["price"], price_after=after["price"], reason="manual")
     return product
 
 

@@ -1,0 +1,133 @@
+"""Pricing use cases on one product: a new cost (invoices, price lists), its markup, its history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from minimarket.accounts.audit import Context, record_audit
+from minimarket.catalog.models import Product
+from minimarket.errors import InvalidInput
+from minimarket.pricing import rules
+from minimarket.pricing.history import history_of, record_change
+from minimarket.pricing.settings import PricingSettings, load_pricing_settings
+from minimarket.stock.models import Movement
+from minimarket.types import utcnow
+
+
+def checked_money(field: str, value: Decimal) -> Decimal:
+    """Half-up to cents, within NUMERIC(14,2) and not negative — checked before anything is written."""
+    amount = rules.money(value)
+    if amount < 0 or amount > rules.MONEY_MAX:
+        raise InvalidInput(f"{field}: el importe debe estar entre 0 y {rules.MONEY_MAX}; se obtuvo {amount}",
+                           details={"field": field, "value": str(amount)})
+    return amount
+
+
+def target_markup(product: Product, settings: PricingSettings) -> Decimal:
+    """The markup the product should carry: its own, else its category's, else the store's."""
+    category_target = product.category.target_markup if product.category is not None else None
+    return rules.resolve_markup(product.markup, category_target, settings.default_markup)
+
+
+def suggested_price(product: Product, settings: PricingSettings, *, cost: Decimal | None = None) -> Decimal:
+    """Shelf price for the product's cost (or `cost`), target markup and IVA, by the store's rounding."""
+    base = product.cost if cost is None else cost
+    return rules.shelf_price(base, target_markup(product, settings), product.vat_rate, settings.rounding)
+
+
+def record_cost_change(session: Session, ctx: Context, *, product: Product, new_cost: Decimal, reason: str,
+                       batch_id: int | None = None, reference: str | None = None) -> Decimal:
+    """Set a product's net cost and write its history row; returns the suggested shelf price.
+
+    The suggested price is also applied when the store's setting `apply_suggested_price` is on.
+    Runs in the caller's unit of work (an invoice confirmation commits it with its stock entries).
+    """
+    settings = load_pricing_settings(session)
+    new_cost = checked_money("cost", new_cost)
+    session.refresh(product, attribute_names=["cost", "price"], with_for_update=True)
+    cost_before, price_before = product.cost, product.price
+    suggested = checked_money("price", suggested_price(product, settings, cost=new_cost))
+    product.cost = new_cost
+    if settings.apply_suggested_price:
+        product.price = suggested
+    product.updated_at = utcnow()
+    row = record_change(session, ctx, product_id=product.id, cost_before=cost_before, cost_after=product.cost,
+                        price_before=price_before, price_after=product.price, reason=reason, batch_id=batch_id,
+                        reference=reference)
+    if row is not None:
+        record_audit(session, ctx, action="price.cost_change", entity="producto", entity_id=product.sku,
+                     before={"cost": cost_before, "price": price_before},
+                     after={"cost": product.cost, "price": product.price, "reason": reason,
+                            "suggested_price": suggested, "batch_id": batch_id})
+    session.flush()
+    return suggested
+
+
+def set_product_markup(session: Session, ctx: Context, *, product: Product, markup: Decimal | None) -> Product:
+    """The product's own markup (None: back to its category's target or the store default)."""
+    if markup is not None and (markup < 0 or markup > rules.MARKUP_MAX):
+        raise InvalidInput(f"markup: el margen debe estar entre 0 y {rules.MARKUP_MAX} (%)", details={"field": "markup"})
+    before = product.markup
+    product.markup = None if markup is None else markup.quantize(rules.CENT)
+    if before != product.markup:
+        record_audit(session, ctx, action="price.markup", entity="producto", entity_id=product.sku,
+                     before={"markup": before}, after={"markup": product.markup})
+    session.flush()
+    return product
+
+
+def last_purchases(session: Session, product_ids: list[int] | None = None) -> dict[int, datetime]:
+    """When each product last came in (its latest `entrada`)."""
+    stmt = select(Movement.product_id, func.max(Movement.created_at)).where(Movement.type == "entrada")
+    if product_ids is not None:
+        stmt = stmt.where(Movement.product_id.in_(product_ids))
+    return dict(session.execute(stmt.group_by(Movement.product_id)).all())
+
+
+def days_since(moment: datetime | None, now: datetime | None = None) -> Decimal:
+    """Days (2 decimals) from `moment` to now; 0 when unknown or in the future."""
+    if moment is None:
+        return Decimal(0)
+    seconds = ((now or utcnow()) - moment).total_seconds()
+    return max(Decimal(0), (Decimal(str(seconds)) / Decimal(86400)).quantize(rules.CENT))
+
+
+def price_summary(session: Session, product: Product, settings: PricingSettings,
+                  last_purchase: datetime | None) -> dict[str, Any]:
+    """Cost beside replacement cost, price, markups and the suggested price of one product."""
+    target = target_markup(product, settings)
+    days = days_since(last_purchase)
+    return {
+        "sku": product.sku, "name": product.name, "cost": product.cost,
+        "replacement_cost": rules.replacement_cost(product.cost, settings.monthly_inflation, days),
+        "last_purchase_at": last_purchase, "days_since_purchase": days, "price": product.price,
+        "vat_rate": product.vat_rate, "markup": rules.realized_markup(product.price, product.cost, product.vat_rate),
+        "target_markup": target, "markup_source": _markup_source(product),
+        "suggested_price": suggested_price(product, settings),
+        "below_target": rules.below_target(product.price, product.cost, product.vat_rate, target),
+    }
+
+
+def _markup_source(product: Product) -> str:
+    if product.markup is not None:
+        return "producto"
+    if product.category is not None and product.category.target_markup is not None:
+        return "categoria"
+    return "tienda"
+
+
+def price_history(session: Session, product: Product, *, limit: int) -> dict[str, Any]:
+    """The product's pricing summary and its history rows, newest first."""
+    settings = load_pricing_settings(session)
+    summary = price_summary(session, product, settings, last_purchases(session, [product.id]).get(product.id))
+    rows = history_of(session, product.id, limit=limit)
+    summary["changes"] = [{
+        "id": r.id, "at": r.created_at, "reason": r.reason, "batch_id": r.batch_id, "reference": r.reference,
+        "actor": r.actor, "cost_before": r.cost_before, "cost_after": r.cost_after,
+        "price_before": r.price_before, "price_after": r.price_after} for r in rows]
+    return summary
