@@ -90,7 +90,7 @@ def replacement_cost(cost: Decimal, monthly_inflation: Decimal, days: Decimal | 
     """What buying it again costs today: cost × (1 + monthly inflation)^(days / 30.44)."""
     days = max(Decimal(days), Decimal(0))
     with localcontext() as ctx:
-        ctx.prec = 34
+        ctx.prec = 80  # years at a high rate outgrow the default 28 digits before the cents
         factor = (1 + Decimal(monthly_inflation) / HUNDRED) ** (days / DAYS_PER_MONTH)
         return money(Decimal(cost) * factor)
 
