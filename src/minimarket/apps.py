@@ -31,6 +31,7 @@ from minimarket.ops.scheduler import start_backup_scheduler
 from minimarket.ops.store_metrics import StoreCollector
 from minimarket.stock import api as stock_api
 from minimarket.stock import inventory_api
+from minimarket.suppliers import api as suppliers_api
 
 log = structlog.get_logger("minimarket.apps")
 
@@ -42,12 +43,13 @@ SERVICES = {
 }
 # Which routers each deployable service serves; nginx routes /api/... by the same split.
 _READS = [inventory_api.read_router, catalog_api.read_router, stock_api.read_router]
+_NEGOCIO = [pricing_api.router, suppliers_api.router]
 ROUTERS = {
     "dashboard": _READS,
     "deposito": [*_READS, inventory_api.write_router, stock_api.write_router],
-    "negocio": [inventory_api.read_router, catalog_api.read_router, pricing_api.router],
+    "negocio": [inventory_api.read_router, catalog_api.read_router, *_NEGOCIO],
 }
-ROUTERS["all"] = [*ROUTERS["deposito"], pricing_api.router]
+ROUTERS["all"] = [*ROUTERS["deposito"], *_NEGOCIO]
 
 
 def _peers(service: str, settings: Settings) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from minimarket.accounts import models as accounts_models  # noqa: F401
 from minimarket.catalog import models as catalog_models  # noqa: F401
 from minimarket.db import Base
+from minimarket.invoices import models as invoices_models  # noqa: F401
 from minimarket.platform import idempotency as idempotency_models  # noqa: F401
 from minimarket.platform import secrets_models  # noqa: F401
 from minimarket.pricing import models as pricing_models  # noqa: F401

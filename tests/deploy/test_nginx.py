@@ -423,6 +423,7 @@ def test_every_app_route_lands_on_the_service_that_serves_it(stack):
     assert {s for s in routes.values()} == {"dashboard", "deposito", "negocio"}
     assert ("POST", "/api/sales") in routes and ("GET", "/api/inventory") in routes
     assert routes[("GET", "/api/prices/{sku}/history")] == "negocio"
+    assert routes[("POST", "/api/suppliers/{supplier_id}/merge")] == "negocio"
     wrong = []
     with stack.https("clave-invalida") as client:  # 401 wherever it lands: nothing changes
         for (method, template), owner in sorted(routes.items()):
@@ -511,7 +512,7 @@ def test_security_headers_once_on_every_answer(stack):
         answers = {
             "GET /api/inventory (200)": client.get("/api/inventory"),
             "GET /api/inventory sin clave (401)": anonymous.get("/api/inventory"),
-            "GET /api/suppliers (404 de negocio)": client.get("/api/suppliers"),
+            "GET /api/suppliers (200 de negocio)": client.get("/api/suppliers"),
             "GET /docs": client.get("/docs"),
             "POST 2 MiB (413 de nginx)": client.post("/api/inventory", content=b"x" * (2 * MIB)),
             "GET /metrics (404 de nginx)": client.get("/metrics"),

@@ -44,6 +44,16 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("PATCH", "/api/prices/settings"): ADMIN,
     ("GET", "/api/prices/{sku}/history"): EVERYONE,
     ("PUT", "/api/prices/{sku}/markup"): CATALOG,
+    ("GET", "/api/suppliers"): EVERYONE,
+    ("GET", "/api/suppliers/{supplier_id}"): EVERYONE,
+    ("GET", "/api/suppliers/rules"): EVERYONE,
+    ("POST", "/api/suppliers/assign"): EVERYONE,
+    ("POST", "/api/suppliers"): CATALOG,
+    ("PATCH", "/api/suppliers/{supplier_id}"): CATALOG,
+    ("DELETE", "/api/suppliers/{supplier_id}"): CATALOG,
+    ("POST", "/api/suppliers/{supplier_id}/merge"): CATALOG,
+    ("POST", "/api/suppliers/rules"): CATALOG,
+    ("DELETE", "/api/suppliers/rules/{rule_id}"): CATALOG,
 }
 
 # Routes outside /api that answer without a key (operations and the API documentation).
@@ -75,6 +85,19 @@ REQUESTS: dict[tuple[str, str], Callable[[int], Request]] = {
     ("PATCH", "/api/prices/settings"): lambda n: ("/api/prices/settings", {"default_markup": f"{30 + n % 50}"}),
     ("GET", "/api/prices/{sku}/history"): lambda n: ("/api/prices/YERBA-1/history", None),
     ("PUT", "/api/prices/{sku}/markup"): lambda n: ("/api/prices/YERBA-1/markup", {"markup": f"{n % 90}"}),
+    # Suppliers made by the `store` fixture: 1 survives merges, 2-5 are merged and 6-9 deactivated
+    # (one per role, by its index), rules 1-4 are deleted (one per role).
+    ("GET", "/api/suppliers"): lambda n: ("/api/suppliers?incomplete=false", None),
+    ("GET", "/api/suppliers/{supplier_id}"): lambda n: ("/api/suppliers/1", None),
+    ("GET", "/api/suppliers/rules"): lambda n: ("/api/suppliers/rules", None),
+    ("POST", "/api/suppliers/assign"): lambda n: ("/api/suppliers/assign", {"name": "Yerba mate 1 kg"}),
+    ("POST", "/api/suppliers"): lambda n: ("/api/suppliers", {"name": f"Proveedor nuevo {n}"}),
+    ("PATCH", "/api/suppliers/{supplier_id}"): lambda n: ("/api/suppliers/1", {"notes": f"nota {n}"}),
+    ("DELETE", "/api/suppliers/{supplier_id}"): lambda n: (f"/api/suppliers/{6 + n}", None),
+    ("POST", "/api/suppliers/{supplier_id}/merge"): lambda n: (f"/api/suppliers/{2 + n % 10}/merge", {"into": 1}),
+    ("POST", "/api/suppliers/rules"): lambda n: ("/api/suppliers/rules", {"kind": "palabra", "value": f"clave{n}",
+                                                                          "supplier": 1}),
+    ("DELETE", "/api/suppliers/rules/{rule_id}"): lambda n: (f"/api/suppliers/rules/{1 + n}", None),
 }
 
 
@@ -105,6 +128,12 @@ def store(client, admin):  # noqa: ANN001, ANN201
     create_product(client, admin, "YERBA-1", initial_stock=1000, price="4000")
     for n in range(len(ROLES)):
         create_product(client, admin, f"BAJA-{n}")
+    names = ["Proveedor base"] + [f"Fusionable {n}" for n in range(len(ROLES))] + [f"De baja {n}" for n in range(len(ROLES))]
+    for expected_id, name in enumerate(names, 1):
+        assert client.post("/api/suppliers", json={"name": name}, headers=admin).json()["id"] == expected_id
+    for n in range(len(ROLES)):
+        rule = {"kind": "palabra", "value": f"borrable{n}", "supplier": 1}
+        assert client.post("/api/suppliers/rules", json=rule, headers=admin).json()["id"] == n + 1
 
 
 def test_every_api_route_declares_its_roles(app):

@@ -10,12 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context, record_audit
-from minimarket.ar.cuit import normalise_cuit
 from minimarket.catalog.models import Category, Product
 from minimarket.catalog.schemas import ProductCreate, ProductUpdate
 from minimarket.errors import Conflict, InvalidInput, NotFound
 from minimarket.pricing.history import record_change
-from minimarket.suppliers.models import Supplier
+from minimarket.suppliers.service import supplier_by_ref
 
 AUDITED_FIELDS = ("sku", "barcode", "name", "brand", "unit", "cost", "price", "vat_rate", "min_stock",
                   "max_stock", "active")
@@ -40,26 +39,6 @@ def category_by_name(session: Session, name: str | None, *, create: bool) -> Cat
     found = session.scalars(select(Category).where(func.lower(Category.name) == name.lower())).first()
     if found is None and create:
         found = Category(name=name)
-        session.add(found)
-        session.flush()
-    return found
-
-
-def supplier_by_ref(session: Session, ref: str | None) -> Supplier | None:
-    """A supplier by CUIT or name. An unknown name is registered (without CUIT) so that a
-    product can name its supplier before the supplier's file is complete."""
-    if ref is None or not ref.strip():
-        return None
-    ref = ref.strip()
-    cuit = normalise_cuit(ref)
-    if cuit.isdigit() and len(cuit) == 11:
-        found = session.scalars(select(Supplier).where(Supplier.cuit == cuit)).first()
-        if found is None:
-            raise NotFound(f"supplier: no hay un proveedor con CUIT {ref}; cargalo primero o usá su nombre")
-        return found
-    found = session.scalars(select(Supplier).where(func.lower(Supplier.name) == ref.lower())).first()
-    if found is None:
-        found = Supplier(name=ref)
         session.add(found)
         session.flush()
     return found

@@ -11,13 +11,13 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from minimarket.ar.cuit import normalise_cuit
 from minimarket.ar.money import to_money, to_qty
 from minimarket.catalog.models import Category, Product
 from minimarket.catalog.schemas import LocationStock, ProductDetail, ProductOut
 from minimarket.errors import InvalidInput
 from minimarket.stock.models import Balance, Location
 from minimarket.suppliers.models import Supplier
+from minimarket.suppliers.service import supplier_matches
 
 MAX_PAGE = 500
 _ZERO = Decimal("0.000")
@@ -100,8 +100,7 @@ def list_inventory(
     if category:
         stmt = stmt.where(func.lower(Category.name) == category.strip().lower())
     if supplier:
-        cuit = normalise_cuit(supplier)
-        stmt = stmt.where(or_(func.lower(Supplier.name) == supplier.strip().lower(), Supplier.cuit == cuit))
+        stmt = stmt.where(supplier_matches(supplier))
     if low_stock is not None:
         stmt = stmt.where((stock <= Product.min_stock) if low_stock else (stock > Product.min_stock))
     if out_of_stock is not None:
