@@ -54,6 +54,11 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/suppliers/{supplier_id}/merge"): CATALOG,
     ("POST", "/api/suppliers/rules"): CATALOG,
     ("DELETE", "/api/suppliers/rules/{rule_id}"): CATALOG,
+    ("POST", "/api/prices/bulk/preview"): EVERYONE,
+    ("POST", "/api/prices/bulk"): CATALOG,
+    ("GET", "/api/prices/batches"): EVERYONE,
+    ("POST", "/api/prices/batches/{batch_id}/undo"): CATALOG,
+    ("GET", "/api/prices/lagging"): EVERYONE,
 }
 
 # Routes outside /api that answer without a key (operations and the API documentation).
@@ -98,6 +103,14 @@ REQUESTS: dict[tuple[str, str], Callable[[int], Request]] = {
     ("POST", "/api/suppliers/rules"): lambda n: ("/api/suppliers/rules", {"kind": "palabra", "value": f"clave{n}",
                                                                           "supplier": 1}),
     ("DELETE", "/api/suppliers/rules/{rule_id}"): lambda n: (f"/api/suppliers/rules/{1 + n}", None),
+    ("POST", "/api/prices/bulk/preview"): lambda n: ("/api/prices/bulk/preview", {
+        "filter": {"skus": ["YERBA-1"]}, "operation": "price_percent", "percent": "10"}),
+    ("POST", "/api/prices/bulk"): lambda n: ("/api/prices/bulk", {
+        "filter": {"skus": ["YERBA-1"]}, "operation": "price_percent", "percent": f"{1 + n % 50}"}),
+    ("GET", "/api/prices/batches"): lambda n: ("/api/prices/batches", None),
+    # The store fixture made batch k + 1 for role k (n ends in the role's index).
+    ("POST", "/api/prices/batches/{batch_id}/undo"): lambda n: (f"/api/prices/batches/{n % 10 + 1}/undo", None),
+    ("GET", "/api/prices/lagging"): lambda n: ("/api/prices/lagging", None),
 }
 
 
@@ -134,6 +147,11 @@ def store(client, admin):  # noqa: ANN001, ANN201
     for n in range(len(ROLES)):
         rule = {"kind": "palabra", "value": f"borrable{n}", "supplier": 1}
         assert client.post("/api/suppliers/rules", json=rule, headers=admin).json()["id"] == n + 1
+    for n in range(len(ROLES)):  # one undoable price batch per role, ids 1..4
+        create_product(client, admin, f"LOTE-{n}", price="100")
+        response = client.post("/api/prices/bulk", headers=admin, json={
+            "filter": {"skus": [f"LOTE-{n}"]}, "operation": "price_percent", "percent": "10"})
+        assert response.json()["batch_id"] == n + 1, response.text
 
 
 def test_every_api_route_declares_its_roles(app):

@@ -1,18 +1,30 @@
-"""Routes for /api/prices: settings, a product's history and markup. Parse, authorize, call, shape."""
+"""Routes for /api/prices: settings, history, markups, bulk changes and their undo. Parse, authorize, call, shape."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
 
 from minimarket.accounts.audit import Context
 from minimarket.accounts.deps import get_db, require
 from minimarket.accounts.permissions import ADMIN, CATALOG_WRITE, READ
 from minimarket.catalog.service import find_product
 from minimarket.db import Database
-from minimarket.pricing import service
-from minimarket.pricing.schemas import MarkupIn, PriceHistoryOut, PricingSettingsOut, PricingSettingsPatch
+from minimarket.platform.api_helpers import idempotent
+from minimarket.pricing import batches, bulk, lagging, service
+from minimarket.pricing.schemas import (
+    BatchOut,
+    BatchPage,
+    BulkChangeIn,
+    BulkPreviewOut,
+    LaggingOut,
+    MarkupIn,
+    PriceHistoryOut,
+    PricingSettingsOut,
+    PricingSettingsPatch,
+)
 from minimarket.pricing.settings import category_markups, load_pricing_settings, update_pricing_settings
 
 router = APIRouter(prefix="/api/prices", tags=["precios"])
@@ -42,6 +54,15 @@ def patch_pricing_settings(changes: PricingSettingsPatch, ctx: Context = Depends
         return _settings_out(session)
 
 
+@router.get("/lagging", response_model=LaggingOut,
+            summary="Precios atrasados: bajo su margen objetivo, ordenados por plata perdida por día")
+def get_lagging(limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                category: Annotated[str | None, Query(max_length=100)] = None,
+                _ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> LaggingOut:
+    with db.read() as session:
+        return LaggingOut(**lagging.lagging_prices(session, limit=limit, category=category))
+
+
 @router.get("/{sku}/history", response_model=PriceHistoryOut,
             summary="Historia de costo y precio de un producto (con costo de reposición)")
 def get_price_history(sku: SkuPath, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -57,3 +78,40 @@ def put_markup(sku: SkuPath, data: MarkupIn, ctx: Context = Depends(require(CATA
         product = service.set_product_markup(session, ctx, product=find_product(session, sku, lock=True),
                                              markup=data.markup)
         return PriceHistoryOut(**service.price_history(session, product, limit=20))
+
+
+@router.post("/bulk/preview", response_model=BulkPreviewOut,
+             summary="Vista previa de un cambio masivo (no cambia nada)")
+def preview_bulk(change: BulkChangeIn, _ctx: Context = Depends(require(READ)),
+                 db: Database = Depends(get_db)) -> BulkPreviewOut:
+    with db.read() as session:
+        return BulkPreviewOut(**bulk.preview_bulk(session, change=change))
+
+
+@router.post("/bulk", status_code=201, response_model=BatchOut,
+             summary="Aplicar un cambio masivo como un lote (todo o nada)",
+             description="Enviá `Idempotency-Key` para reintentar sin aplicar dos veces.")
+def apply_bulk(change: BulkChangeIn, request: Request, ctx: Context = Depends(require(CATALOG_WRITE))) -> JSONResponse:
+    def operation(session, _key):  # noqa: ANN001, ANN202
+        return BatchOut(**batches.batch_out(bulk.apply_bulk(session, ctx, change=change)))
+
+    return idempotent(request, ctx, payload=change, operation=operation)
+
+
+@router.get("/batches", response_model=BatchPage, summary="Lotes de cambios de precios, del más nuevo al más viejo")
+def list_batches(limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                 before_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Página anterior a este lote")] = None,
+                 _ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> BatchPage:
+    with db.read() as session:
+        return BatchPage(items=[batches.batch_out(b) for b in batches.list_batches(session, limit=limit,
+                                                                                     before_id=before_id)])
+
+
+@router.post("/batches/{batch_id}/undo", status_code=201, response_model=BatchOut,
+             summary="Deshacer un lote: vuelve cada costo y precio a su valor anterior exacto")
+def undo_batch(batch_id: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request,
+               ctx: Context = Depends(require(CATALOG_WRITE))) -> JSONResponse:
+    def operation(session, _key):  # noqa: ANN001, ANN202
+        return BatchOut(**batches.batch_out(batches.undo_batch(session, ctx, batch_id=batch_id)))
+
+    return idempotent(request, ctx, payload=None, operation=operation)

@@ -100,25 +100,27 @@ def days_since(moment: datetime | None, now: datetime | None = None) -> Decimal:
 def price_summary(session: Session, product: Product, settings: PricingSettings,
                   last_purchase: datetime | None) -> dict[str, Any]:
     """Cost beside replacement cost, price, markups and the suggested price of one product."""
-    target = target_markup(product, settings)
+    category_target = product.category.target_markup if product.category is not None else None
+    return summary_of(sku=product.sku, name=product.name, cost=product.cost, price=product.price,
+                      vat=product.vat_rate, own_markup=product.markup, category_target=category_target,
+                      settings=settings, last_purchase=last_purchase)
+
+
+def summary_of(*, sku: str, name: str, cost: Decimal, price: Decimal, vat: Decimal, own_markup: Decimal | None,
+               category_target: Decimal | None, settings: PricingSettings,
+               last_purchase: datetime | None) -> dict[str, Any]:
+    """The pricing summary from plain values (reports read columns, not ORM objects)."""
+    target = rules.resolve_markup(own_markup, category_target, settings.default_markup)
     days = days_since(last_purchase)
+    source = "producto" if own_markup is not None else "categoria" if category_target is not None else "tienda"
     return {
-        "sku": product.sku, "name": product.name, "cost": product.cost,
-        "replacement_cost": rules.replacement_cost(product.cost, settings.monthly_inflation, days),
-        "last_purchase_at": last_purchase, "days_since_purchase": days, "price": product.price,
-        "vat_rate": product.vat_rate, "markup": rules.realized_markup(product.price, product.cost, product.vat_rate),
-        "target_markup": target, "markup_source": _markup_source(product),
-        "suggested_price": suggested_price(product, settings),
-        "below_target": rules.below_target(product.price, product.cost, product.vat_rate, target),
+        "sku": sku, "name": name, "cost": cost,
+        "replacement_cost": rules.replacement_cost(cost, settings.monthly_inflation, days),
+        "last_purchase_at": last_purchase, "days_since_purchase": days, "price": price, "vat_rate": vat,
+        "markup": rules.realized_markup(price, cost, vat), "target_markup": target, "markup_source": source,
+        "suggested_price": rules.shelf_price(cost, target, vat, settings.rounding),
+        "below_target": rules.below_target(price, cost, vat, target),
     }
-
-
-def _markup_source(product: Product) -> str:
-    if product.markup is not None:
-        return "producto"
-    if product.category is not None and product.category.target_markup is not None:
-        return "categoria"
-    return "tienda"
 
 
 def price_history(session: Session, product: Product, *, limit: int) -> dict[str, Any]:
