@@ -5,11 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context, record_audit
-from minimarket.ar.cuit import normalise_cuit
 from minimarket.catalog.models import Category, Product
 from minimarket.errors import InvalidInput
 from minimarket.pricing import rules
@@ -17,22 +16,12 @@ from minimarket.pricing.batches import Planned, open_batch, write_batch
 from minimarket.pricing.models import PriceBatch
 from minimarket.pricing.schemas import BulkChangeIn, ProductFilter
 from minimarket.pricing.settings import PricingSettings, load_pricing_settings
-from minimarket.suppliers.models import Supplier
+from minimarket.suppliers.service import resolve_supplier
 
 PREVIEW_ITEMS = 500
 _products, _categories = Product.__table__, Category.__table__
 TARGET_COLUMNS = (_products.c.id, _products.c.sku, _products.c.nombre, _products.c.costo, _products.c.precio,
                   _products.c.iva, _products.c.margen, _categories.c.margen_objetivo)
-
-
-def _supplier_id(session: Session, ref: str) -> int:
-    cuit = normalise_cuit(ref)
-    found = session.scalar(select(Supplier.id).where(or_(Supplier.cuit == cuit,
-                                                         func.lower(Supplier.name) == ref.strip().lower())))
-    if found is None:
-        raise InvalidInput(f"filter.supplier: no hay un proveedor '{ref}' (nombre o CUIT)",
-                           details={"field": "filter.supplier"})
-    return found
 
 
 def target_rows(session: Session, flt: ProductFilter) -> list[Any]:
@@ -47,7 +36,8 @@ def target_rows(session: Session, flt: ProductFilter) -> list[Any]:
                                details={"field": "filter.category"})
         stmt = stmt.where(_products.c.categoria_id == category_id)
     if flt.supplier:
-        stmt = stmt.where(_products.c.proveedor_id == _supplier_id(session, flt.supplier))
+        supplier = resolve_supplier(session, flt.supplier, field="filter.supplier")
+        stmt = stmt.where(_products.c.proveedor_id == supplier.id)
     if flt.brand:
         stmt = stmt.where(func.lower(_products.c.marca) == flt.brand.lower())
     if flt.skus:
