@@ -341,7 +341,8 @@ def negative_stock(
 ) -> None:
     """Muestra o cambia si la tienda permite vender por debajo de cero (por defecto: rechazar)."""
     from minimarket.accounts.audit import record_audit
-    from minimarket.stock.locations import negative_stock_allowed, set_negative_stock_allowed
+    from minimarket import store_settings
+    from minimarket.stock.policy import negative_stock_allowed, set_negative_stock_allowed
 
     settings = _settings()
     database = Database(settings.database_url)
@@ -351,7 +352,7 @@ def negative_stock(
                 before = negative_stock_allowed(session, default=settings.allow_negative_stock)
                 set_negative_stock_allowed(session, allowed=allow)
                 record_audit(session, _ctx(), action="settings.negative_stock", entity="ajustes",
-                             entity_id="stock.permitir_negativo", before={"allowed": before}, after={"allowed": allow})
+                             entity_id=store_settings.NEGATIVE_STOCK, before={"allowed": before}, after={"allowed": allow})
         with database.read() as session:
             current = negative_stock_allowed(session, default=settings.allow_negative_stock)
     finally:

@@ -1,5 +1,6 @@
 """Imports every area's tables so that Base.metadata is complete (migrations, tests)."""
 
+from minimarket import store_settings  # noqa: F401
 from minimarket.accounts import models as accounts_models  # noqa: F401
 from minimarket.catalog import models as catalog_models  # noqa: F401
 from minimarket.db import Base

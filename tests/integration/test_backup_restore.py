@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 
 from minimarket.accounts.audit import Context
 from minimarket.catalog.models import Product
-from minimarket.config import ConfigError, get_settings
+from minimarket.config import ConfigError, Settings, get_settings
 from minimarket.db import Database
 from minimarket.migrations.runner import head_revision
 from minimarket.ops import backup_cli
@@ -40,18 +40,20 @@ from minimarket.ops.manifest import canonical_value, describe_url
 from minimarket.ops.demo import generate_demo
 from minimarket.ops.restore import open_backup, restore_config
 from minimarket.ops.scheduler import BACKUP_LOCK_KEY, BackupScheduler, ScheduleConfig, next_slot, start_backup_scheduler
-from minimarket.ops.store_metrics import BACKUP_SETTING, StoreCollector, read_setting
+from minimarket.ops.store_metrics import StoreCollector
 from minimarket.platform.cache import make_cache
 from minimarket.stock.models import Movement
-from minimarket.stock.schemas import BatchLine, SaleIn, SaleLine
+from minimarket.stock.schemas import BatchIn, BatchLine, SaleIn, SaleLine
 from minimarket.stock.service import record_sale, register_movements
 from minimarket.stock.verify import verify_ledger
+from minimarket.store_settings import LAST_BACKUP, read_value_from
 from tests.conftest import drop_pg_database, make_settings, pg_url_for
 
 pytestmark = pytest.mark.timeout(120)
 
 ARCHIVE_NAME = re.compile(r"^minimarket_(?P<db>.+)_\d{8}_\d{6}(-\d+)?\.tar\.gz$")
 CTX = Context(actor="test-respaldo")
+STORE = Settings(default_location="DEP", allow_negative_stock=False)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -105,8 +107,8 @@ def skus(db: Database, n: int = 5) -> list[str]:
 def post_entry(db: Database, sku: str) -> int:
     """One `entrada` through the service layer (the same code the API runs); returns its movement id."""
     with db.write() as session:
-        batch = register_movements(session, CTX, lines=[BatchLine(sku=sku, type="entrada", quantity=Decimal("1"))],
-                                   default_location="DEP", allow_negative=False)
+        batch = register_movements(session, CTX, settings=STORE,
+                                   batch=BatchIn(lines=[BatchLine(sku=sku, type="entrada", quantity=Decimal("1"))]))
         return batch.movements[0].id
 
 
@@ -114,7 +116,7 @@ def post_sale(db: Database, sku: str) -> int:
     with db.write() as session:
         sale = record_sale(session, CTX, sale=SaleIn(ticket_id=f"t-{uuid.uuid4().hex[:12]}", location="DEP",
                                                      lines=[SaleLine(sku=sku, quantity=Decimal("1"))]),
-                           default_location="DEP", allow_negative=False)
+                           settings=STORE)
         return sale.movements[0].id
 
 
@@ -230,10 +232,10 @@ def test_backup_archive_holds_database_config_and_manifest(store: str, tmp_path:
     assert {k: v for k, v in counted.items() if k != "ajustes"} == \
         {k: v["rows"] for k, v in live.items() if k != "ajustes"}  # ajustes gained backup.ultimo_exito since
 
-    # The success time is written through the SystemSetting model and /metrics reports it.
+    # The success time is written through store_settings and /metrics reports it.
     db = Database(store)
     try:
-        recorded = float(read_setting(db, BACKUP_SETTING))
+        recorded = float(read_value_from(db, LAST_BACKUP))
         collector = StoreCollector(service="all", db=db, cache=make_cache(None), cert_files=[])
         families = {f.name: f for f in collector.collect()}
     finally:

@@ -22,7 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from typer.testing import CliRunner
 
-from minimarket.accounts.models import AuditEntry, SystemSetting
+from minimarket.accounts.models import AuditEntry
+from minimarket.store_settings import NEGATIVE_STOCK, StoreSetting
 from minimarket.config import get_settings
 from minimarket.db import Database
 from minimarket.migrations.runner import alembic_config, current_revision, head_revision, upgrade
@@ -41,7 +42,7 @@ from minimarket.platform.secrets import (
     set_secret,
 )
 from minimarket.platform.secrets_models import SystemSecrets
-from minimarket.stock.locations import NEGATIVE_STOCK_SETTING, negative_stock_allowed, set_negative_stock_allowed
+from minimarket.stock.policy import negative_stock_allowed, set_negative_stock_allowed
 from tests.conftest import IN_CI, PG_URL, create_pg_database, drop_pg_database, need_postgres
 
 PLAINTEXTS = {
@@ -174,19 +175,19 @@ def test_settings_survive_the_rename(fresh_url: str) -> None:
     try:
         with database.engine.begin() as conn:
             conn.execute(old.insert(), [
-                {"clave": NEGATIVE_STOCK_SETTING, "valor": "true", "actualizado_en": datetime.now(UTC)},
+                {"clave": NEGATIVE_STOCK, "valor": "true", "actualizado_en": datetime.now(UTC)},
                 {"clave": "otra.cosa", "valor": "ñandú", "actualizado_en": datetime.now(UTC)},
             ])
         database.dispose()
         upgrade(fresh_url)
         with database.read() as session:
             assert negative_stock_allowed(session, default=False) is True
-            assert session.get(SystemSetting, "otra.cosa").value == "ñandú"
+            assert session.get(StoreSetting, "otra.cosa").value == "ñandú"
         with database.write() as session:  # writes go to the renamed table too
             set_negative_stock_allowed(session, allowed=False)
         with database.engine.connect() as conn:
             assert conn.execute(text("SELECT valor FROM ajustes WHERE clave = :c"),
-                                {"c": NEGATIVE_STOCK_SETTING}).scalar_one() == "false"
+                                {"c": NEGATIVE_STOCK}).scalar_one() == "false"
             assert conn.execute(text("SELECT count(*) FROM system_config")).scalar_one() == 1
     finally:
         database.dispose()
@@ -424,7 +425,7 @@ def test_failed_rotation_changes_nothing(db: Database, key: str) -> None:
 def test_no_plaintext_at_rest(db: Database, backend: str, key: str) -> None:
     control = "valor-de-control-visible-8k2j"
     with db.write() as session:
-        session.add(SystemSetting(key="prueba.control", value=control, updated_at=datetime.now(UTC)))
+        session.add(StoreSetting(key="prueba.control", value=control, updated_at=datetime.now(UTC)))
     set_all(db, key)
     if backend == "postgresql":
         need_postgres()
@@ -460,7 +461,7 @@ def test_downgrade_to_0001_and_upgrade_again(db: Database, backend: str, key: st
         assert not inspector.has_table("ajustes")
         assert inspector.get_pk_constraint("system_config")["name"] == "pk_system_config"
         assert conn.execute(text("SELECT valor FROM system_config WHERE clave = :c"),
-                            {"c": NEGATIVE_STOCK_SETTING}).scalar_one() == "true"
+                            {"c": NEGATIVE_STOCK}).scalar_one() == "true"
         if backend == "postgresql":
             assert conn.execute(text("SELECT to_regprocedure('decrypt_data(bytea,text)') IS NULL AND "
                                      "to_regprocedure('encrypt_data(text,text)') IS NULL")).scalar_one()

@@ -39,11 +39,12 @@ import minimarket.models  # noqa: F401  (every table is mapped)
 from minimarket.accounts.audit import Context
 from minimarket.accounts.models import AuditEntry
 from minimarket.catalog.models import Product
+from minimarket.config import Settings
 from minimarket.db import Database
 from minimarket.errors import DomainError, InsufficientStock, InvalidInput
 from minimarket.migrations.runner import upgrade
 from minimarket.stock.models import Balance, Location, Movement
-from minimarket.stock.schemas import BatchLine, StocktakeIn, TransferIn
+from minimarket.stock.schemas import BatchIn, BatchLine, StocktakeIn, TransferIn
 from minimarket.stock.service import register_movements, take_stocktake, transfer_stock
 from minimarket.stock.verify import verify_ledger
 from tests.conftest import create_pg_database, drop_pg_database, need_postgres
@@ -53,6 +54,7 @@ MILLI = D("0.001")
 CTX = Context(actor="prop-test")
 LOCATIONS = ("DEP", "SAL")
 DEFAULT_LOCATION = "DEP"
+STORE = Settings(default_location=DEFAULT_LOCATION, allow_negative_stock=False)  # the stock policy under test
 
 
 @dataclass(frozen=True)
@@ -354,22 +356,21 @@ def run_step(db: Database, model: Model, step: Batch | Transfer | Count) -> None
                                            "location": line.location}) for line in step.lines]
 
         def call(session: Session):  # noqa: ANN202
-            return register_movements(session, CTX, lines=lines, default_location=DEFAULT_LOCATION,
-                                      allow_negative=False)
+            return register_movements(session, CTX, batch=BatchIn(lines=lines), settings=STORE)
     elif isinstance(step, Transfer):
         expected, after = expect_transfer(model, step)
         transfer = TransferIn.model_validate({"from_location": step.origin, "to_location": step.destination,
                                               "lines": [{"sku": ref, "quantity": qty} for _, ref, qty in step.lines]})
 
         def call(session: Session):  # noqa: ANN202
-            return transfer_stock(session, CTX, transfer=transfer, allow_negative=False)
+            return transfer_stock(session, CTX, transfer=transfer, settings=STORE)
     else:
         expected, after = expect_count(model, step)
         count = StocktakeIn.model_validate({"location": step.location,
                                             "lines": [{"sku": ref, "counted": c} for _, ref, c in step.lines]})
 
         def call(session: Session):  # noqa: ANN202
-            return take_stocktake(session, CTX, count=count, default_location=DEFAULT_LOCATION)
+            return take_stocktake(session, CTX, count=count, settings=STORE)
 
     _note_outcome(f"{type(step).__name__}: {expected.__name__ if expected else 'applied'}")
     result = None
@@ -472,7 +473,7 @@ def test_a_stocktake_naming_one_product_twice_is_refused(sqlite_db: Database) ->
                                                                      {"sku": "7790387000016", "counted": 5}]})
     with pytest.raises(DomainError) as info:
         with sqlite_db.write() as session:
-            take_stocktake(session, CTX, count=count, default_location=DEFAULT_LOCATION)
+            take_stocktake(session, CTX, count=count, settings=STORE)
     assert 400 <= info.value.status_code < 500
     with sqlite_db.read() as session:
         assert snapshot(session) == before

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from minimarket.accounts.models import SystemSetting
+from minimarket.store_settings import StoreSetting
 
 from minimarket.db import Database
 from minimarket.migrations.runner import upgrade
@@ -76,7 +76,7 @@ def add_settings(url: str, keys: list[str]) -> None:
     try:
         with db.write() as session:
             for key in keys:
-                session.add(SystemSetting(key=key, value=key.upper(), updated_at=utcnow()))
+                session.add(StoreSetting(key=key, value=key.upper(), updated_at=utcnow()))
     finally:
         db.dispose()
 

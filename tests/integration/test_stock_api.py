@@ -149,6 +149,22 @@ def test_batch_with_an_unknown_product_names_the_line_and_moves_nothing(client, 
     assert movement_rows(app) == 3 and total_stock(client, admin, "YERBA") == 10
 
 
+def test_a_one_line_batch_names_its_line_and_the_single_route_names_its_fields(client, admin, stocked, app):
+    # A batch of one line is still a batch: its errors say which line and which field of it.
+    unknown = client.post("/api/movements", headers=admin, json={"lines": [{"sku": "NO-EXISTE", "type": "entrada",
+                                                                           "quantity": 1}]})
+    assert error_of(unknown, 404, mentions=("NO-EXISTE",))["message"].startswith("lines[0].sku: ")
+    unsold = client.post("/api/movements", headers=admin, json={"lines": [{"sku": "YERBA", "type": "venta",
+                                                                          "quantity": 0}]})
+    assert error_of(unsold, 422)["message"].startswith("lines[0].quantity: ")
+    # The single route names the path's product as `sku` and the body's fields by their names.
+    assert error_of(move(client, admin, "NO-EXISTE", type="entrada", quantity=1), 404)["message"].startswith("sku: ")
+    assert error_of(move(client, admin, "YERBA", type="venta", quantity=0), 422)["message"].startswith("quantity: ")
+    too_long = move(client, admin, "X" * 50, type="entrada", quantity=1)  # the path allows 60, a line's sku 40
+    assert [d["field"] for d in error_of(too_long, 422)["details"]] == ["sku"]
+    assert movement_rows(app) == 3 and total_stock(client, admin, "YERBA") == 10
+
+
 def test_batch_of_501_lines_is_refused(client, admin, stocked, app):
     line = {"sku": "YERBA", "type": "entrada", "quantity": 1}
     error_of(client.post("/api/movements", json={"lines": [line] * 501}, headers=admin), 422, mentions="lines")

@@ -26,11 +26,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 import minimarket
-from minimarket.accounts.models import SystemSetting
+from minimarket.store_settings import StoreSetting
 from minimarket.apps import create_app
 from minimarket.config import Settings
 from minimarket.ops.certs import generate_tls_material
-from minimarket.ops.store_metrics import BACKUP_SETTING, stock_cache_key
+from minimarket.ops.store_metrics import stock_cache_key
+from minimarket.store_settings import LAST_BACKUP
 from minimarket.stock.verify import record_verification, verify_ledger
 from minimarket.types import utcnow
 from tests.conftest import REDIS_URL, make_settings, need_redis
@@ -358,7 +359,7 @@ def test_backup_timestamp_is_zero_until_a_backup_is_recorded(client, app):
     assert value(scrape(client), "minimarket_backup_last_success_timestamp_seconds") == 0
     finished = 1_767_225_600.5  # 2026-01-01T00:00:00.5Z
     with app.state.db.write() as session:
-        session.add(SystemSetting(key=BACKUP_SETTING, value=str(finished), updated_at=utcnow()))
+        session.add(StoreSetting(key=LAST_BACKUP, value=str(finished), updated_at=utcnow()))
     assert value(scrape(client), "minimarket_backup_last_success_timestamp_seconds") == finished
 
 

@@ -1,10 +1,10 @@
-"""Users, API keys, the audit log and system settings."""
+"""Users, API keys and the audit log."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from minimarket.db import Base
@@ -55,14 +55,3 @@ class AuditEntry(Base):
     before: Mapped[dict | None] = mapped_column("antes", JSON)
     after: Mapped[dict | None] = mapped_column("despues", JSON)
     request_id: Mapped[str | None] = mapped_column(String(64))
-
-
-class SystemSetting(Base):
-    """Store-wide settings (`stock.permitir_negativo`, `verify.ultimo`, …); secrets live encrypted in
-    the single-row `system_config` table (platform/secrets_models.py)."""
-
-    __tablename__ = "ajustes"
-
-    key: Mapped[str] = mapped_column("clave", String(100), primary_key=True)
-    value: Mapped[str | None] = mapped_column("valor", Text)
-    updated_at: Mapped[datetime] = mapped_column("actualizado_en", Timestamp, default=utcnow)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from minimarket.accounts.audit import Context
-from minimarket.accounts.deps import get_db, require
 from minimarket.accounts.permissions import READ
+from minimarket.api.deps import get_db, require
 from minimarket.catalog import queries
 from minimarket.catalog.schemas import CategoryOut
 from minimarket.db import Database

@@ -365,22 +365,16 @@ def _fsync_dir(path: Path) -> None:
 
 
 def record_backup_success(url: str, when: float) -> None:
-    """Write `backup.ultimo_exito` through the SystemSetting model (the table may be renamed)."""
-    from minimarket.accounts.models import SystemSetting
+    """Record the time of the last verified backup (`backup.ultimo_exito`), read by /metrics and the doctor."""
+    from minimarket import store_settings
     from minimarket.db import Database
-    from minimarket.ops.store_metrics import BACKUP_SETTING
-    from minimarket.types import utcnow
 
     database = Database(url)
     try:
         for attempt in range(2):  # a concurrent first insert by another backup loses once, then updates
             try:
                 with database.write() as session:
-                    row = session.get(SystemSetting, BACKUP_SETTING)
-                    if row is None:
-                        session.add(SystemSetting(key=BACKUP_SETTING, value=f"{when:.3f}", updated_at=utcnow()))
-                    else:
-                        row.value, row.updated_at = f"{when:.3f}", utcnow()
+                    store_settings.write_value(session, store_settings.LAST_BACKUP, f"{when:.3f}")
                 return
             except IntegrityError:
                 if attempt:
@@ -390,14 +384,12 @@ def record_backup_success(url: str, when: float) -> None:
 
 
 def last_backup_success(url: str) -> float | None:
-    from minimarket.accounts.models import SystemSetting
+    from minimarket import store_settings
     from minimarket.db import Database
-    from minimarket.ops.store_metrics import BACKUP_SETTING
 
     database = Database(url)
     try:
-        with database.read() as session:
-            raw = session.scalar(select(SystemSetting.value).where(SystemSetting.key == BACKUP_SETTING))
+        raw = store_settings.read_value_from(database, store_settings.LAST_BACKUP)
     finally:
         database.dispose()
     try:

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import redis
 
+from minimarket import store_settings
 from minimarket.config import Settings
 from minimarket.db import Database
 from minimarket.ops.certs import check_certificates
-from minimarket.ops.store_metrics import BACKUP_SETTING, read_setting
 from minimarket.stock.verify import run_verification
 
 TIMEOUT = 5.0
@@ -143,7 +143,7 @@ def _certificates(directory: Path, warn_days: int) -> tuple[bool, str]:
 def _backup(settings: Settings, max_age_hours: float) -> tuple[bool, str]:
     database = Database(settings.database_url)
     try:
-        raw = read_setting(database, BACKUP_SETTING)
+        raw = store_settings.read_value_from(database, store_settings.LAST_BACKUP)
     finally:
         database.dispose()
     if not raw:

@@ -15,18 +15,15 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from minimarket import __version__
-from minimarket.accounts.models import SystemSetting
+from minimarket import __version__, store_settings
 from minimarket.catalog.models import Product
 from minimarket.db import Database
 from minimarket.platform.cache import Cache
 from minimarket.platform.resources import memory_limit_bytes, memory_usage_bytes
 from minimarket.stock.models import Balance
-from minimarket.stock.verify import VERIFY_SETTING
 
 log = structlog.get_logger("minimarket.metrics")
 
-BACKUP_SETTING = "backup.ultimo_exito"  # written by `minimarket backup`
 STOCK_CACHE_KEY = "metrics:stock"
 STOCK_CACHE_TTL = 15  # replicas scraped together share one aggregate query
 
@@ -52,11 +49,6 @@ def stock_summary(db: Database) -> dict[str, int]:
     with db.read() as session:
         active, below, out = session.execute(stmt).one()
     return {"active": active, "below_minimum": below, "out_of_stock": out}
-
-
-def read_setting(db: Database, key: str) -> str | None:
-    with db.read() as session:
-        return session.scalar(select(SystemSetting.value).where(SystemSetting.key == key))
 
 
 class StoreCollector(Collector):
@@ -120,8 +112,8 @@ class StoreCollector(Collector):
 
     def _ledger_and_backup(self):  # noqa: ANN202
         try:
-            verify = read_setting(self.db, VERIFY_SETTING)
-            backup = read_setting(self.db, BACKUP_SETTING)
+            verify = store_settings.read_value_from(self.db, store_settings.LAST_VERIFY)
+            backup = store_settings.read_value_from(self.db, store_settings.LAST_BACKUP)
         except Exception:  # noqa: BLE001
             return
         if verify:

@@ -2,7 +2,7 @@
 
 Each column holds a blob of `minimarket.platform.crypto` (AES-256-CBC + HMAC-SHA256 under
 DATABASE_ENCRYPTION_KEY) or NULL when the secret is not set. PostgreSQL reads the same blobs
-with `decrypt_data(col, key)` (migration 0002). Store settings live in `ajustes` (SystemSetting).
+with `decrypt_data(col, key)` (migration 0002). Store settings live in `ajustes` (store_settings.py).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from minimarket.accounts.audit import Context
-from minimarket.accounts.deps import get_db, require
 from minimarket.accounts.permissions import ADMIN, CATALOG_WRITE, READ
+from minimarket.api.deps import get_db, require
 from minimarket.catalog.service import find_product
 from minimarket.db import Database
 from minimarket.platform.api_helpers import idempotent

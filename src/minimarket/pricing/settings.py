@@ -12,16 +12,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context, record_audit
-from minimarket.accounts.models import SystemSetting
 from minimarket.catalog.models import Category, Product
 from minimarket.errors import InvalidInput
 from minimarket.pricing.rules import INFLATION_MAX, MARKUP_MAX, ROUNDING_RULES
-from minimarket.types import utcnow
-
-DEFAULT_MARKUP = "precios.margen_defecto"  # percent over cost when neither product nor category sets one
-ROUNDING = "precios.redondeo"  # one of rules.ROUNDING_RULES
-MONTHLY_INFLATION = "precios.inflacion_mensual"  # percent per month, for the replacement cost
-APPLY_SUGGESTED = "precios.aplicar_sugerido"  # "true": a new cost (invoice) also sets the suggested price
+from minimarket.store_settings import (
+    APPLY_SUGGESTED,
+    DEFAULT_MARKUP,
+    MONTHLY_INFLATION,
+    ROUNDING,
+    parse_flag,
+    read_value,
+    write_value,
+)
 
 
 @dataclass(frozen=True)
@@ -30,19 +32,6 @@ class PricingSettings:
     rounding: str = "10"
     monthly_inflation: Decimal = Decimal("0")
     apply_suggested_price: bool = False
-
-
-def _read_setting(session: Session, key: str) -> str | None:
-    # The one place that touches `ajustes` for pricing (moves to minimarket.store_settings).
-    return session.scalar(select(SystemSetting.value).where(SystemSetting.key == key))
-
-
-def _write_setting(session: Session, key: str, value: str) -> None:
-    row = session.get(SystemSetting, key)
-    if row is None:
-        session.add(SystemSetting(key=key, value=value, updated_at=utcnow()))
-    else:
-        row.value, row.updated_at = value, utcnow()
 
 
 def _decimal(raw: str | None, default: Decimal) -> Decimal:
@@ -55,13 +44,13 @@ def _decimal(raw: str | None, default: Decimal) -> Decimal:
 def load_pricing_settings(session: Session) -> PricingSettings:
     """The store's pricing settings; unset keys take the defaults."""
     base = PricingSettings()
-    rounding = _read_setting(session, ROUNDING)
-    flag = _read_setting(session, APPLY_SUGGESTED)
+    rounding = read_value(session, ROUNDING)
+    flag = read_value(session, APPLY_SUGGESTED)
     return PricingSettings(
-        default_markup=_decimal(_read_setting(session, DEFAULT_MARKUP), base.default_markup),
+        default_markup=_decimal(read_value(session, DEFAULT_MARKUP), base.default_markup),
         rounding=rounding if rounding in ROUNDING_RULES else base.rounding,
-        monthly_inflation=_decimal(_read_setting(session, MONTHLY_INFLATION), base.monthly_inflation),
-        apply_suggested_price=(flag or "").strip().lower() in ("1", "true", "si", "sí", "yes"),
+        monthly_inflation=_decimal(read_value(session, MONTHLY_INFLATION), base.monthly_inflation),
+        apply_suggested_price=parse_flag(flag, default=False),
     )
 
 
@@ -87,19 +76,19 @@ def update_pricing_settings(session: Session, ctx: Context, *, changes: dict) ->
     """Change the settings sent (and category targets); audited with before and after."""
     before = load_pricing_settings(session)
     if "default_markup" in changes:
-        _write_setting(session, DEFAULT_MARKUP, str(_check_markup("default_markup", changes["default_markup"])))
+        write_value(session, DEFAULT_MARKUP, str(_check_markup("default_markup", changes["default_markup"])))
     if "rounding" in changes:
         if changes["rounding"] not in ROUNDING_RULES:
             raise InvalidInput(f"rounding: usá una de: {', '.join(ROUNDING_RULES)}", details={"field": "rounding"})
-        _write_setting(session, ROUNDING, changes["rounding"])
+        write_value(session, ROUNDING, changes["rounding"])
     if "monthly_inflation" in changes:
         rate = changes["monthly_inflation"]
         if rate < 0 or rate > INFLATION_MAX:
             raise InvalidInput(f"monthly_inflation: debe estar entre 0 y {INFLATION_MAX} (% mensual)",
                                details={"field": "monthly_inflation"})
-        _write_setting(session, MONTHLY_INFLATION, str(rate.quantize(Decimal("0.01"))))
+        write_value(session, MONTHLY_INFLATION, str(rate.quantize(Decimal("0.01"))))
     if "apply_suggested_price" in changes:
-        _write_setting(session, APPLY_SUGGESTED, "true" if changes["apply_suggested_price"] else "false")
+        write_value(session, APPLY_SUGGESTED, "true" if changes["apply_suggested_price"] else "false")
     targets = _set_category_targets(session, changes.get("category_markups") or {})
     after = load_pricing_settings(session)
     if after != before or targets:

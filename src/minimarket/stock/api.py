@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from minimarket.accounts.audit import Context
-from minimarket.accounts.deps import get_db, require
 from minimarket.accounts.permissions import READ, STOCK_WRITE
+from minimarket.api.deps import get_db, get_env_settings, require
+from minimarket.api.writes import write_once
 from minimarket.config import Settings
 from minimarket.db import Database
-from minimarket.platform.api_helpers import get_settings, idempotent
 from minimarket.stock import service
 from minimarket.stock.locations import list_locations as _locations
-from minimarket.stock.locations import negative_stock_allowed
 from minimarket.stock.schemas import (
     BatchIn,
     BatchLine,
@@ -39,62 +40,48 @@ IDEMPOTENCY_NOTE = "Enviá `Idempotency-Key` para reintentar sin duplicar."
 
 @write_router.post("/inventory/{sku}/movements", status_code=201, response_model=MovementOut,
                    summary="Registrar un movimiento de un producto", description=IDEMPOTENCY_NOTE)
-def register_movement(sku: Annotated[str, Path(max_length=60)], movement: MovementIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
-                      settings: Settings = Depends(get_settings)) -> JSONResponse:
-    def operation(session, key):  # noqa: ANN001, ANN202
-        line = BatchLine.model_construct(sku=sku, **dict(movement))
-        allow = negative_stock_allowed(session, default=settings.allow_negative_stock)
-        result = service.register_movements(session, ctx, lines=[line], default_location=settings.default_location,
-                                            allow_negative=allow, idempotency_key=key)
-        return result.movements[0]
-
-    return idempotent(request, ctx, payload=movement, operation=operation)
+def register_movement(sku: Annotated[str, Path(max_length=60)], movement: MovementIn, request: Request,
+                      ctx: Context = Depends(require(STOCK_WRITE)),
+                      settings: Settings = Depends(get_env_settings)) -> JSONResponse:
+    try:  # the same rules as a batch line: the path's sku is checked like a body's
+        line = BatchLine.model_validate({**movement.model_dump(), "sku": sku})
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+    return write_once(request, ctx, payload=movement, operation=lambda session, key: service.register_movement(
+        session, ctx, line=line, settings=settings, idempotency_key=key))
 
 
 @write_router.post("/movements", status_code=201, response_model=BatchOut,
                    summary="Registrar un lote de movimientos (todo o nada, hasta 500)", description=IDEMPOTENCY_NOTE)
 def register_batch(batch: BatchIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
-                   settings: Settings = Depends(get_settings)) -> JSONResponse:
-    def operation(session, key):  # noqa: ANN001, ANN202
-        allow = negative_stock_allowed(session, default=settings.allow_negative_stock)
-        return service.register_movements(session, ctx, lines=batch.lines, default_location=settings.default_location,
-                                          allow_negative=allow, idempotency_key=key)
-
-    return idempotent(request, ctx, payload=batch, operation=operation)
+                   settings: Settings = Depends(get_env_settings)) -> JSONResponse:
+    return write_once(request, ctx, payload=batch, operation=lambda session, key: service.register_movements(
+        session, ctx, batch=batch, settings=settings, idempotency_key=key))
 
 
 @write_router.post("/stocktake", status_code=201, response_model=StocktakeOut,
                    summary="Cargar un recuento: las diferencias quedan como ajustes", description=IDEMPOTENCY_NOTE)
 def stocktake(count: StocktakeIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
-              settings: Settings = Depends(get_settings)) -> JSONResponse:
-    def operation(session, key):  # noqa: ANN001, ANN202
-        return service.take_stocktake(session, ctx, count=count, default_location=settings.default_location,
-                                      idempotency_key=key)
-
-    return idempotent(request, ctx, payload=count, operation=operation)
+              settings: Settings = Depends(get_env_settings)) -> JSONResponse:
+    return write_once(request, ctx, payload=count, operation=lambda session, key: service.take_stocktake(
+        session, ctx, count=count, settings=settings, idempotency_key=key))
 
 
 @write_router.post("/transfers", status_code=201, response_model=BatchOut,
                    summary="Transferir mercadería entre ubicaciones", description=IDEMPOTENCY_NOTE)
 def transfer(data: TransferIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
-             settings: Settings = Depends(get_settings)) -> JSONResponse:
-    def operation(session, key):  # noqa: ANN001, ANN202
-        allow = negative_stock_allowed(session, default=settings.allow_negative_stock)
-        return service.transfer_stock(session, ctx, transfer=data, allow_negative=allow, idempotency_key=key)
-
-    return idempotent(request, ctx, payload=data, operation=operation)
+             settings: Settings = Depends(get_env_settings)) -> JSONResponse:
+    return write_once(request, ctx, payload=data, operation=lambda session, key: service.transfer_stock(
+        session, ctx, transfer=data, settings=settings, idempotency_key=key))
 
 
 @write_router.post("/sales", status_code=201, response_model=SaleOut,
                    summary="Registrar una venta de la caja (idempotente por ticket_id)")
 def register_sale(sale: SaleIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
-                  settings: Settings = Depends(get_settings)) -> JSONResponse:
-    def operation(session, _key):  # noqa: ANN001, ANN202
-        allow = negative_stock_allowed(session, default=settings.allow_negative_stock)
-        return service.record_sale(session, ctx, sale=sale, default_location=settings.default_location,
-                                   allow_negative=allow)
-
-    return idempotent(request, ctx, payload=sale, operation=operation, natural_key=(f"ticket:{sale.ticket_id}", f"El ticket '{sale.ticket_id}'"))
+                  settings: Settings = Depends(get_env_settings)) -> JSONResponse:
+    return write_once(request, ctx, payload=sale,
+                      operation=lambda session, _key: service.record_sale(session, ctx, sale=sale, settings=settings),
+                      natural_key=(f"ticket:{sale.ticket_id}", f"El ticket '{sale.ticket_id}'"))
 
 
 @read_router.get("/movements", response_model=MovementPage, summary="Libro de movimientos, del más nuevo al más viejo")

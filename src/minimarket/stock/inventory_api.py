@@ -8,16 +8,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from minimarket.accounts.audit import Context
-from minimarket.accounts.deps import get_db, require
 from minimarket.accounts.permissions import CATALOG_WRITE, READ
+from minimarket.api.deps import get_db, get_env_settings, require
+from minimarket.api.writes import write_once
 from minimarket.catalog import service
 from minimarket.stock import inventory
 from minimarket.stock import service as stock_service
 from minimarket.catalog.schemas import ProductCreate, ProductDetail, ProductPage, ProductUpdate
 from minimarket.config import Settings
 from minimarket.db import Database
-from minimarket.platform.api_helpers import get_settings, idempotent
-from minimarket.stock.locations import negative_stock_allowed
 
 read_router = APIRouter(prefix="/api", tags=["inventario"])
 write_router = APIRouter(prefix="/api", tags=["inventario"])
@@ -55,15 +54,13 @@ def create_product(
     data: ProductCreate,
     request: Request,
     ctx: Context = Depends(require(CATALOG_WRITE)),
-    settings: Settings = Depends(get_settings),
+    settings: Settings = Depends(get_env_settings),
 ) -> JSONResponse:
     def operation(session, _key):  # noqa: ANN001, ANN202
-        allow = negative_stock_allowed(session, default=settings.allow_negative_stock)
-        product = stock_service.register_product(session, ctx, data=data,
-                                                 default_location=settings.default_location, allow_negative=allow)
+        product = stock_service.register_product(session, ctx, data=data, settings=settings)
         return inventory.product_detail(session, product)
 
-    return idempotent(request, ctx, payload=data, operation=operation)
+    return write_once(request, ctx, payload=data, operation=operation)
 
 
 @write_router.patch("/inventory/{sku}", response_model=ProductDetail, summary="Modificar datos de un producto")

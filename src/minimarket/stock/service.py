@@ -5,6 +5,7 @@ Each takes the caller's session (one unit of work) and returns API shapes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from minimarket.catalog.models import Product
 from minimarket.catalog import service as catalog_service
 from minimarket.catalog.schemas import ProductCreate, ProductUpdate
 from minimarket.catalog.service import find_product
+from minimarket.config import Settings
 from minimarket.errors import Conflict, InvalidInput, NotFound
 from minimarket.stock.ledger import (
     Leg,
@@ -29,8 +31,10 @@ from minimarket.stock.ledger import (
 )
 from minimarket.stock.locations import resolve_location
 from minimarket.stock.models import Balance, Location, Movement
+from minimarket.stock.policy import StockPolicy, load_stock_policy
 from minimarket.stock.rules import check_unit_quantity, signed_quantity
 from minimarket.stock.schemas import (
+    BatchIn,
     BatchLine,
     BatchOut,
     CountResult,
@@ -85,7 +89,7 @@ def movement_out(movement: Movement, sku: str, location_code: str) -> MovementOu
     )
 
 
-def _post(session: Session, ctx: Context, legs: list[Leg], *, allow_negative: bool, idempotency_key: str | None,
+def _post_operation(session: Session, ctx: Context, legs: list[Leg], *, allow_negative: bool, idempotency_key: str | None,
           occurred_at: datetime | None = None) -> tuple[str, list[MovementOut]]:
     operation_id = new_operation_id()
     movements = post_legs(session, ctx, legs, allow_negative=allow_negative, operation_id=operation_id,
@@ -93,22 +97,37 @@ def _post(session: Session, ctx: Context, legs: list[Leg], *, allow_negative: bo
     return operation_id, [movement_out(m, leg.product.sku, leg.location.code) for m, leg in zip(movements, legs, strict=True)]
 
 
-def register_movements(session: Session, ctx: Context, *, lines: list[BatchLine], default_location: str,
-                       allow_negative: bool, idempotency_key: str | None = None) -> BatchOut:
-    """Record one or many movements; all are applied or none."""
-    lookup = _Lookup(session, default_location)
+def register_movements(session: Session, ctx: Context, *, batch: BatchIn, settings: Settings,
+                       idempotency_key: str | None = None) -> BatchOut:
+    """Record a batch of movements; all are applied or none."""
+    return _record_lines(session, ctx, batch.lines, load_stock_policy(session, settings),
+                         idempotency_key=idempotency_key, prefix=lambda i: f"lines[{i}].")
+
+
+def register_movement(session: Session, ctx: Context, *, line: BatchLine, settings: Settings,
+                      idempotency_key: str | None = None) -> MovementOut:
+    """Record one movement of one product (the product named in the URL: errors name `sku`, `quantity`)."""
+    result = _record_lines(session, ctx, [line], load_stock_policy(session, settings),
+                           idempotency_key=idempotency_key, prefix=lambda _i: "")
+    return result.movements[0]
+
+
+def _record_lines(session: Session, ctx: Context, lines: list[BatchLine], policy: StockPolicy, *,
+                  idempotency_key: str | None, prefix: Callable[[int], str]) -> BatchOut:
+    lookup = _Lookup(session, policy.default_location)
     legs = []
     for i, line in enumerate(lines):
-        field = f"lines[{i}]" if len(lines) > 1 else "sku"
-        product = lookup.product(line.sku, field=field)
+        field = prefix(i)
+        product = lookup.product(line.sku, field=f"{field}sku")
         delta = _signed(line.type, line.quantity, field)
         check_unit_quantity(product.unit, abs(delta), sku=product.sku)
         if line.type == "venta" and not product.active:
-            raise Conflict(f"{field}: '{product.sku}' está desactivado y no se puede vender")
+            raise Conflict(f"{field}sku: '{product.sku}' está desactivado y no se puede vender")
         legs.append(Leg(product=product, location=lookup.location(line.location), type=line.type, delta=delta,
                         unit_cost=line.unit_cost, unit_price=product.price if line.type == "venta" else None,
                         reason=line.reason, reference=line.reference))
-    operation_id, movements = _post(session, ctx, legs, allow_negative=allow_negative, idempotency_key=idempotency_key)
+    operation_id, movements = _post_operation(session, ctx, legs, allow_negative=policy.allow_negative,
+                                    idempotency_key=idempotency_key)
     record_audit(session, ctx, action="stock.movements", entity="operacion", entity_id=operation_id,
                  after={"lines": [m.model_dump(mode="json", include={"sku", "location", "type", "quantity",
                                                                      "balance_after"}) for m in movements]})
@@ -119,14 +138,14 @@ def _signed(movement_type: str, quantity: Decimal, field: str) -> Decimal:
     try:
         return signed_quantity(movement_type, quantity)
     except InvalidInput as exc:
-        exc.message = f"{field}.{exc.message}" if field.startswith("lines") else exc.message
+        exc.message = f"{field}{exc.message}"
         raise
 
 
-def take_stocktake(session: Session, ctx: Context, *, count: StocktakeIn, default_location: str,
+def take_stocktake(session: Session, ctx: Context, *, count: StocktakeIn, settings: Settings,
                    idempotency_key: str | None = None) -> StocktakeOut:
     """Counted quantities become `ajuste` movements of the difference against the locked balance."""
-    lookup = _Lookup(session, default_location)
+    lookup = _Lookup(session, load_stock_policy(session, settings).default_location)
     location = lookup.location(count.location)
     products = [lookup.product(line.sku, field=f"lines[{i}].sku") for i, line in enumerate(count.lines)]
     first_line: dict[int, int] = {}
@@ -152,7 +171,7 @@ def take_stocktake(session: Session, ctx: Context, *, count: StocktakeIn, defaul
         if difference != 0:
             legs.append(Leg(product=product, location=location, type="ajuste", delta=difference, reason=reason,
                             reference="recuento"))
-    operation_id, movements = _post(session, ctx, legs, allow_negative=True, idempotency_key=idempotency_key)
+    operation_id, movements = _post_operation(session, ctx, legs, allow_negative=True, idempotency_key=idempotency_key)
     by_sku = {m.sku: m.id for m in movements}
     for result in results:
         result.movement_id = by_sku.get(result.sku)
@@ -161,9 +180,10 @@ def take_stocktake(session: Session, ctx: Context, *, count: StocktakeIn, defaul
     return StocktakeOut(operation_id=operation_id, location=location.code, lines=results)
 
 
-def transfer_stock(session: Session, ctx: Context, *, transfer: TransferIn, allow_negative: bool,
+def transfer_stock(session: Session, ctx: Context, *, transfer: TransferIn, settings: Settings,
                    idempotency_key: str | None = None) -> BatchOut:
     """Move goods between locations: an outgoing and an incoming row per line, one transaction."""
+    policy = load_stock_policy(session, settings)
     lookup = _Lookup(session, transfer.from_location)
     origin = lookup.location(transfer.from_location)
     destination = lookup.location(transfer.to_location)
@@ -176,15 +196,15 @@ def transfer_stock(session: Session, ctx: Context, *, transfer: TransferIn, allo
                         reference=destination.code))
         legs.append(Leg(product=product, location=destination, type="transferencia", delta=line.quantity,
                         reason=reason, reference=origin.code))
-    operation_id, movements = _post(session, ctx, legs, allow_negative=allow_negative, idempotency_key=idempotency_key)
+    operation_id, movements = _post_operation(session, ctx, legs, allow_negative=policy.allow_negative,
+                                    idempotency_key=idempotency_key)
     record_audit(session, ctx, action="stock.transfer", entity="operacion", entity_id=operation_id,
                  after={"from": origin.code, "to": destination.code,
                         "lines": [line.model_dump(mode="json") for line in transfer.lines]})
     return BatchOut(operation_id=operation_id, movements=movements)
 
 
-def record_sale(session: Session, ctx: Context, *, sale: SaleIn, default_location: str,
-                allow_negative: bool) -> SaleOut:
+def record_sale(session: Session, ctx: Context, *, sale: SaleIn, settings: Settings) -> SaleOut:
     """A POS ticket: one `venta` row per line, at the price charged."""
     if sale.sold_at is not None:
         now = datetime.now(STORE_TZ)
@@ -193,7 +213,8 @@ def record_sale(session: Session, ctx: Context, *, sale: SaleIn, default_locatio
         if sale.sold_at < now - MAX_SALE_DELAY:
             raise InvalidInput(f"sold_at: la venta tiene más de {MAX_SALE_DELAY.days} días; revisá el reloj de la caja "
                                "(las ventas viejas se cargan como movimientos con motivo)")
-    lookup = _Lookup(session, default_location)
+    policy = load_stock_policy(session, settings)
+    lookup = _Lookup(session, policy.default_location)
     location = lookup.location(sale.location)
     legs = []
     total = Decimal("0")
@@ -206,7 +227,7 @@ def record_sale(session: Session, ctx: Context, *, sale: SaleIn, default_locatio
         total += to_money(price * line.quantity)
         legs.append(Leg(product=product, location=location, type="venta", delta=-line.quantity, unit_price=price,
                         reference=f"ticket:{sale.ticket_id}"[:100]))
-    operation_id, movements = _post(session, ctx, legs, allow_negative=allow_negative,
+    operation_id, movements = _post_operation(session, ctx, legs, allow_negative=policy.allow_negative,
                                     idempotency_key=f"ticket:{sale.ticket_id}", occurred_at=sale.sold_at)
     note_sale(session, total)
     record_audit(session, ctx, action="stock.sale", entity="venta", entity_id=sale.ticket_id,
@@ -264,16 +285,16 @@ def list_movements(session: Session, *, sku: str | None = None, movement_type: s
     return MovementPage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)
 
 
-def register_product(session: Session, ctx: Context, *, data: ProductCreate, default_location: str,
-                     allow_negative: bool) -> Product:
+def register_product(session: Session, ctx: Context, *, data: ProductCreate, settings: Settings) -> Product:
     """Add a product to the catalog; its opening stock is an `entrada` in the same transaction."""
     product = catalog_service.create_product(session, ctx, data=data)
     if data.initial_stock:
+        policy = load_stock_policy(session, settings)
         check_unit_quantity(product.unit, data.initial_stock, sku=product.sku)
-        location = resolve_location(session, data.location or default_location)
+        location = resolve_location(session, data.location or policy.default_location)
         post_legs(session, ctx, [Leg(product=product, location=location, type="entrada", delta=data.initial_stock,
                                      reason="Stock inicial", reference="alta")],
-                  allow_negative=allow_negative, operation_id=new_operation_id())
+                  allow_negative=policy.allow_negative, operation_id=new_operation_id())
     return product
 
 

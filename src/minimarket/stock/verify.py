@@ -10,14 +10,12 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from minimarket.accounts.models import SystemSetting
+from minimarket import store_settings
 from minimarket.catalog.models import Product
 from minimarket.db import Database
 from minimarket.stock.models import Balance, Location, Movement
-from minimarket.types import utcnow
 
 _MILLI = Decimal("0.001")
-VERIFY_SETTING = "verify.ultimo"  # last result, read by /metrics (minimarket_ledger_mismatches)
 
 
 @dataclass(frozen=True)
@@ -88,11 +86,7 @@ def record_verification(session: Session, report: VerifyReport) -> None:
     """Keep the result of this run where /metrics and the doctor can read it."""
     value = json.dumps({"mismatches": len(report.mismatches), "at": time.time(),
                         "balances": report.balances_checked, "movements": report.movements_checked})
-    row = session.get(SystemSetting, VERIFY_SETTING)
-    if row is None:
-        session.add(SystemSetting(key=VERIFY_SETTING, value=value, updated_at=utcnow()))
-    else:
-        row.value, row.updated_at = value, utcnow()
+    store_settings.write_value(session, store_settings.LAST_VERIFY, value)
 
 
 def run_verification(database: Database) -> VerifyReport:

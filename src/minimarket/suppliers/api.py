@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from minimarket.accounts.audit import Context
-from minimarket.accounts.deps import get_db, require
+from minimarket.api.deps import get_db, require
 from minimarket.accounts.permissions import CATALOG_WRITE, READ
 from minimarket.db import Database
 from minimarket.suppliers import assignment, service

@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the app's database and the authenticated, authorized caller."""
+"""FastAPI dependencies every router uses: the app's database, its environment settings, and the
+authenticated, authorized caller (`require`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from prometheus_client import Counter
 
 from minimarket.accounts.audit import Context
 from minimarket.accounts.keys import authenticate_or_reason, key_prefix, touch_last_used
+from minimarket.config import Settings
 from minimarket.db import Database
 from minimarket.errors import Forbidden, Unauthorized
 
@@ -33,6 +35,10 @@ def _auth_failed(request: Request, reason: str, presented: str | None) -> None:
 
 async def get_db(request: Request) -> Database:  # async: no threadpool hop for a lookup
     return request.app.state.db
+
+
+async def get_env_settings(request: Request) -> Settings:  # the environment's, not the store's (`ajustes`)
+    return request.app.state.settings
 
 
 def require(permission: frozenset[str]) -> Callable[..., Context]:

@@ -1,4 +1,5 @@
-"""Small helpers shared by the thin routers: settings, idempotent responses."""
+"""The idempotent write: a route's write runs once per Idempotency-Key (or natural key) and
+retries get the first answer."""
 
 from __future__ import annotations
 
@@ -11,15 +12,10 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context
-from minimarket.config import Settings
 from minimarket.platform.idempotency import check_client_key, fingerprint, run_once
 
 
-async def get_settings(request: Request) -> Settings:  # async: no threadpool hop
-    return request.app.state.settings
-
-
-def idempotent(
+def write_once(
     request: Request,
     ctx: Context,
     *,

@@ -1,0 +1,36 @@
+"""The store's stock policy: where movements go by default and whether stock may go below zero.
+
+Stock services load it inside their own unit of work (`load_stock_policy`); routes never read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from minimarket import store_settings
+from minimarket.config import Settings
+
+
+@dataclass(frozen=True)
+class StockPolicy:
+    allow_negative: bool
+    default_location: str
+
+
+def negative_stock_allowed(session: Session, *, default: bool) -> bool:
+    """The store's own setting wins over the environment default."""
+    return store_settings.parse_flag(store_settings.read_value(session, store_settings.NEGATIVE_STOCK),
+                                     default=default)
+
+
+def set_negative_stock_allowed(session: Session, *, allowed: bool) -> None:
+    """Store-wide switch for selling below zero (default: refuse)."""
+    store_settings.write_value(session, store_settings.NEGATIVE_STOCK, "true" if allowed else "false")
+
+
+def load_stock_policy(session: Session, settings: Settings) -> StockPolicy:
+    """The policy in force for this unit of work: the store's `ajustes` over the environment's defaults."""
+    return StockPolicy(allow_negative=negative_stock_allowed(session, default=settings.allow_negative_stock),
+                       default_location=settings.default_location)

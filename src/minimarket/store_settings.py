@@ -1,0 +1,61 @@
+"""The store's own settings (table `ajustes`): their keys, reading and writing them.
+
+Three different things are "settings": the environment (`config.Settings`), the store's own
+choices here (negative stock, pricing, last verification, last backup, …), and secrets (`system_config`,
+encrypted: `platform/secrets.py`). Every read and write of `ajustes` goes through this module.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from minimarket.db import Base, Database
+from minimarket.types import Timestamp, utcnow
+
+NEGATIVE_STOCK = "stock.permitir_negativo"  # "true"/"false": may a movement leave stock below zero
+LAST_VERIFY = "verify.ultimo"  # JSON of the last ledger verification, read by /metrics and the doctor
+LAST_BACKUP = "backup.ultimo_exito"  # epoch seconds of the last verified backup
+DEFAULT_MARKUP = "precios.margen_defecto"  # percent over cost when neither product nor category sets one
+ROUNDING = "precios.redondeo"  # one of pricing.rules.ROUNDING_RULES
+MONTHLY_INFLATION = "precios.inflacion_mensual"  # percent per month, for the replacement cost
+APPLY_SUGGESTED = "precios.aplicar_sugerido"  # "true": a new cost (invoice) also sets the suggested price
+
+
+class StoreSetting(Base):
+    """One store setting, key → text value."""
+
+    __tablename__ = "ajustes"
+
+    key: Mapped[str] = mapped_column("clave", String(100), primary_key=True)
+    value: Mapped[str | None] = mapped_column("valor", Text)
+    updated_at: Mapped[datetime] = mapped_column("actualizado_en", Timestamp, default=utcnow)
+
+
+def read_value(session: Session, key: str) -> str | None:
+    """The stored text of `key`, or None when the store never set it."""
+    return session.scalar(select(StoreSetting.value).where(StoreSetting.key == key))
+
+
+def write_value(session: Session, key: str, value: str) -> None:
+    """Set `key` (insert or update) in the caller's unit of work."""
+    row = session.get(StoreSetting, key)
+    if row is None:
+        session.add(StoreSetting(key=key, value=value, updated_at=utcnow()))
+    else:
+        row.value, row.updated_at = value, utcnow()
+
+
+def read_value_from(db: Database, key: str) -> str | None:
+    """`read_value` in a read unit of its own (scrape-time gauges, the doctor)."""
+    with db.read() as session:
+        return read_value(session, key)
+
+
+def parse_flag(value: str | None, *, default: bool) -> bool:
+    """A yes/no setting as text; unset means `default`."""
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "si", "sí", "yes")
