@@ -53,7 +53,7 @@ pytestmark = pytest.mark.timeout(120)
 
 ARCHIVE_NAME = re.compile(r"^minimarket_(?P<db>.+)_\d{8}_\d{6}(-\d+)?\.tar\.gz$")
 CTX = Context(actor="test-respaldo")
-STORE = Settings(default_location="DEP", allow_negative_stock=False)
+STORE = Settings(_env_file=None, default_location="DEP", allow_negative_stock=False)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -54,7 +54,7 @@ MILLI = D("0.001")
 CTX = Context(actor="prop-test")
 LOCATIONS = ("DEP", "SAL")
 DEFAULT_LOCATION = "DEP"
-STORE = Settings(default_location=DEFAULT_LOCATION, allow_negative_stock=False)  # the stock policy under test
+STORE = Settings(_env_file=None, default_location=DEFAULT_LOCATION, allow_negative_stock=False)  # the stock policy under test
 
 
 @dataclass(frozen=True)
