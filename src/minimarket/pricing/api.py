@@ -12,7 +12,7 @@ from minimarket.accounts.permissions import ADMIN, CATALOG_WRITE, READ
 from minimarket.api.deps import get_db, require
 from minimarket.catalog.service import find_product
 from minimarket.db import Database
-from minimarket.platform.api_helpers import idempotent
+from minimarket.api.writes import write_once
 from minimarket.pricing import batches, bulk, lagging, service
 from minimarket.pricing.schemas import (
     BatchOut,
@@ -95,7 +95,7 @@ def apply_bulk(change: BulkChangeIn, request: Request, ctx: Context = Depends(re
     def operation(session, _key):  # noqa: ANN001, ANN202
         return BatchOut(**batches.batch_out(bulk.apply_bulk(session, ctx, change=change)))
 
-    return idempotent(request, ctx, payload=change, operation=operation)
+    return write_once(request, ctx, payload=change, operation=operation)
 
 
 @router.get("/batches", response_model=BatchPage, summary="Lotes de cambios de precios, del más nuevo al más viejo")
@@ -114,4 +114,4 @@ def undo_batch(batch_id: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Requ
     def operation(session, _key):  # noqa: ANN001, ANN202
         return BatchOut(**batches.batch_out(batches.undo_batch(session, ctx, batch_id=batch_id)))
 
-    return idempotent(request, ctx, payload=None, operation=operation)
+    return write_once(request, ctx, payload=None, operation=operation)
