@@ -1,5 +1,5 @@
 """`python -m minimarket` is the `minimarket` command."""
 
-from minimarket.cli import app
+from minimarket.cli.main import app
 
 app(prog_name="minimarket")

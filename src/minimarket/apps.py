@@ -27,7 +27,7 @@ from minimarket.platform.metrics import render_metrics
 from minimarket.platform.ratelimit import RateLimited
 from minimarket.platform.security import SecurityHeaders, TrustedHosts
 from minimarket.pricing import api as pricing_api
-from minimarket.ops.scheduler import start_backup_scheduler
+from minimarket.ops.backup.scheduler import start_backup_scheduler
 from minimarket.ops.store_metrics import StoreCollector
 from minimarket.stock import api as stock_api
 from minimarket.stock import inventory_api

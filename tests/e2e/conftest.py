@@ -67,7 +67,7 @@ def cli_command() -> list[str]:
     script = Path(sys.executable).parent / "minimarket"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from minimarket.cli import app; sys.exit(app(prog_name='minimarket'))"]
+    return [sys.executable, "-c", "import sys; from minimarket.cli.main import app; sys.exit(app(prog_name='minimarket'))"]
 
 
 def clean_env(**overrides: str | None) -> dict[str, str]:

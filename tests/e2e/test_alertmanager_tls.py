@@ -27,8 +27,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
-from minimarket.ops.certs import generate_tls_material
-from minimarket.ops.certs_cli import certs_app
+from minimarket.ops.tls import generate_tls_material
+from minimarket.cli.certs import certs_app
 from tests.e2e.conftest import free_port, measure, stop_process, tail
 
 IN_CI = bool(os.environ.get("CI"))

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from minimarket.catalog.models import Product
 from minimarket.db import Database
 from minimarket.migrations.runner import upgrade
-from minimarket.ops.demo import generate_demo
+from minimarket.demo.generator import generate_demo
 from minimarket.stock.models import Movement
 from minimarket.stock.verify import verify_ledger
 from tests.e2e.conftest import CLI_TIMEOUT, StartServer, measure
@@ -38,7 +38,7 @@ MAX_REQUESTS = 4000  # the writer's bound; it is normally stopped after a few hu
 def backup_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     """The backup commands in their own process (cli.py wiring is the lead's: use the module directly)."""
     try:
-        return subprocess.run([sys.executable, "-m", "minimarket.ops.backup_cli", *args], env=env, cwd=cwd,
+        return subprocess.run([sys.executable, "-m", "minimarket.cli.backup", *args], env=env, cwd=cwd,
                               capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"`{' '.join(args)}` did not finish within {CLI_TIMEOUT} s:\n{exc.stdout}\n{exc.stderr}")

@@ -93,7 +93,7 @@ def test_doctor_is_all_green_with_healthy_prometheus_and_alertmanager_over_mtls(
 def test_doctor_refuses_an_alertmanager_that_does_not_know_our_client_certificate(
         healthy_store, prometheus_and_alertmanager, tmp_path):  # noqa: ANN001
     """Same healthy Alertmanager, but the doctor holds another CA's material: red, with the TLS reason."""
-    from minimarket.ops.certs import generate_tls_material
+    from minimarket.ops.tls import generate_tls_material
 
     server, key = healthy_store
     prometheus_url, alertmanager_url = prometheus_and_alertmanager

@@ -34,12 +34,12 @@ from minimarket.catalog.models import Product
 from minimarket.config import ConfigError, Settings, get_settings
 from minimarket.db import Database
 from minimarket.migrations.runner import head_revision
-from minimarket.ops import backup_cli
-from minimarket.ops.backup import create_backup, database_label, list_archives
-from minimarket.ops.manifest import canonical_value, describe_url
-from minimarket.ops.demo import generate_demo
-from minimarket.ops.restore import open_backup, restore_config
-from minimarket.ops.scheduler import BACKUP_LOCK_KEY, BackupScheduler, ScheduleConfig, next_slot, start_backup_scheduler
+from minimarket.cli import backup as backup_cli
+from minimarket.ops.backup.archive import create_backup, database_label, list_archives
+from minimarket.ops.backup.manifest import canonical_value, describe_url
+from minimarket.demo.generator import generate_demo
+from minimarket.ops.backup.restore import open_backup, restore_config
+from minimarket.ops.backup.scheduler import BACKUP_LOCK_KEY, BackupScheduler, ScheduleConfig, next_slot, start_backup_scheduler
 from minimarket.ops.store_metrics import StoreCollector
 from minimarket.platform.cache import make_cache
 from minimarket.stock.models import Movement

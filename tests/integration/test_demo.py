@@ -22,7 +22,7 @@ from minimarket.catalog.models import Product
 from minimarket.db import Database
 from minimarket.errors import Conflict, InvalidInput
 from minimarket.migrations.runner import upgrade
-from minimarket.ops.demo import DemoSummary, database_is_empty, generate_demo
+from minimarket.demo.generator import DemoSummary, database_is_empty, generate_demo
 from minimarket.stock.models import Balance, Movement
 from minimarket.stock.verify import verify_ledger
 from minimarket.suppliers.models import Supplier

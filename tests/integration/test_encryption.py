@@ -28,8 +28,8 @@ from minimarket.config import get_settings
 from minimarket.db import Database
 from minimarket.migrations.runner import alembic_config, current_revision, head_revision, upgrade
 from minimarket.models import metadata
-from minimarket.ops import keys_cli
-from minimarket.ops.keys_cli import keys_app, secrets_app
+from minimarket.cli import keys as keys_cli
+from minimarket.cli.keys import keys_app, secrets_app
 from minimarket.platform.crypto import DecryptError, decrypt_text, encrypt_text, key_id
 from minimarket.platform.secrets import (
     SECRET_FIELDS,

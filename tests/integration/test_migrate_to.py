@@ -14,9 +14,9 @@ from minimarket.store_settings import StoreSetting
 
 from minimarket.db import Database
 from minimarket.migrations.runner import upgrade
-from minimarket.ops import migrate as migrate_module
-from minimarket.ops.manifest import describe_url
-from minimarket.ops.demo import generate_demo
+from minimarket.ops.backup import migrate as migrate_module
+from minimarket.ops.backup.manifest import describe_url
+from minimarket.demo.generator import generate_demo
 from minimarket.stock.models import Movement
 from minimarket.types import utcnow
 from tests.conftest import create_pg_database, drop_pg_database, need_postgres, pg_url_for

@@ -29,7 +29,7 @@ import minimarket
 from minimarket.store_settings import StoreSetting
 from minimarket.apps import create_app
 from minimarket.config import Settings
-from minimarket.ops.certs import generate_tls_material
+from minimarket.ops.tls import generate_tls_material
 from minimarket.ops.store_metrics import stock_cache_key
 from minimarket.store_settings import LAST_BACKUP
 from minimarket.stock.verify import record_verification, verify_ledger
@@ -109,7 +109,7 @@ def cli_env(database_url: str) -> dict[str, str]:
 def run_cli_verify(database_url: str, cwd: Path) -> subprocess.CompletedProcess:
     script = Path(sys.executable).parent / "minimarket"
     command = [str(script)] if script.exists() else [
-        sys.executable, "-c", "import sys; from minimarket.cli import app; sys.exit(app(prog_name='minimarket'))"]
+        sys.executable, "-c", "import sys; from minimarket.cli.main import app; sys.exit(app(prog_name='minimarket'))"]
     try:
         return subprocess.run([*command, "verify"], env=cli_env(database_url), cwd=cwd, capture_output=True,
                               text=True, timeout=CLI_TIMEOUT, check=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from minimarket.apps import create_app
-from minimarket.ops.certs import generate_tls_material
+from minimarket.ops.tls import generate_tls_material
 from tests.conftest import make_settings
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from minimarket.ops.certs import generate_tls_material
+from minimarket.ops.tls import generate_tls_material
 from tests.observability.helpers import (
     ALERTMANAGER,
     OBS,

@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import DNSName, IPAddress, PolicyBuilder, Store, VerificationError
 from typer.testing import CliRunner
 
-from minimarket.ops.certs import (
+from minimarket.ops.tls import (
     ALL_FILES,
     CertStatus,
     TLSMaterialError,
@@ -29,7 +29,7 @@ from minimarket.ops.certs import (
     generate_tls_material,
     missing_files,
 )
-from minimarket.ops.certs_cli import certs_app
+from minimarket.cli.certs import certs_app
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "observability" / "prometheus" / "tls" / "generate_certs.sh"
@@ -223,7 +223,7 @@ def test_an_existing_ca_alone_signs_new_leaves_without_force(tmp_path: Path) -> 
 
 def test_a_failed_backup_leaves_no_half_backup_and_replaces_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import minimarket.ops.certs as certs
+    import minimarket.ops.tls as certs
 
     generate_tls_material(tmp_path)
     before = {name: (tmp_path / name).read_bytes() for name in ALL_FILES}
@@ -429,7 +429,7 @@ def run_runbook_script(tmp_path: Path, dest: Path) -> subprocess.CompletedProces
     bin_dir.mkdir(exist_ok=True)
     shim = bin_dir / "minimarket"
     shim.write_text('#!/bin/sh\n[ "$1" = certs ] && shift\n'
-                    f'exec "{sys.executable}" -c "import sys; from minimarket.ops.certs_cli import certs_app; '
+                    f'exec "{sys.executable}" -c "import sys; from minimarket.cli.certs import certs_app; '
                     'sys.exit(certs_app(prog_name=\'minimarket certs\'))" "$@"\n')
     shim.chmod(0o755)
     dest.mkdir(exist_ok=True)

@@ -6,7 +6,7 @@
 # Prometheus y Alertmanager se siguen reconociendo. Como root, las claves quedan del uid 65534
 # (el usuario de las imágenes de Prometheus y Alertmanager).
 # Otras opciones (--days, --renew-ca, --host ...) pasan tal cual: ./generate_certs.sh --help
-# The generator itself is `minimarket certs generate` (src/minimarket/ops/certs.py); this only
+# The generator itself is `minimarket certs generate` (src/minimarket/ops/tls.py); this only
 # picks the folder, --force when renewing, and the key owner.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -15,7 +15,7 @@ import redis
 from minimarket import store_settings
 from minimarket.config import Settings
 from minimarket.db import Database
-from minimarket.ops.certs import check_certificates
+from minimarket.ops.tls import check_certificates
 from minimarket.stock.verify import run_verification
 
 TIMEOUT = 5.0

@@ -2,7 +2,7 @@
 
 Registered in cli.py with::
 
-    from minimarket.ops.keys_cli import keys_app, secrets_app
+    from minimarket.cli.keys import keys_app, secrets_app
     app.add_typer(keys_app, name="keys")
     app.add_typer(secrets_app, name="secret")
 
@@ -34,7 +34,7 @@ from minimarket.platform.secrets import (
     secrets_status,
     set_secret,
 )
-from minimarket.terminal import load_settings
+from minimarket.cli.terminal import load_settings
 
 keys_app = typer.Typer(help="Clave de cifrado de la base (DATABASE_ENCRYPTION_KEY): estado, rotación.",
                        no_args_is_help=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from minimarket.ops.manifest import BackupError, is_sqlite_url, normalise_url, plain_engine, sqlite_file
+from minimarket.ops.backup.manifest import BackupError, is_sqlite_url, normalise_url, plain_engine, sqlite_file
 
 # What the runbook tells the operator to run before a restore (services that hold the database).
 STOP_COMMAND = "docker-compose -f docker-compose.production.yml stop dashboard agente-deposito agente-negocio"

@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from minimarket import __version__
 from minimarket.ar.dates import STORE_TZ
-from minimarket.ops.manifest import (
+from minimarket.ops.backup.manifest import (
     BACKUP_APP_NAME,
     CHECKSUM_ALGORITHM,
     BackupError,

@@ -13,10 +13,10 @@ from rich.table import Table
 from minimarket import __version__
 from minimarket.config import Settings
 from minimarket.db import Database
-from minimarket.terminal import console, err, load_settings, progress_bars
-from minimarket.ops.backup_cli import register as register_backup_commands
-from minimarket.ops.certs_cli import certs_app
-from minimarket.ops.keys_cli import keys_app, secrets_app
+from minimarket.cli.terminal import console, err, load_settings, progress_bars
+from minimarket.cli.backup import register as register_backup_commands
+from minimarket.cli.certs import certs_app
+from minimarket.cli.keys import keys_app, secrets_app
 
 app = typer.Typer(help="Mini Market: inventario, precios y operaciones para minimercados.", no_args_is_help=True)
 db_app = typer.Typer(help="Base de datos: migraciones.", no_args_is_help=True)
@@ -73,7 +73,7 @@ def _ensure_schema(settings: Settings, *, unreachable_ok: bool = False) -> bool:
 
 
 def _run_demo(database: Database, products: int, days: int, seed: int) -> None:
-    from minimarket.ops.demo import generate_demo
+    from minimarket.demo.generator import generate_demo
 
     with progress_bars() as report:
         summary = generate_demo(database, products=products, days=days, seed=seed, progress=report)
@@ -113,7 +113,7 @@ def serve(
     if demo:
         from minimarket.accounts.keys import create_api_key, revoke_api_key
         from minimarket.errors import NotFound
-        from minimarket.ops.demo import database_is_empty
+        from minimarket.demo.generator import database_is_empty
 
         database = Database(settings.database_url)
         try:

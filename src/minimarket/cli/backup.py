@@ -2,7 +2,7 @@
 
 The commands are plain functions so cli.py can register them on its own Typer apps
 (`register(app, db_app)`); `app` here is a standalone Typer app with the same commands
-(`python -m minimarket.ops.backup_cli …`, and the tests).
+(`python -m minimarket.cli.backup …`, and the tests).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from minimarket.terminal import console, err, load_settings, progress_bars
+from minimarket.cli.terminal import console, err, load_settings, progress_bars
 
 
 _YES = {"s", "si", "sí", "y", "yes"}
@@ -80,8 +80,8 @@ def backup_command(
                                               help="Carpeta donde están .env y observability/ (por defecto, la actual)")] = Path("."),
 ) -> None:
     """Respalda la base (y la configuración) en un archivo .tar.gz verificable."""
-    from minimarket.ops.backup import create_backup, total_rows
-    from minimarket.ops.manifest import BackupError, describe_target
+    from minimarket.ops.backup.archive import create_backup, total_rows
+    from minimarket.ops.backup.manifest import BackupError, describe_target
 
     settings = _settings()
     err.print(f"Respaldando {describe_target(settings.database_url)} …")
@@ -125,8 +125,8 @@ def restore_command(
                                                      "configuración en esta carpeta (nunca pisa uno distinto)")] = None,
 ) -> None:
     """Restaura un respaldo, lo verifica (filas, checksums, libro) y sale con error ante cualquier diferencia."""
-    from minimarket.ops.restore import check_revision, open_backup, restore_backup, restore_config
-    from minimarket.ops.restore_target import (
+    from minimarket.ops.backup.restore import check_revision, open_backup, restore_backup, restore_config
+    from minimarket.ops.backup.restore_target import (
         RestoreError,
         in_use_message,
         pg_sessions,
@@ -134,7 +134,7 @@ def restore_command(
         sqlite_in_use,
         target_exists,
     )
-    from minimarket.ops.manifest import sqlite_file
+    from minimarket.ops.backup.manifest import sqlite_file
 
     settings = _settings()
     with tempfile.TemporaryDirectory(prefix="minimarket-restaurar-") as tmp:
@@ -212,8 +212,8 @@ def migrate_to_command(
     yes: Annotated[bool, typer.Option("--yes", help="No preguntar confirmación")] = False,
 ) -> None:
     """Copia toda la tienda de la base configurada a otra (SQLite ⇄ PostgreSQL) y verifica la copia."""
-    from minimarket.ops.manifest import describe_target
-    from minimarket.ops.migrate import MigrateError, migrate_store
+    from minimarket.ops.backup.manifest import describe_target
+    from minimarket.ops.backup.migrate import MigrateError, migrate_store
 
     settings = _settings()
     try:

@@ -34,8 +34,8 @@ from sqlalchemy import text
 from minimarket.ar.dates import STORE_TZ
 from minimarket.config import ConfigError
 from minimarket.db import Database
-from minimarket.ops.backup import BackupResult, create_backup, last_backup_success
-from minimarket.ops.manifest import BackupError, is_sqlite_url, normalise_url, plain_engine, sqlite_file
+from minimarket.ops.backup.archive import BackupResult, create_backup, last_backup_success
+from minimarket.ops.backup.manifest import BackupError, is_sqlite_url, normalise_url, plain_engine, sqlite_file
 from minimarket.stock.verify import run_verification
 
 log = structlog.get_logger("minimarket.backup")

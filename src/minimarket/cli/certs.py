@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from minimarket.ops.certs import (
+from minimarket.ops.tls import (
     ALL_FILES,
     CA_CERT,
     CA_KEY,

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Integer, func, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from minimarket.ops.manifest import (
+from minimarket.ops.backup.manifest import (
     SKIPPED_TABLES,
     Progress,
     _no_progress,
@@ -33,7 +33,7 @@ from minimarket.ops.manifest import (
     plain_engine,
     sqlite_file,
 )
-from minimarket.ops.restore import TableCheck, compare_tables
+from minimarket.ops.backup.restore import TableCheck, compare_tables
 
 BATCH_SIZE = 2000
 

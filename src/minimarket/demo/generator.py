@@ -27,7 +27,7 @@ from minimarket.ar.cuit import cuit_check_digit
 from minimarket.catalog.models import Category, Product
 from minimarket.db import Database
 from minimarket.errors import Conflict, InvalidInput
-from minimarket.ops.demo_catalog import CATEGORIES, PACK_SIZES, SUPPLIERS, CategorySpec, Template
+from minimarket.demo.catalog import CATEGORIES, PACK_SIZES, SUPPLIERS, CategorySpec, Template
 from minimarket.stock.models import Balance, Movement
 from minimarket.suppliers.models import Supplier
 

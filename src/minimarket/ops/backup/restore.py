@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from minimarket.ops.backup import (
+from minimarket.ops.backup.archive import (
     ARCHIVE_FORMAT,
     CONFIG_PREFIX,
     MANIFEST_NAME,
@@ -40,7 +40,7 @@ from minimarket.ops.backup import (
     run_pg_tool,
     sha256_file,
 )
-from minimarket.ops.manifest import (
+from minimarket.ops.backup.manifest import (
     BackupError,
     Progress,
     _no_progress,
@@ -48,7 +48,7 @@ from minimarket.ops.manifest import (
     plain_engine,
     sqlite_file,
 )
-from minimarket.ops.restore_target import (
+from minimarket.ops.backup.restore_target import (
     RestoreError,
     Target,
     maintenance_url,

@@ -1,0 +1,1 @@
+"""The `minimarket` command (Typer + Rich): `main` builds the app, one module per command group."""

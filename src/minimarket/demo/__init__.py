@@ -1,0 +1,1 @@
+"""The demo store: a generator of products, suppliers and history, and the catalogue it draws from."""
