@@ -17,6 +17,7 @@ from minimarket.catalog import api as catalog_api
 from minimarket.config import Settings, csv_list, get_settings
 from minimarket.db import Database
 from minimarket.migrations.runner import SchemaCheck
+from minimarket.api.gate import CallerGate
 from minimarket.platform.cache import make_cache
 from minimarket.platform.docs import install_docs
 from minimarket.platform.errors import install_error_handlers
@@ -24,6 +25,7 @@ from minimarket.platform.health import check_health
 from minimarket.platform.http import ObservedApp
 from minimarket.platform.idempotency import purge_expired
 from minimarket.platform.metrics import render_metrics
+from minimarket.platform.limiter import LimiterCollector, make_limiter
 from minimarket.platform.ratelimit import RateLimited
 from minimarket.platform.security import SecurityHeaders, TrustedHosts
 from minimarket.pricing import api as pricing_api
@@ -109,6 +111,8 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     app.state.schema = SchemaCheck()
     app.state.cache = make_cache(settings.redis_url)
     app.state.metrics = CollectorRegistry(auto_describe=False)
+    app.state.ratelimiter = make_limiter(settings.redis_url)
+    app.state.metrics.register(LimiterCollector(app.state.ratelimiter))
     app.state.metrics.register(StoreCollector(service=service, db=app.state.db, cache=app.state.cache,
                                               cert_files=settings.cert_paths()))
     install_error_handlers(app)
@@ -125,7 +129,8 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     @app.get("/health", tags=["operación"], summary="Estado del servicio y sus dependencias")
     def health(request: Request) -> JSONResponse:
         status, body = check_health(service=service, db=request.app.state.db, cache=request.app.state.cache,
-                                    peers=peers, schema=request.app.state.schema)
+                                    peers=peers, schema=request.app.state.schema,
+                                    limiter=request.app.state.ratelimiter if settings.rate_limit_enabled else None)
         return JSONResponse(body, status_code=status)
 
     @app.get("/health/live", tags=["operación"], summary="El proceso responde (sin revisar dependencias)")
@@ -139,8 +144,10 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
 
     # Outermost first: security headers (on every answer, 400/413/429 included) > request id,
     # metrics and log > Host check > CORS (so 429s carry its headers and preflights cost nothing)
-    # > rate limit, which answers 429 before any route or dependency touches the database.
-    app.add_middleware(RateLimited, settings=settings)
+    # > rate limit, which answers 429 before any route or dependency touches the database
+    # > caller gate, which answers 401 before any route reads the body.
+    app.add_middleware(CallerGate)
+    app.add_middleware(RateLimited, settings=settings, limiter=app.state.ratelimiter)
     if origins := csv_list(settings.cors_origins):
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-ID"],

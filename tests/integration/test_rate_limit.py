@@ -1,5 +1,6 @@
 """Rate limiting of /api with the in-memory backend, on SQLite and PostgreSQL: 429 past the
-window's limit, per key and per IP, never on /health or /metrics, off by setting."""
+window's limit, per key and per IP (failed authentication only: a valid key is never refused on
+the IP's account), never on /health or /metrics, off by setting; the key is checked before the body."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from minimarket.apps import create_app
 from minimarket.config import ConfigError
-from minimarket.platform.ratelimit import MemoryLimiter
+from minimarket.platform.limiter import MemoryLimiter
 from tests.conftest import make_settings
 from tests.integration.helpers import error_of, metric_value
 
@@ -90,12 +91,28 @@ def test_guessing_keys_from_one_ip_is_stopped_by_the_ip_limit(app, admin):  # no
         assert_limited(guesser.get("/api/inventory", headers={"X-API-Key": GUESS.format(99)}),
                        limit=PER_IP, mentions="IP")
         assert guesser.get("/api/inventory").status_code == 429  # nor without a key
-        # The whole IP waits out the window, even with a good key.
-        assert guesser.get("/api/inventory", headers=admin).status_code == 429
-        assert rejected(guesser, "ip") == before + 3
+        assert rejected(guesser, "ip") == before + 2
     with client_from(app, "192.0.2.11") as neighbour:
         assert neighbour.get("/api/inventory", headers=admin).status_code == 200
         assert neighbour.get("/api/inventory", headers={"X-API-Key": GUESS.format(0)}).status_code == 401
+
+
+def test_a_full_ip_window_never_refuses_a_valid_key(app, make_key):  # noqa: ANN001
+    # Every till of the store behind one NAT address: one misconfigured till fills the IP's window...
+    tills = [{"X-API-Key": make_key("deposito", f"caja-{n}")} for n in range(3)]
+    with client_from(app, "198.51.100.77") as nat:
+        for i in range(PER_IP + 3):
+            nat.get("/api/inventory", headers={"X-API-Key": GUESS.format(i)})
+        assert nat.get("/api/inventory", headers={"X-API-Key": GUESS.format(50)}).status_code == 429
+        assert nat.get("/api/inventory").status_code == 429
+        # ...and the good tills keep selling, each up to its own key limit.
+        for till in tills:
+            for i in range(PER_KEY):
+                assert nat.get("/api/inventory", headers=till).status_code == 200, i
+            assert_limited(nat.get("/api/inventory", headers=till), limit=PER_KEY, mentions="clave de API")
+        # A valid key whose role does not allow the route is a 403, not a failure counted against the IP.
+        reader = {"X-API-Key": make_key("lectura", "pantalla")}
+        assert nat.post("/api/inventory", json={"sku": "RL-2", "name": "x"}, headers=reader).status_code == 403
 
 
 def test_requests_without_a_key_count_against_the_ip(app):  # noqa: ANN001
@@ -105,12 +122,16 @@ def test_requests_without_a_key_count_against_the_ip(app):  # noqa: ANN001
         assert_limited(anonymous.get("/api/categories"), limit=PER_IP, mentions="IP")
 
 
-def test_a_good_key_does_not_spend_the_ip_window(app, admin):  # noqa: ANN001
+def test_a_good_key_does_not_spend_the_ip_window(app, admin, make_key):  # noqa: ANN001
     with client_from(app, "192.0.2.30") as till:
         for _ in range(PER_KEY):
             assert till.get("/api/inventory", headers=admin).status_code == 200
         # PER_KEY > PER_IP successful requests left the IP window empty: a typo still gets its 401.
         assert till.get("/api/inventory", headers={"X-API-Key": GUESS.format(1)}).status_code == 401
+        reader = {"X-API-Key": make_key("lectura", "pantalla")}
+        for _ in range(PER_IP + 1):  # refused by role: the key is valid, so the IP's window is not spent
+            assert till.post("/api/inventory", json={"sku": "RL-3", "name": "x"}, headers=reader).status_code == 403
+        assert till.get("/api/inventory", headers={"X-API-Key": GUESS.format(2)}).status_code == 401
 
 
 @contextmanager
@@ -234,7 +255,7 @@ def test_the_memory_backend_is_bounded_and_counts_exactly_under_threads():
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    counted, _ = asyncio.run(limiter.hit("shared", 60))
+    counted = asyncio.run(limiter.hit("shared", 60))
     assert counted.count == 8 * 250 + 1
 
 
@@ -256,3 +277,29 @@ def test_a_chain_of_trusted_proxies_is_walked_back_to_the_client(database_url): 
             assert edge.get("/api/inventory", headers={"X-Forwarded-For": "203.0.113.10, 10.0.0.2"}).status_code == 401
     finally:
         app.state.db.dispose()
+
+
+def test_unauthenticated_bodies_are_never_parsed_and_count_against_the_ip(app, admin):  # noqa: ANN001
+    big = b'{"sku": "' + b"x" * 880_000 + b'", "name": '  # 0.84 MB of broken JSON
+    json_type = {"Content-Type": "application/json"}
+    with client_from(app, "192.0.2.60") as flooder:
+        before = metric_value(flooder.get("/metrics").text, "minimarket_auth_failures_total", reason="missing")
+        for i in range(PER_IP):
+            error_of(flooder.post("/api/inventory", content=big, headers=json_type), 401, code="no_autenticado")
+        assert_limited(flooder.post("/api/inventory", content=big, headers=json_type), limit=PER_IP, mentions="IP")
+        with_guess = {**json_type, "X-API-Key": GUESS.format(7)}
+        assert flooder.post("/api/movements", content=big, headers=with_guess).status_code == 429
+        after = metric_value(flooder.get("/metrics").text, "minimarket_auth_failures_total", reason="missing")
+        assert after == before + PER_IP + 1
+        # Only an authenticated caller gets its body read (and its broken JSON explained).
+        error_of(flooder.post("/api/inventory", content=big, headers={**json_type, **admin}), 400, code="json_invalido")
+    with client_from(app, "192.0.2.61") as guesser:
+        for i in range(PER_IP):
+            r = guesser.post("/api/inventory", content=big, headers={**json_type, "X-API-Key": GUESS.format(i)})
+            error_of(r, 401, code="no_autenticado")
+        assert guesser.post("/api/inventory", content=big, headers=json_type).status_code == 429
+
+
+def test_unknown_api_routes_ask_for_a_key_first(client, admin):  # noqa: ANN001
+    error_of(client.get("/api/no-existe"), 401, code="no_autenticado")
+    error_of(client.get("/api/no-existe", headers=admin), 404, code="ruta_inexistente")

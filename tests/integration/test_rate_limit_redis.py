@@ -1,10 +1,11 @@
-"""Rate limiting with Redis: replicas share one window, a Redis outage fails open, and Redis
-never holds an API key."""
+"""Rate limiting with Redis: replicas share one window, Redis never holds an API key, and a Redis
+outage falls back to each process's memory (limits still hold), says so, and recovers."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,8 +15,9 @@ from fastapi.testclient import TestClient
 from minimarket.accounts.audit import Context
 from minimarket.accounts.keys import create_api_key
 from minimarket.apps import create_app
-from minimarket.platform.ratelimit import PREFIX, RedisLimiter
+from minimarket.platform.limiter import PREFIX, FallbackLimiter, RedisLimiter
 from tests.conftest import REDIS_URL, make_settings, need_redis
+from tests.e2e.conftest import TcpProxy
 from tests.integration.helpers import error_of, metric_value
 
 pytestmark = pytest.mark.redis
@@ -100,30 +102,86 @@ def test_redis_keeps_no_api_key_and_every_window_expires(replicas, store):  # no
         assert 0 < store.pttl(name) <= 60_000, (name, store.pttl(name))  # never a counter without expiry
 
 
-def test_redis_down_fails_open_and_counts_the_error(database_url):  # noqa: ANN001
+def backend_metrics(client) -> dict[str, float]:  # noqa: ANN001
+    text = client.get("/metrics").text
+    return {"redis": metric_value(text, "minimarket_ratelimit_backend", backend="redis"),
+            "memory": metric_value(text, "minimarket_ratelimit_backend", backend="memory"),
+            "degraded": metric_value(text, "minimarket_ratelimit_degraded"),
+            "fallback_hits": metric_value(text, "minimarket_ratelimit_backend_errors_total")}
+
+
+def assert_limits_hold(client, key: dict[str, str], label: str) -> None:  # noqa: ANN001
+    for i in range(PER_KEY):
+        assert client.get("/api/inventory", headers=key).status_code == 200, (label, i)
+    assert client.get("/api/inventory", headers=key).status_code == 429, label
+    for i in range(PER_IP):
+        assert client.get("/api/inventory", headers={"X-API-Key": f"mm_f00d{i:04d}.x"}).status_code == 401, (label, i)
+    assert client.get("/api/inventory").status_code == 429, label
+
+
+def test_redis_unreachable_from_the_start_still_limits_in_memory(database_url):  # noqa: ANN001
     settings = make_settings(database_url, redis_url=f"redis://127.0.0.1:{closed_port()}/0",
-                             rate_limit_per_key=1, rate_limit_per_ip=1)
+                             rate_limit_per_key=PER_KEY, rate_limit_per_ip=PER_IP)
     app = create_app("all", settings)
     try:
         with TestClient(app) as client:
-            before = metric_value(client.get("/metrics").text, "minimarket_ratelimit_backend_errors_total")
-            key = {"X-API-Key": new_key(app)}
-            for i in range(3):  # three times the limit of one: served, because nothing can count them
-                assert client.get("/api/inventory", headers=key).status_code == 200, i
-                assert client.get("/api/inventory").status_code == 401, i
-            after = metric_value(client.get("/metrics").text, "minimarket_ratelimit_backend_errors_total")
+            assert_limits_hold(client, {"X-API-Key": new_key(app)}, "sin Redis")
+            metrics = backend_metrics(client)
+            health = client.get("/health").json()
     finally:
         app.state.db.dispose()
-    assert after >= before + 1, (before, after)
+    assert metrics["memory"] == 1 and metrics["redis"] == 0 and metrics["degraded"] == 1, metrics
+    assert metrics["fallback_hits"] >= 1, metrics
+    assert health["checks"]["ratelimit"]["status"] == "degraded", health
+    assert health["checks"]["ratelimit"]["backend"] == "memory"
+    assert "ratelimit" in health["degraded"] and "ratelimit" not in health.get("failing", []), health
+
+
+def test_a_redis_outage_falls_back_to_memory_and_recovers(database_url, store):  # noqa: ANN001
+    proxy = TcpProxy(("127.0.0.1", store.connection_pool.connection_kwargs.get("port", 6379)))
+    proxy.start()
+    db_index = store.connection_pool.connection_kwargs.get("db", 0)
+    settings = make_settings(database_url, redis_url=f"redis://127.0.0.1:{proxy.port}/{db_index}",
+                             rate_limit_per_key=PER_KEY, rate_limit_per_ip=PER_IP)
+    app = create_app("all", settings)
+    try:
+        with TestClient(app, client=("192.0.2.90", 40000)) as client:
+            key = {"X-API-Key": new_key(app)}
+            assert client.get("/api/inventory", headers=key).status_code == 200
+            assert backend_metrics(client)["redis"] == 1
+            assert client.get("/health").json()["checks"]["ratelimit"] == {"status": "ok", "backend": "redis"}
+            assert any(store.scan_iter(match=PREFIX + "ip:*", count=500)) is False  # nothing failed yet
+
+            proxy.stop()  # Redis itself keeps running for everybody else
+            _clear(store)
+            other = {"X-API-Key": new_key(app)}
+            assert_limits_hold(client, other, "durante el corte")
+            during = backend_metrics(client)
+            assert during["memory"] == 1 and during["degraded"] == 1, during
+            health = client.get("/health").json()
+            assert health["checks"]["ratelimit"]["status"] == "degraded", health
+            assert not list(store.scan_iter(match=PREFIX + "*", count=500))  # counted in memory only
+
+            proxy.start()
+            time.sleep(FallbackLimiter.RETRY_SECONDS + 0.2)
+            third = {"X-API-Key": new_key(app)}
+            assert client.get("/api/inventory", headers=third).status_code == 200
+            after = backend_metrics(client)
+            assert after["redis"] == 1 and after["memory"] == 0 and after["degraded"] == 0, after
+            assert client.get("/health").json()["checks"]["ratelimit"] == {"status": "ok", "backend": "redis"}
+            assert list(store.scan_iter(match=PREFIX + "key:*", count=500))  # counting in Redis again
+    finally:
+        proxy.stop()
+        app.state.db.dispose()
 
 
 def test_the_redis_window_is_atomic_under_concurrency(store):  # noqa: ANN001, ARG001
-    limiter = RedisLimiter(REDIS_URL)
+    limiter = RedisLimiter(REDIS_URL, timeout=5.0)  # 50 connections at once on a loaded machine
 
     async def burst() -> list[int]:
         try:
             results = await asyncio.gather(*(limiter.hit("key:concurrente", 60) for _ in range(50)))
-            return sorted(window.count for window, _ in results)
+            return sorted(window.count for window in results)
         finally:
             await limiter.close()
 

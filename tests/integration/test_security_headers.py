@@ -58,7 +58,7 @@ def assert_secured(response, *, api: bool, hsts: bool = False) -> None:  # noqa:
         assert response.headers.get("cache-control") == "no-store", where
 
 
-def test_headers_on_every_kind_of_answer(client, admin):  # noqa: ANN001
+def test_headers_on_every_kind_of_answer(client, admin, make_key):  # noqa: ANN001
     ok = client.get("/api/locations", headers=admin)
     assert ok.status_code == 200
     assert_secured(ok, api=True)
@@ -67,7 +67,7 @@ def test_headers_on_every_kind_of_answer(client, admin):  # noqa: ANN001
     unauthenticated = client.get("/api/locations")
     error_of(unauthenticated, 401, code="no_autenticado")
     assert_secured(unauthenticated, api=True)
-    missing = client.get("/api/no-existe", headers={"X-API-Key": "mm_abcd1234.otra"})
+    missing = client.get("/api/no-existe", headers={"X-API-Key": make_key("lectura")})  # its own key window
     error_of(missing, 404, code="ruta_inexistente")
     assert_secured(missing, api=True)
     assert_secured(client.get("/no-existe"), api=False)

@@ -113,6 +113,12 @@ def internal_error_body(request_id: str | None) -> dict[str, Any]:
     return error_body("error_interno", "Error interno; informá este request_id al soporte", {"request_id": request_id})
 
 
+def database_unavailable_body() -> dict[str, Any]:
+    """The 503 answer while the database is unreachable: a dependency outage, not a bug."""
+    return error_body("base_no_disponible",
+                      "La base de datos no responde; reintentá en unos segundos. Si sigue, revisá /health")
+
+
 def validation_response(errors: list[dict[str, Any]]) -> JSONResponse:
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONResponse(
@@ -155,8 +161,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # The database is unreachable or went away mid-request: a dependency outage, not a bug.
         log.error("database_unavailable", path=request.url.path, error=str(exc).splitlines()[0][:200])
         return JSONResponse(
-            error_body("base_no_disponible",
-                       "La base de datos no responde; reintentá en unos segundos. Si sigue, revisá /health"),
+            database_unavailable_body(),
             status_code=503,
             headers={"Retry-After": "5"},
         )

@@ -11,6 +11,7 @@ from minimarket import __version__
 from minimarket.db import Database
 from minimarket.migrations.runner import SchemaCheck
 from minimarket.platform.cache import Cache
+from minimarket.platform.limiter import Limiter
 
 
 def _timed(check) -> dict[str, Any]:  # noqa: ANN001
@@ -43,18 +44,31 @@ def _peer(url: str) -> dict[str, Any]:
     return {"url": url}
 
 
+def _ratelimit(limiter: Limiter) -> dict[str, Any]:
+    # Not a failure: with Redis down the limits still hold, counted in each process's memory.
+    if limiter.degraded:
+        return {"status": "degraded", "backend": limiter.kind,
+                "detail": "Redis no responde: los límites se cuentan en la memoria de cada proceso"}
+    return {"status": "ok", "backend": limiter.kind}
+
+
 def check_health(*, service: str, db: Database, cache: Cache, peers: dict[str, str],
-                 schema: SchemaCheck | None = None) -> tuple[int, dict[str, Any]]:
+                 schema: SchemaCheck | None = None, limiter: Limiter | None = None) -> tuple[int, dict[str, Any]]:
     checks = {"database": _timed(lambda: _database(db, schema)), "cache": _timed(lambda: _cache(cache))}
+    if limiter is not None:
+        checks["ratelimit"] = _ratelimit(limiter)
     for name, url in peers.items():
         checks[name] = _timed(lambda url=url: _peer(url))
-    failing = [name for name, c in checks.items() if c["status"] != "ok"]
+    failing = [name for name, c in checks.items() if c["status"] == "fail"]
+    degraded = [name for name, c in checks.items() if c["status"] == "degraded"]
     body: dict[str, Any] = {
-        "status": "ok" if not failing else "fail",
+        "status": "fail" if failing else "degraded" if degraded else "ok",
         "service": service,
         "version": __version__,
         "checks": checks,
     }
     if failing:
         body["failing"] = failing
+    if degraded:
+        body["degraded"] = degraded
     return (200 if not failing else 503), body

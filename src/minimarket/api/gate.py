@@ -1,0 +1,130 @@
+"""Authentication before the body: every /api request is identified from its headers alone.
+
+FastAPI reads and parses a route's JSON body before it runs the route's dependencies, so a
+check done only in `require` lets anybody make the server parse a megabyte of JSON. This pure
+ASGI middleware runs first: no credential, or a wrong one, is answered 401 without reading a
+byte of the body (the rate limiter outside counts every 401 against the client's IP). A valid
+caller is left in `scope["state"]["caller"]` for `require`, which then only checks the role.
+
+Most routes take an API key (`X-API-Key`). A route with a credential of its own (a webhook
+with a shared secret) is given its check by exact path in `checks`: the check receives the
+ASGI scope and the app, runs in a worker thread, and returns the caller or a failure reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from anyio import to_thread
+from prometheus_client import Counter
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from minimarket.accounts.keys import authenticate_or_reason, key_prefix, touch_last_used
+from minimarket.platform.errors import database_unavailable_body, error_body
+
+log = structlog.get_logger("minimarket.auth")
+AUTH_FAILURES = Counter("minimarket_auth_failures_total", "/api requests refused by authentication or role",
+                        ["reason"])
+for _reason in ("missing", "invalid", "revoked", "forbidden"):
+    AUTH_FAILURES.labels(_reason)  # every reason's series exists (at 0) before the first failure
+
+MESSAGES = {
+    "missing": "Falta la clave de API: enviá el encabezado X-API-Key",
+    "invalid": "Clave de API inválida o revocada",
+    "revoked": "Clave de API inválida o revocada",
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: `actor` for the audit, `principal_id` for idempotency scopes, `role` for `require`."""
+
+    actor: str
+    principal_id: str
+    role: str | None = None  # None: a credential that is no API key and passes no role check
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str  # a label of minimarket_auth_failures_total
+    message: str  # Spanish, for the caller
+    presented: str | None = None  # the credential as sent, only for its public prefix in the log
+
+
+CallerCheck = Callable[[dict[str, Any], Any], "Caller | Refusal"]
+
+
+def header(scope: dict[str, Any], name: bytes) -> str | None:
+    return next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k == name), None)
+
+
+def api_key_caller(scope: dict[str, Any], app: Any) -> Caller | Refusal:  # noqa: ANN401
+    """The X-API-Key check: one indexed lookup by the key's public prefix, constant-time hash compare."""
+    presented = header(scope, b"x-api-key")
+    if not presented:
+        return Refusal("missing", MESSAGES["missing"])
+    db = app.state.db
+    with db.read() as session:
+        found = authenticate_or_reason(session, presented)
+    if isinstance(found, str):
+        return Refusal(found, MESSAGES[found], presented)
+    principal, touch_due = found
+    if touch_due:
+        with db.write() as session:
+            touch_last_used(session, principal.key_id)
+    return Caller(actor=principal.actor, principal_id=f"apikey:{principal.key_id}", role=principal.role)
+
+
+def auth_failed(scope: dict[str, Any], reason: str, presented: str | None) -> None:
+    """Count and log a refusal: the key's public prefix at most, never the key."""
+    AUTH_FAILURES.labels(reason).inc()
+    peer = scope.get("client")  # the rate limiter resolved X-Forwarded-For from trusted proxies
+    client_ip = scope.get("state", {}).get("client_ip") or (peer[0] if peer else None)
+    log.warning("auth_failed", reason=reason, key_prefix=key_prefix(presented) if presented else None,
+                client_ip=client_ip, path=scope.get("path"))
+
+
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+class CallerGate:
+    """Pure ASGI middleware: /api requests reach the app only with a valid credential."""
+
+    def __init__(self, app, *, checks: Mapping[str, CallerCheck] | None = None):  # noqa: ANN001
+        self.app = app
+        self.checks = dict(checks or {})
+
+    async def __call__(self, scope, receive, send):  # noqa: ANN001
+        if scope["type"] != "http" or not _is_api(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        check = self.checks.get(scope["path"], api_key_caller)
+        try:
+            # A worker thread, like FastAPI's sync dependencies: the lookup never blocks the event loop.
+            outcome = await to_thread.run_sync(check, scope, scope["app"])
+        except (OperationalError, InterfaceError) as exc:
+            log.error("database_unavailable", path=scope.get("path"), error=str(exc).splitlines()[0][:200])
+            await _answer(send, 503, database_unavailable_body(), [(b"retry-after", b"5")])
+            return
+        if isinstance(outcome, Refusal):
+            auth_failed(scope, outcome.reason, outcome.presented)
+            await _answer(send, 401, error_body("no_autenticado", outcome.message),
+                          [(b"www-authenticate", b"ApiKey")])
+            return
+        state = scope.setdefault("state", {})
+        state["caller"] = outcome
+        state["actor"] = outcome.actor
+        await self.app(scope, receive, send)
+
+
+async def _answer(send, status: int, payload: dict, headers: list[tuple[bytes, bytes]]) -> None:  # noqa: ANN001
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
