@@ -17,17 +17,17 @@ from minimarket.catalog import api as catalog_api
 from minimarket.config import Settings, csv_list, get_settings
 from minimarket.db import Database
 from minimarket.migrations.runner import SchemaCheck
-from minimarket.api.gate import CallerGate
+from minimarket.api.gate import Caller, CallerGate, api_key_caller
 from minimarket.platform.cache import make_cache
 from minimarket.platform.docs import install_docs
-from minimarket.platform.errors import install_error_handlers
-from minimarket.platform.health import check_health
+from minimarket.platform.errors import error_body, install_error_handlers
+from minimarket.platform.health import check_health, without_details
 from minimarket.platform.http import ObservedApp
 from minimarket.platform.idempotency import purge_expired
 from minimarket.platform.metrics import render_metrics
 from minimarket.platform.limiter import LimiterCollector, make_limiter
 from minimarket.platform.ratelimit import RateLimited
-from minimarket.platform.security import SecurityHeaders, TrustedHosts
+from minimarket.platform.security import SecurityHeaders, TrustedHosts, bearer_token_ok
 from minimarket.pricing import api as pricing_api
 from minimarket.ops.backup.scheduler import start_backup_scheduler
 from minimarket.ops.store_metrics import StoreCollector
@@ -74,6 +74,18 @@ async def _purge_idempotency_periodically(app: FastAPI) -> None:
         except Exception as exc:  # noqa: BLE001 - a failed purge is retried next hour
             log.warning("idempotency_purge_failed", error=str(exc))
         await asyncio.sleep(3600)
+
+
+def _sees_health_details(request: Request, settings: Settings) -> bool:
+    """The metrics token or a valid API key (of any role) shows /health's error details."""
+    if bearer_token_ok(request.scope, settings.metrics_token):
+        return True
+    if not request.headers.get("x-api-key"):
+        return False
+    try:
+        return isinstance(api_key_caller(request.scope, request.app), Caller)
+    except Exception:  # noqa: BLE001 - the database is down: no key can be checked, so no details
+        return False
 
 
 def create_app(service: str = "all", settings: Settings | None = None) -> FastAPI:
@@ -131,6 +143,8 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
         status, body = check_health(service=service, db=request.app.state.db, cache=request.app.state.cache,
                                     peers=peers, schema=request.app.state.schema,
                                     limiter=request.app.state.ratelimiter if settings.rate_limit_enabled else None)
+        if not _sees_health_details(request, settings):
+            body = without_details(body)
         return JSONResponse(body, status_code=status)
 
     @app.get("/health/live", tags=["operación"], summary="El proceso responde (sin revisar dependencias)")
@@ -139,6 +153,10 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
 
     @app.get("/metrics", tags=["operación"], summary="Métricas Prometheus")
     def metrics(request: Request) -> Response:
+        if settings.metrics_token and not bearer_token_ok(request.scope, settings.metrics_token):
+            return JSONResponse(error_body("no_autenticado", "Falta el token de métricas o no coincide: enviá "
+                                           "Authorization: Bearer <METRICS_TOKEN>"),
+                                status_code=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
         payload, content_type = render_metrics(request.app.state.metrics)
         return Response(payload, media_type=content_type)
 

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
     trusted_proxies: str = ""  # nobody by default: a proxy is named explicitly (IP, network or host name)
     cors_origins: str = ""
+    # Bearer token that /metrics asks for (and that shows /health's error details); empty = /metrics open.
+    metrics_token: str | None = None
     allowed_hosts: str = ""
 
     @field_validator("database_url")
@@ -124,6 +126,11 @@ class Settings(BaseSettings):
                     "En producción ALLOWED_HOSTS es obligatoria y no puede ser * (sí *.dominio): los nombres o IP "
                     "con que se llega al servicio, separados por coma (ej. minimercado.lan,192.168.1.20,127.0.0.1)"
                 )
+        token = self.metrics_token
+        if token and (len(token) < 16 or token.upper().startswith("CAMBIAR") or not token.isprintable()
+                      or " " in token):
+            raise ConfigError("METRICS_TOKEN debe tener al menos 16 caracteres, sin espacios, y no ser un valor de "
+                              "ejemplo (generá uno con: openssl rand -hex 32), o quedar vacío")
         for proxy in csv_list(self.trusted_proxies):
             try:
                 ipaddress.ip_network(proxy, strict=False)

@@ -44,6 +44,31 @@ def _peer(url: str) -> dict[str, Any]:
     return {"url": url}
 
 
+# Errors of these kinds say what to do and name no host; any other error text (a driver's
+# "connection to server at db-host, port 5432 failed", a peer's URL) is for authenticated eyes only.
+_SAFE_ERRORS = ("SchemaMismatch:",)
+HIDDEN = ("El detalle de los errores se muestra con una clave de API válida (X-API-Key) "
+          "o con el token de métricas (Authorization: Bearer)")
+
+
+def without_details(body: dict[str, Any]) -> dict[str, Any]:
+    """/health for an unauthenticated caller: which checks fail, not the hosts, ports or URLs behind them."""
+    checks, hidden = {}, False
+    for name, check in body["checks"].items():
+        kept = {k: v for k, v in check.items() if k not in ("error", "url")}
+        error = check.get("error")
+        if error is not None:
+            if error.startswith(_SAFE_ERRORS):
+                kept["error"] = error
+            else:
+                hidden = True
+        checks[name] = kept
+    result = {**body, "checks": checks}
+    if hidden:
+        result["detail"] = HIDDEN
+    return result
+
+
 def _ratelimit(limiter: Limiter) -> dict[str, Any]:
     # Not a failure: with Redis down the limits still hold, counted in each process's memory.
     if limiter.degraded:
@@ -58,7 +83,7 @@ def check_health(*, service: str, db: Database, cache: Cache, peers: dict[str, s
     if limiter is not None:
         checks["ratelimit"] = _ratelimit(limiter)
     for name, url in peers.items():
-        checks[name] = _timed(lambda url=url: _peer(url))
+        checks[name] = {**_timed(lambda url=url: _peer(url)), "url": url}
     failing = [name for name, c in checks.items() if c["status"] == "fail"]
     degraded = [name for name, c in checks.items() if c["status"] == "degraded"]
     body: dict[str, Any] = {

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 
 import structlog
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from minimarket.platform.errors import error_body, internal_error_body
 from minimarket.platform.metrics import HTTP_DURATION, HTTP_REQUESTS
@@ -29,6 +30,21 @@ def _nul_in_url(scope) -> str | None:  # noqa: ANN001
         if "\x00" in name + value:
             return name.replace("\x00", "") or "consulta"
     return None
+
+
+def _route_of(scope) -> str | None:  # noqa: ANN001
+    """The route template a request would have reached, for answers given before routing (caller
+    gate, rate limit). From the app's OpenAPI paths, compiled once; only refusals pay for the lookup."""
+    app = scope.get("app")
+    if app is None or not hasattr(app, "openapi"):
+        return None
+    table = getattr(app.state, "route_templates", None)
+    if table is None:
+        table = [(compile_path(path)[0], {m.upper() for m in operations}, path)
+                 for path, operations in app.openapi().get("paths", {}).items()]
+        app.state.route_templates = table
+    path, method = scope.get("path", ""), scope.get("method", "GET")
+    return next((template for regex, methods, template in table if method in methods and regex.match(path)), None)
 
 
 class BodyTooLarge(HTTPException):
@@ -85,7 +101,10 @@ class ObservedApp:
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
-            endpoint = getattr(route, "path", None) or UNMATCHED
+            if route is None and status_holder["status"] in (401, 429):
+                endpoint = _route_of(scope) or UNMATCHED  # refused before routing: still by template
+            else:
+                endpoint = getattr(route, "path", None) or UNMATCHED
             method = scope.get("method", "GET")
             status = str(status_holder["status"])
             HTTP_REQUESTS.labels(self.service, method, endpoint, status).inc()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -17,6 +18,15 @@ CSP_DOCS = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 's
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 # One year; no includeSubDomains: other devices on the store's domain (printers, routers) may only speak HTTP.
 HSTS = "max-age=31536000"
+
+
+def bearer_token_ok(scope, token: str | None) -> bool:  # noqa: ANN001
+    """True when `token` is set and the request's `Authorization: Bearer …` is exactly it (constant time)."""
+    if not token:
+        return False
+    sent = next((v for k, v in scope.get("headers") or [] if k == b"authorization"), b"")
+    scheme, _, credentials = sent.partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), token.encode())
 
 
 def _is_docs(path: str) -> bool:
