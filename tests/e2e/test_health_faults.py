@@ -23,9 +23,15 @@ OUTAGE_DETECTED_WITHIN = 5.0
 RECOVERED_WITHIN = 10.0
 
 
-def get(server: Server, path: str, key: str | None = None, timeout: float = 10.0) -> tuple[httpx.Response, float]:
+METRICS_TOKEN = "token-de-metricas-de-prueba-0123456789"
+OPERATOR = {"Authorization": f"Bearer {METRICS_TOKEN}"}  # sees /health's error details
+
+
+def get(server: Server, path: str, key: str | None = None, timeout: float = 10.0,
+        extra: dict[str, str] | None = None) -> tuple[httpx.Response, float]:
     """One request on a new connection (an error answer must not poison the next request); returns the time too."""
     headers = {"X-API-Key": key, "Connection": "close"} if key else {"Connection": "close"}
+    headers.update(extra or {})
     start = time.perf_counter()
     with httpx.Client(base_url=server.base_url, timeout=timeout, trust_env=False) as client:
         response = client.get(path, headers=headers)
@@ -71,7 +77,7 @@ def test_health_reports_database_and_cache(server: Server) -> None:
 
 def test_database_outage_is_reported_and_recovers_without_restart(start_server: StartServer, pg_database: str,
                                                                    pg_proxy: TcpProxy) -> None:
-    server = start_server(via_proxy(pg_database, pg_proxy))
+    server = start_server(via_proxy(pg_database, pg_proxy), METRICS_TOKEN=METRICS_TOKEN)
     key = server.create_key("outage")
     pid = server.process.pid
     ok, _ = get(server, "/api/inventory", key)
@@ -83,7 +89,14 @@ def test_database_outage_is_reported_and_recovers_without_restart(start_server: 
     body = down.json()
     assert body["status"] == "fail"
     assert "database" in body["failing"] and "cache" not in body["failing"]
-    assert body["checks"]["database"]["status"] == "fail" and body["checks"]["database"]["error"]
+    # Anybody may see that the database fails; only the operator sees where it lives.
+    assert "error" not in body["checks"]["database"] and str(pg_proxy.port) not in down.text, down.text
+    assert "127.0.0.1" not in down.text and body["detail"]
+    detailed, _ = get(server, "/health", extra=OPERATOR)
+    assert detailed.status_code == 503 and detailed.json()["checks"]["database"]["error"]
+    assert str(pg_proxy.port) in detailed.text  # the driver names host and port: what the operator needs
+    keyed, _ = get(server, "/health", key)  # a key cannot be checked while the database is down
+    assert "error" not in keyed.json()["checks"]["database"]
     live, _ = get(server, "/health/live")
     assert live.status_code == 200  # the process is up; only its dependency is down
 
@@ -148,8 +161,11 @@ def test_api_during_database_outage_answers_503_quickly(start_server: StartServe
 
 def test_unreachable_redis_fails_health_naming_cache(start_server: StartServer, sqlite_database: str) -> None:
     closed = free_port()  # nothing listens there
-    server = start_server(sqlite_database, ready="/health/live", REDIS_URL=f"redis://127.0.0.1:{closed}/0")
-    response, seconds = get(server, "/health")
+    server = start_server(sqlite_database, ready="/health/live", REDIS_URL=f"redis://127.0.0.1:{closed}/0",
+                          METRICS_TOKEN=METRICS_TOKEN)
+    anonymous, _ = get(server, "/health")
+    assert anonymous.status_code == 503 and str(closed) not in anonymous.text, anonymous.text
+    response, seconds = get(server, "/health", key=server.create_key("operador", "lectura"))
     assert response.status_code == 503, response.text
     body = response.json()
     assert body["status"] == "fail" and body["failing"] == ["cache"]

@@ -44,6 +44,8 @@ REPO = Path(__file__).resolve().parents[2]
 PROM_DIR = REPO / "observability" / "prometheus"
 AM_DIR = REPO / "observability" / "alertmanager"
 PROM_TLS_DIR = "/etc/prometheus/tls"  # where compose mounts prometheus/tls, in prometheus.yml
+PROM_SECRETS_DIR = "/etc/prometheus/secrets"  # where compose mounts prometheus/secrets (metrics_token)
+METRICS_TOKEN = "token-de-metricas-del-pipeline-0123456789"  # the app asks Prometheus for it
 AM_TLS_DIR = "/etc/alertmanager/tls"  # same files, in web.yml
 APP_JOB = "dashboard"  # the job whose target is our all-in-one server
 KEPT_JOBS = ("prometheus", APP_JOB)
@@ -150,6 +152,12 @@ def render_prometheus(work: Path, tls: Path, *, app_port: int, prom_port: int, a
     alertmanagers["static_configs"] = [{"targets": [f"127.0.0.1:{am_port}"]}]
 
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    authorization = jobs[APP_JOB]["authorization"]
+    assert authorization["credentials_file"].startswith(PROM_SECRETS_DIR + "/"), authorization
+    token_file = work / "secrets" / Path(authorization["credentials_file"]).name
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text(METRICS_TOKEN + "\n", encoding="utf-8")  # as `echo` writes it: Prometheus trims it
+    authorization["credentials_file"] = str(token_file)
     for name, port in (("prometheus", prom_port), (APP_JOB, app_port)):
         (static,) = jobs[name]["static_configs"]
         static["targets"] = [f"127.0.0.1:{port}"]  # labels (service: dashboard) stay as they are
@@ -246,8 +254,9 @@ def test_database_outage_alerts_flow_from_app_to_webhook(start_server: StartServ
     prom_bin = _binary("PROMETHEUS_BIN", "/usr/bin/prometheus", "prometheus")
     am_bin = _binary("ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager", "alertmanager")
     began = time.monotonic()
-    server = start_server(via_proxy(pg_database, pg_proxy))
+    server = start_server(via_proxy(pg_database, pg_proxy), METRICS_TOKEN=METRICS_TOKEN)
     key = server.create_key("observabilidad")
+    assert httpx.get(server.base_url + "/metrics", timeout=5).status_code == 401  # only Prometheus may read it
 
     work = tmp_path / "obs"
     tls = work / "tls"

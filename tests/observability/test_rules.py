@@ -30,13 +30,18 @@ APP_JOBS = {"dashboard": "dashboard:8080", "agente-deposito": "agente-deposito:8
 EXPORTER_JOBS = {"postgres": "postgres-exporter:9187", "redis": "redis-exporter:9121", "node": "node-exporter:9100"}
 
 
-def prometheus_copy(tmp_path: Path, tls_dir: Path) -> Path:
-    """observability/prometheus copied to tmp_path with the TLS paths pointed at throwaway certificates."""
+def prometheus_copy(tmp_path: Path, tls_dir: Path, *, token: str | None = "") -> Path:
+    """observability/prometheus copied to tmp_path with the TLS paths pointed at throwaway certificates
+    and the secrets path at a directory holding metrics_token (`token`; None: no file at all)."""
     target = tmp_path / "prometheus"
-    shutil.copytree(PROM, target, ignore=shutil.ignore_patterns("tls"))
+    shutil.copytree(PROM, target, ignore=shutil.ignore_patterns("tls", "secrets"))
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    if token is not None:
+        (secrets_dir / "metrics_token").write_text(token, encoding="utf-8")
     config = target / "prometheus.yml"
-    config.write_text(with_local_paths(config.read_text(encoding="utf-8"), {"/etc/prometheus/tls/": tls_dir}),
-                      encoding="utf-8")
+    config.write_text(with_local_paths(config.read_text(encoding="utf-8"), {
+        "/etc/prometheus/tls/": tls_dir, "/etc/prometheus/secrets/": secrets_dir}), encoding="utf-8")
     return config
 
 
@@ -59,6 +64,25 @@ def test_prometheus_config_is_valid_with_real_certificates(tmp_path, tls_dir):
     result = run(need_binary("promtool"), "check", "config", config)
     assert_ok(result)
     assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_prometheus_config_reads_the_metrics_token_file(tmp_path, tls_dir):
+    with_token = prometheus_copy(tmp_path / "con", tls_dir, token="a" * 48)
+    assert_ok(run(need_binary("promtool"), "check", "config", with_token))
+    without = prometheus_copy(tmp_path / "sin", tls_dir, token=None)
+    result = run(need_binary("promtool"), "check", "config", without)
+    assert result.returncode != 0 and "metrics_token" in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_app_jobs_send_the_metrics_token_as_bearer():
+    jobs = {job["job_name"]: job for job in load_yaml(PROM / "prometheus.yml")["scrape_configs"]}
+    for name in APP_JOBS:
+        assert jobs[name]["authorization"] == {"type": "Bearer",
+                                               "credentials_file": "/etc/prometheus/secrets/metrics_token"}, name
+    for name in EXPORTER_JOBS:
+        assert "authorization" not in jobs[name], name  # the exporters have no such token
+    ignored = (PROM / "secrets" / ".gitignore").read_text(encoding="utf-8")
+    assert "*" in ignored.splitlines() and "metrics_token" in ignored  # the token never goes to git
 
 
 def test_alertmanager_web_config_is_valid_with_real_certificates(tmp_path, tls_dir):

@@ -34,7 +34,7 @@ def _nul_in_url(scope) -> str | None:  # noqa: ANN001
 
 def _route_of(scope) -> str | None:  # noqa: ANN001
     """The route template a request would have reached, for answers given before routing (caller
-    gate, rate limit). From the app's OpenAPI paths, compiled once; only refusals pay for the lookup."""
+    gate, rate limit, body too large). From the app's OpenAPI paths, compiled once; only those pay for it."""
     app = scope.get("app")
     if app is None or not hasattr(app, "openapi"):
         return None
@@ -101,8 +101,8 @@ class ObservedApp:
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
-            if route is None and status_holder["status"] in (401, 429):
-                endpoint = _route_of(scope) or UNMATCHED  # refused before routing: still by template
+            if route is None:  # answered before routing (caller gate, rate limit, 413): still by template
+                endpoint = _route_of(scope) or UNMATCHED
             else:
                 endpoint = getattr(route, "path", None) or UNMATCHED
             method = scope.get("method", "GET")
