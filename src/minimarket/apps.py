@@ -16,6 +16,7 @@ from minimarket import __version__
 from minimarket.catalog import api as catalog_api
 from minimarket.config import Settings, csv_list, get_settings
 from minimarket.db import Database
+from minimarket.invoices import api as invoices_api
 from minimarket.migrations.runner import SchemaCheck
 from minimarket.api.gate import Caller, CallerGate, api_key_caller
 from minimarket.platform.cache import make_cache
@@ -45,7 +46,7 @@ SERVICES = {
 }
 # Which routers each deployable service serves; nginx routes /api/... by the same split.
 _READS = [inventory_api.read_router, catalog_api.read_router, stock_api.read_router]
-_NEGOCIO = [pricing_api.router, suppliers_api.router]
+_NEGOCIO = [pricing_api.router, suppliers_api.router, invoices_api.router]
 ROUTERS = {
     "dashboard": _READS,
     "deposito": [*_READS, inventory_api.write_router, stock_api.write_router],

@@ -6,6 +6,8 @@ Every /api route of the app must appear in ROUTE_ROLES: a new route that is not 
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -59,6 +61,19 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/prices/batches"): EVERYONE,
     ("POST", "/api/prices/batches/{batch_id}/undo"): CATALOG,
     ("GET", "/api/prices/lagging"): EVERYONE,
+    ("GET", "/api/invoices"): EVERYONE,
+    ("GET", "/api/invoices/{invoice_id}"): EVERYONE,
+    ("GET", "/api/invoices/template.csv"): EVERYONE,
+    ("GET", "/api/invoices/template.xlsx"): EVERYONE,
+    ("GET", "/api/invoices/settings"): EVERYONE,
+    ("POST", "/api/invoices/from-qr"): EVERYONE,
+    ("POST", "/api/invoices"): CATALOG,
+    ("PATCH", "/api/invoices/{invoice_id}"): CATALOG,
+    ("POST", "/api/invoices/import"): CATALOG,
+    # deposito only when the store setting allows it (off by default; see test_invoices_api)
+    ("POST", "/api/invoices/{invoice_id}/confirm"): CATALOG,
+    ("POST", "/api/invoices/{invoice_id}/annul"): CATALOG,
+    ("PATCH", "/api/invoices/settings"): ADMIN,
 }
 
 # Routes outside /api that answer without a key (operations and the API documentation).
@@ -111,6 +126,23 @@ REQUESTS: dict[tuple[str, str], Callable[[int], Request]] = {
     # The store fixture made batch k + 1 for role k (n ends in the role's index).
     ("POST", "/api/prices/batches/{batch_id}/undo"): lambda n: (f"/api/prices/batches/{n % 10 + 1}/undo", None),
     ("GET", "/api/prices/lagging"): lambda n: ("/api/prices/lagging", None),
+    # Invoice drafts made by the `store` fixture: 1 is read and corrected, 2-5 are confirmed and
+    # 6-9 annulled (one per role, by its index).
+    ("GET", "/api/invoices"): lambda n: ("/api/invoices?state=borrador", None),
+    ("GET", "/api/invoices/{invoice_id}"): lambda n: ("/api/invoices/1", None),
+    ("GET", "/api/invoices/template.csv"): lambda n: ("/api/invoices/template.csv", None),
+    ("GET", "/api/invoices/template.xlsx"): lambda n: ("/api/invoices/template.xlsx", None),
+    ("GET", "/api/invoices/settings"): lambda n: ("/api/invoices/settings", None),
+    ("POST", "/api/invoices/from-qr"): lambda n: ("/api/invoices/from-qr", {"url": QR_URL}),
+    ("POST", "/api/invoices"): lambda n: ("/api/invoices", draft_invoice(1000 + n)),
+    ("PATCH", "/api/invoices/{invoice_id}"): lambda n: ("/api/invoices/1", {"notes": f"nota {n}"}),
+    ("POST", "/api/invoices/import"): lambda n: ("/api/invoices/import", (
+        "cuit_emisor;proveedor;tipo;numero;fecha;total;sku;cantidad;costo_unitario\n"
+        f"30-71234567-1;1;A;3-{5000 + n};2026-11-20;121,00;YERBA-1;1;100").encode()),
+    ("POST", "/api/invoices/{invoice_id}/confirm"): lambda n: (f"/api/invoices/{2 + n % 10}/confirm", None),
+    ("POST", "/api/invoices/{invoice_id}/annul"): lambda n: (f"/api/invoices/{6 + n % 10}/annul",
+                                                             {"reason": "prueba de roles"}),
+    ("PATCH", "/api/invoices/settings"): lambda n: ("/api/invoices/settings", {"deposito_can_confirm": False}),
 }
 
 
@@ -131,8 +163,22 @@ def api_routes(app) -> set[tuple[str, str]]:  # noqa: ANN001
     return {(method, path) for method, path in served_routes(app) if path.startswith("/api")}
 
 
-def call(client, method: str, path: str, body: dict | None, headers: dict[str, str]):  # noqa: ANN001, ANN201
+def call(client, method: str, path: str, body: dict | bytes | None, headers: dict[str, str]):  # noqa: ANN001, ANN201
+    if isinstance(body, bytes):  # a file upload (CSV)
+        return client.request(method, path, content=body, headers={**headers, "Content-Type": "text/csv"})
     return client.request(method, path, json=body, headers=headers)
+
+
+def draft_invoice(number: int) -> dict:
+    """Factura A 0003-<number> of supplier 1: one unit of YERBA-1 at $100 net."""
+    return {"supplier": "1", "issuer_cuit": "30-71234567-1", "type": "A", "point_of_sale": 3, "number": number,
+            "date": "2026-11-20", "net": {"21": "100.00"}, "vat": {"21": "21.00"}, "total": "121.00",
+            "lines": [{"sku": "YERBA-1", "quantity": 1, "unit_cost": "100.00"}]}
+
+
+QR_URL = "https://www.afip.gob.ar/fe/qr/?p=" + base64.b64encode(json.dumps({
+    "ver": 1, "fecha": "2026-11-20", "cuit": 30712345671, "ptoVta": 3, "tipoCmp": 1, "nroCmp": 1, "importe": 121,
+    "moneda": "PES", "ctz": 1, "tipoCodAut": "E", "codAut": 76123456789012}).encode()).decode()
 
 
 @pytest.fixture
@@ -152,6 +198,8 @@ def store(client, admin):  # noqa: ANN001, ANN201
         response = client.post("/api/prices/bulk", headers=admin, json={
             "filter": {"skus": [f"LOTE-{n}"]}, "operation": "price_percent", "percent": "10"})
         assert response.json()["batch_id"] == n + 1, response.text
+    for number in range(1, 10):
+        assert client.post("/api/invoices", json=draft_invoice(number), headers=admin).json()["id"] == number
 
 
 def test_every_api_route_declares_its_roles(app):

@@ -5,6 +5,8 @@ Each takes the caller's session (one unit of work) and returns API shapes.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -98,10 +100,17 @@ def _post_operation(session: Session, ctx: Context, legs: list[Leg], *, allow_ne
 
 
 def register_movements(session: Session, ctx: Context, *, batch: BatchIn, settings: Settings,
-                       idempotency_key: str | None = None) -> BatchOut:
-    """Record a batch of movements; all are applied or none."""
-    return _record_lines(session, ctx, batch.lines, load_stock_policy(session, settings),
-                         idempotency_key=idempotency_key, prefix=lambda i: f"lines[{i}].")
+                       idempotency_key: str | None = None, refuse_negative: bool = False) -> BatchOut:
+    """Record a batch of movements; all are applied or none.
+
+    `refuse_negative` refuses any line that would leave stock below zero whatever the store's
+    policy (taking back goods that came in: they must still be there).
+    """
+    policy = load_stock_policy(session, settings)
+    if refuse_negative:
+        policy = replace(policy, allow_negative=False)
+    return _record_lines(session, ctx, batch.lines, policy, idempotency_key=idempotency_key,
+                         prefix=lambda i: f"lines[{i}].")
 
 
 def register_movement(session: Session, ctx: Context, *, line: BatchLine, settings: Settings,

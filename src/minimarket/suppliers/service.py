@@ -66,8 +66,8 @@ def find_supplier(session: Session, supplier_id: int, *, lock: bool = False) -> 
     return supplier
 
 
-def resolve_supplier(session: Session, ref: str | int, *, field: str = "supplier") -> Supplier:
-    """An existing, active supplier by id, CUIT or exact name (never creates one)."""
+def resolve_supplier(session: Session, ref: str | int, *, field: str = "supplier", active_only: bool = True) -> Supplier:
+    """An existing (by default active) supplier by id, CUIT or exact name (never creates one)."""
     text = str(ref).strip()
     stmt = select(Supplier)
     if text.isdigit() and len(text) < 11:
@@ -79,7 +79,7 @@ def resolve_supplier(session: Session, ref: str | int, *, field: str = "supplier
         raise InvalidInput(f"{field}: el proveedor '{text}' no existe; cargalo en /api/suppliers o usá su id o CUIT",
                            details={"field": field, "value": text})
     found = _followed(session, found)
-    if not found.active:
+    if active_only and not found.active:
         raise InvalidInput(f"{field}: el proveedor '{found.name}' está desactivado")
     return found
 

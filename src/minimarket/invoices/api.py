@@ -1,0 +1,189 @@
+"""Routes for /api/invoices: drafts, matching, confirmation, annulment, AFIP QR, CSV/XLSX import."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from minimarket.accounts.audit import Context
+from minimarket.api.deps import get_db, get_env_settings, require
+from minimarket.api.writes import write_once
+from minimarket.accounts.models import ApiKey
+from minimarket.accounts.permissions import ADMIN, CATALOG_WRITE, READ, STOCK_WRITE
+from minimarket.ar.afip_qr import QrError, decode_afip_qr
+from minimarket.ar.invoices import format_invoice_number
+from minimarket.config import Settings
+from minimarket.db import Database
+from minimarket.errors import DomainError, Forbidden, InvalidInput
+from minimarket.invoices import receipt, service
+from minimarket.invoices.importer import XLSX_MEDIA_TYPE, parse_invoices
+from minimarket.invoices.models import Invoice
+from minimarket.invoices.schemas import (
+    AnnulIn,
+    ConfirmIn,
+    ConfirmOut,
+    ImportOut,
+    InvoiceIn,
+    InvoiceOut,
+    InvoicePage,
+    InvoicePatch,
+    InvoiceSettings,
+    QrIn,
+    QrOut,
+    State,
+    SupplierRef,
+)
+from minimarket.invoices.settings import deposito_can_confirm, set_deposito_can_confirm
+from minimarket.invoices.templates import template_csv, template_xlsx
+from minimarket.suppliers.models import Supplier
+
+router = APIRouter(prefix="/api/invoices", tags=["facturas"])
+InvoiceId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Id de la factura")]
+IMPORT_BODY = {"requestBody": {"required": True, "content": {
+    "text/csv": {"schema": {"type": "string"}},
+    XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.get("/template.csv", summary="Plantilla CSV para importar facturas", response_class=Response)
+def csv_template(_ctx: Context = Depends(require(READ))) -> Response:
+    return Response(template_csv(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="facturas.csv"'})
+
+
+@router.get("/template.xlsx", summary="Plantilla XLSX para importar facturas", response_class=Response)
+def xlsx_template(_ctx: Context = Depends(require(READ))) -> Response:
+    return Response(template_xlsx(), media_type=XLSX_MEDIA_TYPE,
+                    headers={"Content-Disposition": 'attachment; filename="facturas.xlsx"'})
+
+
+@router.get("/settings", response_model=InvoiceSettings, summary="Ajustes de facturas de la tienda")
+def read_settings(_ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> InvoiceSettings:
+    with db.read() as session:
+        return InvoiceSettings(deposito_can_confirm=deposito_can_confirm(session))
+
+
+@router.patch("/settings", response_model=InvoiceSettings, summary="Cambiar ajustes de facturas (admin)")
+def change_settings(data: InvoiceSettings, ctx: Context = Depends(require(ADMIN)),
+                    db: Database = Depends(get_db)) -> InvoiceSettings:
+    with db.write() as session:
+        set_deposito_can_confirm(session, ctx, allowed=data.deposito_can_confirm)
+        return InvoiceSettings(deposito_can_confirm=deposito_can_confirm(session))
+
+
+@router.post("/import", status_code=201, response_model=ImportOut, openapi_extra=IMPORT_BODY,
+             summary="Importar facturas de un CSV o XLSX (todo o nada): quedan en borrador")
+async def import_invoices(request: Request, ctx: Context = Depends(require(CATALOG_WRITE)),
+                          db: Database = Depends(get_db)) -> ImportOut:
+    body = await request.body()  # the middleware already refused anything over MAX_BODY_BYTES (413)
+    parsed = await run_in_threadpool(parse_invoices, body)
+
+    def create_all() -> ImportOut:
+        with db.write() as session:
+            created = []
+            for item in parsed:
+                try:
+                    invoice = service.create_invoice(session, ctx, data=item.payload)
+                except DomainError as exc:
+                    exc.message = f"fila {item.first_row} (factura {item.payload.type} " \
+                                  f"{format_invoice_number(item.payload.point_of_sale, item.payload.number)}): " \
+                                  f"{exc.message}"
+                    raise
+                created.append(service.invoice_out(session, invoice))
+            return ImportOut(created=created)
+
+    return await run_in_threadpool(create_all)
+
+
+@router.post("/from-qr", response_model=QrOut, summary="Leer el QR de AFIP de una factura (prellena el encabezado)")
+def from_qr(data: QrIn, _ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> QrOut:
+    try:
+        qr = decode_afip_qr(data.url)
+    except QrError as exc:
+        raise InvalidInput(str(exc), code="qr_invalido") from exc
+    with db.read() as session:
+        supplier = session.scalars(select(Supplier).where(Supplier.cuit == qr.issuer_cuit)).first()
+        existing = session.scalar(select(Invoice.id).where(
+            Invoice.issuer_cuit == qr.issuer_cuit, Invoice.type == qr.type, Invoice.point_of_sale == qr.point_of_sale,
+            Invoice.number == qr.number))
+        found = SupplierRef(id=supplier.id, name=supplier.name) if supplier else None
+    return QrOut(type=qr.type, point_of_sale=qr.point_of_sale, number=qr.number,
+                 number_display=format_invoice_number(qr.point_of_sale, qr.number), date=qr.issued_on,
+                 issuer_cuit=qr.issuer_cuit, total=qr.total, currency=qr.currency, exchange_rate=qr.exchange_rate,
+                 cae=qr.authorization, supplier=found,
+                 existing_id=existing)
+
+
+@router.post("", status_code=201, response_model=InvoiceOut,
+             summary="Cargar una factura en borrador (409 factura_duplicada si ya está)")
+def create_invoice(data: InvoiceIn, ctx: Context = Depends(require(CATALOG_WRITE)),
+                   db: Database = Depends(get_db)) -> InvoiceOut:
+    with db.write() as session:
+        return service.invoice_out(session, service.create_invoice(session, ctx, data=data))
+
+
+@router.get("", response_model=InvoicePage, summary="Listar facturas, de la más nueva a la más vieja")
+def list_invoices(
+    supplier: Annotated[str | None, Query(max_length=200, description="Id, CUIT o nombre")] = None,
+    state: Annotated[State | None, Query()] = None,
+    date_from: Annotated[date | None, Query(alias="from", description="Fecha de factura desde (AAAA-MM-DD)")] = None,
+    date_to: Annotated[date | None, Query(alias="to", description="Fecha de factura hasta, inclusive")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[int | None, Query(ge=0, le=2_147_483_647)] = None,
+    _ctx: Context = Depends(require(READ)),
+    db: Database = Depends(get_db),
+) -> InvoicePage:
+    with db.read() as session:
+        return service.list_invoices(session, supplier=supplier, state=state, date_from=date_from, date_to=date_to,
+                                     limit=limit, cursor=cursor)
+
+
+@router.get("/{invoice_id}", response_model=InvoiceOut, summary="Una factura con sus líneas")
+def get_invoice(invoice_id: InvoiceId, _ctx: Context = Depends(require(READ)),
+                db: Database = Depends(get_db)) -> InvoiceOut:
+    with db.read() as session:
+        return service.invoice_out(session, service.find_invoice(session, invoice_id))
+
+
+@router.patch("/{invoice_id}", response_model=InvoiceOut,
+              summary="Corregir un borrador (fecha, CAE, notas) y asociar líneas a productos")
+def update_invoice(invoice_id: InvoiceId, changes: InvoicePatch, ctx: Context = Depends(require(CATALOG_WRITE)),
+                   db: Database = Depends(get_db)) -> InvoiceOut:
+    with db.write() as session:
+        return service.invoice_out(session, service.update_invoice(session, ctx, invoice_id=invoice_id,
+                                                                   changes=changes))
+
+
+def _check_may_confirm(session: Session, ctx: Context) -> None:
+    key_id = (ctx.principal_id or "").removeprefix("apikey:")
+    role = session.scalar(select(ApiKey.role).where(ApiKey.id == int(key_id))) if key_id.isdigit() else None
+    if role == "deposito" and not deposito_can_confirm(session):
+        raise Forbidden("El rol 'deposito' no puede confirmar facturas en esta tienda; un admin puede habilitarlo "
+                        "con PATCH /api/invoices/settings {\"deposito_can_confirm\": true}")
+
+
+@router.post("/{invoice_id}/confirm", response_model=ConfirmOut,
+             summary="Confirmar: ingresa la mercadería y actualiza costos (una sola vez; Idempotency-Key)")
+def confirm_invoice(invoice_id: InvoiceId, request: Request, data: Annotated[ConfirmIn | None, Body()] = None,
+                    ctx: Context = Depends(require(STOCK_WRITE)),
+                    settings: Settings = Depends(get_env_settings)) -> JSONResponse:
+    def operation(session, key):  # noqa: ANN001, ANN202
+        _check_may_confirm(session, ctx)
+        return receipt.confirm_invoice(session, ctx, invoice_id=invoice_id, location=data.location if data else None,
+                                       settings=settings, idempotency_key=key)
+
+    return write_once(request, ctx, payload=data, operation=operation, status_code=200)
+
+
+@router.post("/{invoice_id}/annul", response_model=InvoiceOut,
+             summary="Anular: si estaba confirmada, la mercadería sale (rechazado si ya no está)")
+def annul_invoice(invoice_id: InvoiceId, data: AnnulIn, ctx: Context = Depends(require(CATALOG_WRITE)),
+                  db: Database = Depends(get_db), settings: Settings = Depends(get_env_settings)) -> InvoiceOut:
+    with db.write() as session:
+        return service.invoice_out(session, receipt.annul_invoice(session, ctx, invoice_id=invoice_id,
+                                                                  reason=data.reason, settings=settings))

@@ -1,0 +1,158 @@
+"""Confirming an invoice brings its goods in and updates costs; annulling takes them back out.
+
+Both run in the caller's single unit of work. Stock moves only through the stock service
+(`stock.service.register_movements`, which writes through the ledger), costs only through
+`pricing.service.record_cost_change` (cost, `precios_historial` row, suggested price). The
+invoice row is locked first, so two concurrent confirmations of one invoice bring the goods
+in once: the second waits for the lock and then finds it `confirmada`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from prometheus_client import Counter
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from minimarket.accounts.audit import Context, record_audit
+from minimarket.ar.money import to_money
+from minimarket.catalog.models import Product
+from minimarket.config import Settings
+from minimarket.errors import Conflict, InsufficientStock, InvalidInput
+from minimarket.invoices.models import Invoice, InvoiceLine
+from minimarket.invoices.schemas import ConfirmOut, CostChange
+from minimarket.invoices.service import display_number, find_invoice, invoice_out
+from minimarket.pricing.service import record_cost_change
+from minimarket.pricing.settings import load_pricing_settings
+from minimarket.stock import service as stock_service
+from minimarket.stock.locations import resolve_location
+from minimarket.stock.models import Location
+from minimarket.stock.policy import load_stock_policy
+from minimarket.stock.schemas import BatchIn, BatchLine
+from minimarket.suppliers.models import Supplier
+from minimarket.types import utcnow
+
+INVOICES_CONFIRMED = Counter("minimarket_invoices_confirmed_total", "Supplier invoices confirmed (committed)")
+
+
+def _reference(invoice: Invoice) -> str:
+    return f"factura:{invoice.id}"
+
+
+def _label(invoice: Invoice) -> str:
+    return f"FC {invoice.type} {display_number(invoice)}"
+
+
+def _not_draft(invoice: Invoice) -> Conflict:
+    if invoice.state == "confirmada":
+        return Conflict(f"La factura {display_number(invoice)} ya está confirmada (por {invoice.confirmed_by}); "
+                        "su mercadería ya ingresó", code="factura_ya_confirmada",
+                        details={"id": invoice.id, "state": invoice.state})
+    return Conflict(f"La factura {display_number(invoice)} está anulada", code="factura_anulada",
+                    details={"id": invoice.id, "state": invoice.state})
+
+
+def _unit_cost(line: InvoiceLine) -> Decimal:
+    """Net unit cost after the line's discount (what one unit really cost)."""
+    return to_money(line.net / line.quantity)
+
+
+def confirm_invoice(session: Session, ctx: Context, *, invoice_id: int, location: str | None, settings: Settings,
+                    idempotency_key: str | None = None) -> ConfirmOut:
+    """borrador → confirmada: an `entrada` per line, each product's cost updated, suggested prices."""
+    invoice = find_invoice(session, invoice_id, lock=True)
+    if invoice.state != "borrador":
+        raise _not_draft(invoice)
+    if not invoice.lines:
+        raise InvalidInput("lines: la factura no tiene líneas; no hay mercadería que ingresar", code="factura_sin_lineas")
+    unmatched = [line.line_no for line in invoice.lines if line.product_id is None]
+    if unmatched:
+        raise InvalidInput(f"lines: las líneas {', '.join(map(str, unmatched))} no tienen producto asociado; "
+                           "asociálas con PATCH /api/invoices/{id} (matches) antes de confirmar",
+                           code="lineas_sin_asociar", details={"lines": unmatched})
+    target = resolve_location(session, location or load_stock_policy(session, settings).default_location)
+    supplier = session.get(Supplier, invoice.supplier_id)
+    products = {p.id: p for p in session.scalars(select(Product).where(
+        Product.id.in_({line.product_id for line in invoice.lines})))}
+    reason = f"{_label(invoice)} de {supplier.name}"[:500]
+    batch = stock_service.register_movements(
+        session, ctx, batch=BatchIn(lines=[
+            BatchLine(sku=products[line.product_id].sku, type="entrada", quantity=line.quantity,
+                      unit_cost=_unit_cost(line), location=target.code, reason=reason, reference=_reference(invoice))
+            for line in invoice.lines]), settings=settings, idempotency_key=idempotency_key)
+    changes = _update_costs(session, ctx, invoice, products)
+    invoice.state, invoice.location_id = "confirmada", target.id
+    invoice.confirmed_by, invoice.confirmed_at = ctx.actor, utcnow()
+    invoice.receipt_operation = batch.operation_id
+    session.flush()
+    record_audit(session, ctx, action="invoice.confirm", entity="factura", entity_id=str(invoice.id),
+                 before={"state": "borrador"},
+                 after={"state": "confirmada", "location": target.code, "operation_id": batch.operation_id,
+                        "costs": [c.model_dump(mode="json", include={"sku", "cost_before", "cost_after"})
+                                  for c in changes]})
+    session.info["invoices_confirmed"] = session.info.get("invoices_confirmed", 0) + 1
+    return ConfirmOut(invoice=invoice_out(session, invoice), operation_id=batch.operation_id, cost_changes=changes)
+
+
+def _update_costs(session: Session, ctx: Context, invoice: Invoice, products: dict[int, Product]) -> list[CostChange]:
+    """One cost per product: what its lines cost in total over how many units came in."""
+    nets: dict[int, Decimal] = {}
+    quantities: dict[int, Decimal] = {}
+    for line in invoice.lines:
+        nets[line.product_id] = nets.get(line.product_id, Decimal("0")) + line.net
+        quantities[line.product_id] = quantities.get(line.product_id, Decimal("0")) + line.quantity
+    applied = load_pricing_settings(session).apply_suggested_price
+    changes = []
+    for product_id in sorted(nets):  # a fixed order: concurrent confirmations lock products alike
+        product = products[product_id]
+        cost_before = product.cost
+        new_cost = to_money(nets[product_id] / quantities[product_id])
+        suggested = record_cost_change(session, ctx, product=product, new_cost=new_cost, reason="factura",
+                                       reference=_label(invoice))
+        changes.append(CostChange(sku=product.sku, cost_before=cost_before, cost_after=product.cost,
+                                  price=product.price, suggested_price=suggested, applied=applied))
+    return changes
+
+
+def annul_invoice(session: Session, ctx: Context, *, invoice_id: int, reason: str, settings: Settings) -> Invoice:
+    """→ anulada. A confirmed invoice's goods go back out (`salida`), refused if they are already gone."""
+    invoice = find_invoice(session, invoice_id, lock=True)
+    if invoice.state == "anulada":
+        raise _not_draft(invoice)
+    previous = invoice.state
+    if previous == "confirmada":
+        location = session.get(Location, invoice.location_id)
+        skus = dict(session.execute(select(Product.id, Product.sku).where(
+            Product.id.in_({line.product_id for line in invoice.lines}))).all())
+        try:
+            batch = stock_service.register_movements(
+                session, ctx, batch=BatchIn(lines=[
+                    BatchLine(sku=skus[line.product_id], type="salida", quantity=line.quantity,
+                              unit_cost=_unit_cost(line), location=location.code,
+                              reason=f"Anulación de {_label(invoice)}: {reason}"[:500], reference=_reference(invoice))
+                    for line in invoice.lines]), settings=settings, refuse_negative=True)
+        except InsufficientStock as exc:
+            raise Conflict(f"No se puede anular la factura {display_number(invoice)}: esa mercadería ya no está. "
+                           f"{exc.message}. Registrá una devolución al proveedor o un ajuste", code="stock_insuficiente",
+                           details=exc.details) from exc
+        invoice.reversal_operation = batch.operation_id
+    invoice.state, invoice.annulled_by, invoice.annulled_at, invoice.annul_reason = "anulada", ctx.actor, utcnow(), reason
+    session.flush()
+    record_audit(session, ctx, action="invoice.annul", entity="factura", entity_id=str(invoice.id),
+                 before={"state": previous}, after={"state": "anulada", "reason": reason,
+                                                    "operation_id": invoice.reversal_operation})
+    return invoice
+
+
+@event.listens_for(Session, "after_commit")
+def _count_confirmed(session: Session) -> None:
+    # Counted on commit only: a refused or rolled-back confirmation never counts.
+    confirmed = session.info.pop("invoices_confirmed", 0)
+    if confirmed:
+        INVOICES_CONFIRMED.inc(confirmed)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop("invoices_confirmed", None)

@@ -1,0 +1,228 @@
+"""API shapes for supplier invoices: drafts with lines, matches, confirmation, annulment, QR prefill, imports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from minimarket.ar.invoices import MAX_NUMBER, MAX_POINT_OF_SALE
+from minimarket.catalog.schemas import check_vat
+from minimarket.suppliers.schemas import check_cuit
+from minimarket.types import storable_text
+
+MAX_LINES = 500
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False)]
+Qty = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3, allow_inf_nan=False)]
+Percent = Annotated[Decimal, Field(ge=0, lt=100, max_digits=5, decimal_places=2, allow_inf_nan=False)]
+InvoiceType = Literal["A", "B", "C", "M"]
+State = Literal["borrador", "confirmada", "anulada"]
+RATE_KEYS = ("0", "10.5", "21", "27")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, v: object) -> object:
+        return storable_text(v)
+
+
+def _rates(value: dict[str, Decimal], *, allow_zero: bool) -> dict[str, Decimal]:
+    for key in value:
+        if key not in RATE_KEYS or (key == "0" and not allow_zero):
+            allowed = RATE_KEYS if allow_zero else RATE_KEYS[1:]
+            raise ValueError(f"la alícuota '{key}' no existe; usá {', '.join(allowed)}")
+    return value
+
+
+def check_cae(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) == 14):
+        raise ValueError("el CAE tiene 14 dígitos (ej. 76123456789012)")
+    return value
+
+
+class LineIn(_In):
+    barcode: str | None = Field(default=None, max_length=14, description="Código de barras (se busca primero)")
+    sku: str | None = Field(default=None, max_length=40, description="SKU (se busca si no hay código de barras)")
+    supplier_code: str | None = Field(default=None, max_length=60, description="Código del proveedor (recordado)")
+    description: str | None = Field(default=None, max_length=200)
+    quantity: Qty
+    unit_cost: Money = Field(description="Costo unitario neto de IVA (en B y C, el importe de la factura)")
+    vat_rate: Decimal = Field(default=Decimal("21"), description="0, 10.5, 21 o 27")
+    discount_pct: Percent = Decimal("0")
+
+    @field_validator("vat_rate")
+    @classmethod
+    def _vat(cls, v: Decimal) -> Decimal:
+        return check_vat(v)
+
+
+class InvoiceIn(_In):
+    supplier: str | None = Field(default=None, max_length=200,
+                                 description="Id, CUIT o nombre del proveedor; si falta, se busca por issuer_cuit")
+    type: InvoiceType
+    point_of_sale: int = Field(ge=1, le=MAX_POINT_OF_SALE)
+    number: int = Field(ge=1, le=MAX_NUMBER)
+    date: dt.date
+    issuer_cuit: str | None = Field(default=None, max_length=13, description="Por defecto, el CUIT del proveedor")
+    net: dict[str, Money] = Field(default_factory=dict, description='Neto por alícuota: {"21": "1000.00", "0": …}')
+    vat: dict[str, Money] = Field(default_factory=dict, description='IVA por alícuota (sólo A y M): {"21": "210.00"}')
+    perception_iibb: Money = Decimal("0")
+    perception_vat: Money = Decimal("0")
+    total: Money
+    cae: str | None = Field(default=None, description="14 dígitos")
+    cae_due: dt.date | None = None
+    notes: str | None = Field(default=None, max_length=2000)
+    lines: list[LineIn] = Field(default_factory=list, max_length=MAX_LINES)
+
+    @field_validator("issuer_cuit")
+    @classmethod
+    def _cuit(cls, v: str | None) -> str | None:
+        return check_cuit(v)
+
+    @field_validator("cae")
+    @classmethod
+    def _cae(cls, v: str | None) -> str | None:
+        return check_cae(v)
+
+    @field_validator("net")
+    @classmethod
+    def _net(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        return _rates(v, allow_zero=True)
+
+    @field_validator("vat")
+    @classmethod
+    def _vat(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        return _rates(v, allow_zero=False)
+
+
+class MatchIn(_In):
+    line: int = Field(ge=1, le=MAX_LINES, description="Número de línea de la factura")
+    product: str = Field(min_length=1, max_length=60, description="SKU o código de barras")
+    pack_size: int | None = Field(default=None, ge=1, le=100000, description="Unidades por bulto del proveedor")
+
+
+class InvoicePatch(_In):
+    """Only in borrador. Amounts are not editable: annul the draft and load it again."""
+
+    date: dt.date | None = None
+    cae: str | None = None
+    cae_due: dt.date | None = None
+    notes: str | None = Field(default=None, max_length=2000)
+    matches: list[MatchIn] = Field(default_factory=list, max_length=MAX_LINES,
+                                   description="Asociar líneas a productos; el código del proveedor queda recordado")
+
+    @field_validator("cae")
+    @classmethod
+    def _cae(cls, v: str | None) -> str | None:
+        return check_cae(v)
+
+
+class ConfirmIn(_In):
+    location: str | None = Field(default=None, max_length=20, description="Ubicación de la entrada (por defecto DEP)")
+
+
+class AnnulIn(_In):
+    reason: str = Field(min_length=3, max_length=500, description="Por qué se anula")
+
+
+class QrIn(_In):
+    url: str = Field(min_length=1, max_length=2000, description="Lo que lee el celular: https://www.afip.gob.ar/fe/qr/?p=…")
+
+
+class SupplierRef(BaseModel):
+    id: int
+    name: str
+
+
+class LineOut(BaseModel):
+    line: int
+    barcode: str | None
+    sku: str | None
+    supplier_code: str | None
+    description: str | None
+    product: str | None = Field(description="SKU del producto asociado; null = sin asociar")
+    quantity: Decimal
+    unit_cost: Decimal
+    vat_rate: Decimal
+    discount_pct: Decimal
+    net: Decimal
+
+
+class InvoiceOut(BaseModel):
+    id: int
+    supplier: SupplierRef
+    type: str
+    point_of_sale: int
+    number: int
+    number_display: str = Field(description="0003-00012345")
+    date: dt.date
+    issuer_cuit: str
+    net: dict[str, Decimal]
+    vat: dict[str, Decimal]
+    perception_iibb: Decimal
+    perception_vat: Decimal
+    total: Decimal
+    cae: str | None
+    cae_due: dt.date | None
+    state: State
+    location: str | None
+    notes: str | None
+    unmatched_lines: int
+    lines: list[LineOut]
+    created_by: str
+    created_at: dt.datetime
+    confirmed_by: str | None
+    confirmed_at: dt.datetime | None
+    annulled_by: str | None
+    annulled_at: dt.datetime | None
+    annul_reason: str | None
+
+
+class InvoicePage(BaseModel):
+    items: list[InvoiceOut]
+    next_cursor: str | None
+
+
+class CostChange(BaseModel):
+    sku: str
+    cost_before: Decimal
+    cost_after: Decimal
+    price: Decimal = Field(description="Precio de góndola después de confirmar")
+    suggested_price: Decimal
+    applied: bool = Field(description="true si el ajuste de la tienda aplica el precio sugerido")
+
+
+class ConfirmOut(BaseModel):
+    invoice: InvoiceOut
+    operation_id: str
+    cost_changes: list[CostChange]
+
+
+class QrOut(BaseModel):
+    type: str
+    point_of_sale: int
+    number: int
+    number_display: str
+    date: dt.date
+    issuer_cuit: str
+    total: Decimal
+    currency: str
+    exchange_rate: Decimal
+    cae: str
+    supplier: SupplierRef | None = Field(description="El proveedor con ese CUIT, si está cargado")
+    existing_id: int | None = Field(description="Id de la factura si ya se cargó")
+
+
+class ImportOut(BaseModel):
+    created: list[InvoiceOut]
+
+
+class InvoiceSettings(BaseModel):
+    deposito_can_confirm: bool = Field(description="true: el rol deposito puede confirmar la recepción de una factura")

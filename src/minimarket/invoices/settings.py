@@ -1,0 +1,22 @@
+"""The store's invoice settings (`ajustes`, through store_settings)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from minimarket import store_settings
+from minimarket.accounts.audit import Context, record_audit
+
+
+def deposito_can_confirm(session: Session) -> bool:
+    return store_settings.parse_flag(store_settings.read_value(session, store_settings.DEPOSITO_CONFIRMS_INVOICES),
+                                     default=False)
+
+
+def set_deposito_can_confirm(session: Session, ctx: Context, *, allowed: bool) -> None:
+    before = deposito_can_confirm(session)
+    store_settings.write_value(session, store_settings.DEPOSITO_CONFIRMS_INVOICES, "true" if allowed else "false")
+    if before != allowed:
+        record_audit(session, ctx, action="settings.invoices", entity="ajustes",
+                     entity_id=store_settings.DEPOSITO_CONFIRMS_INVOICES,
+                     before={"deposito_can_confirm": before}, after={"deposito_can_confirm": allowed})
