@@ -248,3 +248,35 @@ def test_postgresql_generate_and_verify() -> None:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_small_store_has_supplier_files_and_the_invoices_behind_its_deliveries(small) -> None:  # noqa: ANN001
+    from minimarket.ar.invoices import LineAmount, Totals, totals_problems
+    from minimarket.invoices.models import Invoice
+    from minimarket.invoices.service import NET_FIELDS, VAT_FIELDS
+
+    db, _, _ = small
+    with db.read() as session:
+        suppliers = session.scalars(select(Supplier)).all()
+        assert all(s.lead_time_days in (1, 2, 3) and s.order_days and s.code for s in suppliers)
+        invoices = session.scalars(select(Invoice).order_by(Invoice.id)).all()
+        assert invoices and {i.state for i in invoices} == {"confirmada"}
+        for invoice in invoices:
+            totals = Totals(invoice_type=invoice.type,
+                            net={Decimal(r): getattr(invoice, f) for r, f in NET_FIELDS.items() if getattr(invoice, f)},
+                            vat={Decimal(r): getattr(invoice, f) for r, f in VAT_FIELDS.items() if getattr(invoice, f)},
+                            perception_iibb=invoice.perception_iibb, perception_vat=invoice.perception_vat,
+                            total=invoice.total)
+            lines = [LineAmount(line.quantity, line.unit_cost, line.vat_rate) for line in invoice.lines]
+            assert totals_problems(totals, lines) == [], invoice.id
+            assert invoice.issuer_cuit == session.get(Supplier, invoice.supplier_id).cuit
+        expected = {f"factura:{i.id}": (sum((line.quantity for line in i.lines), Decimal("0")), i.receipt_operation)
+                    for i in invoices}
+    by_invoice: dict[str, Decimal] = defaultdict(Decimal)
+    deliveries = [r for r in movements(db) if r.tipo == "entrada" and r.motivo == "Entrega de proveedor"]
+    for r in deliveries:
+        by_invoice[r.referencia] += Decimal(r.cantidad)
+    assert set(by_invoice) == set(expected)
+    for reference, (quantity, operation) in expected.items():
+        assert by_invoice[reference] == quantity
+        assert {r.operacion for r in deliveries if r.referencia == reference} == {operation}

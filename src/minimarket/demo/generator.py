@@ -28,6 +28,7 @@ from minimarket.catalog.models import Category, Product
 from minimarket.db import Database
 from minimarket.errors import Conflict, InvalidInput
 from minimarket.demo.catalog import CATEGORIES, PACK_SIZES, SUPPLIERS, CategorySpec, Template
+from minimarket.demo.invoices import supplier_fields, write_invoices
 from minimarket.stock.models import Balance, Movement
 from minimarket.suppliers.models import Supplier
 
@@ -110,8 +111,8 @@ def generate_demo(db: Database, *, products: int = 600, days: int = 120, seed: i
         cat_ids = _ensure_named(session, Category.__table__, [{"nombre": c.name} for c in CATEGORIES if c.name in used])
         used = {it.supplier for it in items}
         sup_ids = _ensure_named(session, Supplier.__table__, [
-            {"nombre": name, "cuit": cuit, "activo": True, "creado_en": opened}
-            for (key, name, _), cuit in zip(SUPPLIERS, cuits, strict=True) if key in used])
+            {"nombre": name, "cuit": cuit, "activo": True, "creado_en": opened, **supplier_fields(key, lead)}
+            for (key, name, lead), cuit in zip(SUPPLIERS, cuits, strict=True) if key in used])
         sup_by_key = {key: sup_ids[name] for key, name, _ in SUPPLIERS if key in used}
         session.execute(insert(Product.__table__), [{
             "sku": it.sku, "codigo_barras": it.barcode, "nombre": it.name, "marca": it.brand,
@@ -121,6 +122,9 @@ def generate_demo(db: Database, *, products: int = 600, days: int = 120, seed: i
             "actualizado_en": it.updated or opened} for it in items])
         ids = dict(session.execute(select(Product.sku, Product.id)).all())
         pids = [ids[it.sku] for it in items]
+        stored = dict(session.execute(select(Supplier.id, Supplier.cuit)).all())
+        rows = write_invoices(session, rows, items, pids, sup_by_key, {k: stored[i] for k, i in sup_by_key.items()},
+                              seed=seed, location_id=DEP)
         for done in range(0, len(rows), CHUNK):
             session.execute(insert(Movement.__table__), [{
                 "producto_id": pids[r[2]], "ubicacion_id": r[3], "tipo": r[4], "cantidad": r[5],
