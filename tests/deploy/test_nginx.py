@@ -42,6 +42,7 @@ from tests.deploy.helpers import (
     COMPOSE,
     ENV_PRODUCTION_EXAMPLE,
     NGINX_CONF,
+    SYSTEMD,
     UPSTREAMS_BARE_METAL,
     UPSTREAMS_DOCKER,
     Processes,
@@ -258,7 +259,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for service in SERVICES:  # one after the other: the first one migrates the SQLite file
             command = cli_command() + ["serve", "--service", service, "--host", "127.0.0.1",
                                        "--port", str(ports[service])]
-            servers[service] = processes.spawn(command, env=app_env(database, **peers), port=ports[service],
+            # The proxy setting of deploy/systemd/minimarket.env.example: the local nginx, nobody else.
+            env = app_env(database, TRUSTED_PROXIES=parse_env_file(SYSTEMD / "minimarket.env.example")["TRUSTED_PROXIES"], **peers)
+            servers[service] = processes.spawn(command, env=env, port=ports[service],
                                                service=service, ready="/health/live", database_url=database)
         for server in servers.values():
             wait_healthy(server)  # now that every peer is up
@@ -526,6 +529,35 @@ def test_security_headers_once_on_every_answer(stack):
         assert response.headers["strict-transport-security"] == "max-age=31536000", label
         assert response.headers["server"] == "nginx", label  # server_tokens off: no version
     assert answers["POST 2 MiB (413 de nginx)"].headers["content-security-policy"] == NGINX_CSP
+
+
+def _auth_failures_logged(server: Server, marker: str) -> list[dict]:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        found = [json.loads(line) for line in server.log_path.read_text(encoding="utf-8").splitlines()
+                 if line.startswith("{") and marker in line and '"auth_failed"' in line]
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no auth_failed line for {marker} in {server.log_tail()}")
+
+
+def test_the_app_sees_the_real_client_through_nginx_and_a_forged_one_nowhere(stack):
+    # A client on its own address (127.0.0.2, still loopback) that forges X-Forwarded-For.
+    forged = {"X-Forwarded-For": "203.0.113.9", "X-API-Key": "mm_dead0000.adivinanza"}
+    local = httpx.HTTPTransport(local_address="127.0.0.2", verify=stack.tls())
+    through = f"/api/inventory/NGX-{uuid.uuid4().hex[:12]}"
+    with httpx.Client(base_url=f"https://127.0.0.1:{stack.https_port}", transport=local, timeout=30,
+                      trust_env=False) as client:
+        assert client.get(through, headers=forged).status_code == 401
+    (via_nginx,) = _auth_failures_logged(stack.servers["dashboard"], through)
+    assert via_nginx["client_ip"] == "127.0.0.2", via_nginx  # nginx (127.0.0.1, trusted) named the real client
+    direct = f"/api/inventory/NGX-{uuid.uuid4().hex[:12]}"
+    with httpx.Client(base_url=stack.servers["dashboard"].base_url, transport=httpx.HTTPTransport(
+            local_address="127.0.0.2"), timeout=30, trust_env=False) as client:
+        assert client.get(direct, headers=forged).status_code == 401
+    (straight,) = _auth_failures_logged(stack.servers["dashboard"], direct)
+    assert straight["client_ip"] == "127.0.0.2", straight  # not a named proxy: its header is ignored
 
 
 def test_request_id_passes_through_or_is_created_by_nginx(stack):
