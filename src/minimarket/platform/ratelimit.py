@@ -178,12 +178,9 @@ class RateLimited:
         if announce:  # one line when a window fills up, not one per refused request
             log.warning("rate_limited", scope=scope, limit=limit, client_ip=ip, key_prefix=prefix,
                         retry_after=retry_after, backend=self.limiter.kind)
-        who = "esta clave de API" if scope == "key" else "esta dirección IP"
-        message = (f"Demasiadas solicitudes desde {who}: el máximo es {limit} cada {self.window} segundos; "
-                   f"reintentá en {retry_after} segundos")
-        if scope == "ip":
-            message = (f"Demasiados intentos sin una clave de API válida desde {who}: el máximo es {limit} cada "
-                       f"{self.window} segundos; reintentá en {retry_after} segundos")
+        what = ("Demasiadas solicitudes desde esta clave de API" if scope == "key"
+                else "Demasiados intentos sin una clave de API válida desde esta dirección IP")
+        message = f"{what}: el máximo es {limit} cada {self.window} segundos; reintentá en {retry_after} segundos"
         body = json.dumps(error_body("demasiadas_solicitudes", message,
                                      {"limit": limit, "window_seconds": self.window}), ensure_ascii=False).encode()
         await send({
