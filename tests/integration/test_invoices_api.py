@@ -229,3 +229,18 @@ def test_afip_qr_prefills_the_header(client, admin):
     bad = "https://www.afip.gob.ar/fe/qr/?p=" + base64.b64encode(json.dumps({**data, "tipoCmp": 3}).encode()).decode()
     error_of(client.post("/api/invoices/from-qr", json={"url": bad}, headers=admin), 422, code="qr_invalido",
              mentions="tipoCmp")
+
+
+def test_a_cost_raised_by_an_invoice_shows_in_the_lagging_prices(client, admin):
+    supplier_store(client, admin)
+    lagging = client.get("/api/prices/lagging", headers=admin).json()
+    assert "YERBA-1" not in [item["sku"] for item in lagging["items"]]
+    body = invoice_body(lines=[{"barcode": "7790387000016", "quantity": "10", "unit_cost": "1400.00"}],
+                        net={"21": "14000.00"}, vat={"21": "2940.00"}, perception_iibb="0", total="16940.00")
+    invoice = post_invoice(client, admin, body)
+    confirmed = client.post(f"/api/invoices/{invoice['id']}/confirm", headers=admin).json()
+    [change] = confirmed["cost_changes"]
+    assert (change["cost_after"], change["price"], change["applied"]) == ("1400.00", "1700.00", False)
+    items = {item["sku"]: item for item in client.get("/api/prices/lagging", headers=admin).json()["items"]}
+    assert items["YERBA-1"]["cost"] == "1400.00" and items["YERBA-1"]["suggested_price"] == change["suggested_price"]
+    assert items["YERBA-1"]["last_purchase_at"] is not None
