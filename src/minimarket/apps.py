@@ -35,6 +35,7 @@ from minimarket.ops.store_metrics import StoreCollector
 from minimarket.stock import api as stock_api
 from minimarket.stock import inventory_api
 from minimarket.suppliers import api as suppliers_api
+from minimarket.web.install import install_web
 
 log = structlog.get_logger("minimarket.apps")
 
@@ -53,6 +54,8 @@ ROUTERS = {
     "negocio": [inventory_api.read_router, catalog_api.read_router, *_NEGOCIO],
 }
 ROUTERS["all"] = [*ROUTERS["deposito"], *_NEGOCIO]
+# The services that serve the dashboard's pages (web/); nginx sends page paths and /static to `dashboard`.
+WEB_SERVICES = ("dashboard", "all")
 
 
 def _peers(service: str, settings: Settings) -> dict[str, str]:
@@ -132,12 +135,13 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     install_docs(app)
     for router in ROUTERS[service]:
         app.include_router(router)
+    if service in WEB_SERVICES:
+        install_web(app)  # `/` is Inicio (or the login page); the API documentation stays at /docs
+    else:
+        @app.get("/", include_in_schema=False)
+        def root() -> RedirectResponse:
+            return RedirectResponse("/docs")  # deposito and negocio serve no pages
     peers = _peers(service, settings)
-
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        # Until the web dashboard lands, the API documentation is the front page.
-        return RedirectResponse("/docs")
 
     @app.get("/health", tags=["operación"], summary="Estado del servicio y sus dependencias")
     def health(request: Request) -> JSONResponse:

@@ -658,3 +658,25 @@ def test_a_service_down_gives_a_json_502_and_the_rest_keeps_working(stack):
         assert client.get("/api/inventory").status_code == 200
     assert stack.nginx.poll() is None, stack.nginx_log()
     assert os.path.exists(stack.directory / "nginx.pid")
+
+
+def test_every_dashboard_page_lands_on_the_dashboard(stack):
+    """Each page route (from the dashboard's page-role table), /static and the event stream reach `dashboard`."""
+    from tests.web.test_page_roles import PAGE_ROLES, PUBLIC_PAGES
+
+    wrong = []
+    with stack.https() as client:  # no session: pages answer 303 to /ingresar, actions the same; nothing changes
+        for method, template in sorted(set(PAGE_ROLES) | PUBLIC_PAGES):
+            path = re.sub(r"\{formato\}", "csv", re.sub(r"\{[^}]+\}", "NGX-RUTA", template))
+            landed = stack.landing(method, lambda: client.request(method, path, data={} if method == "POST" else None))
+            if landed != {"dashboard": 1, "deposito": 0, "negocio": 0}:
+                wrong.append(f"{method} {path}: llegó a {landed}")
+        for path in ("/static/app.css", "/static/app.js"):
+            answer = client.get(path)
+            assert answer.status_code == 200 and len(answer.content) > 500, path
+        login = client.get("/ingresar")
+        assert login.status_code == 200 and "Ingresar" in login.text
+        # The page's own policy passes through nginx (no inline script or style).
+        assert login.headers["content-security-policy"].startswith("default-src 'self'; script-src 'self'; "
+                                                                   "style-src 'self'")
+    assert not wrong, "\n".join(wrong)

@@ -43,8 +43,9 @@ def _split(key: str) -> str | None:
     return prefix if 4 <= len(prefix) <= 16 else None
 
 
-def create_api_key(session: Session, ctx: Context, *, name: str, role: str) -> tuple[ApiKey, str]:
-    """Create a key; returns the row and the plaintext key, which is never stored."""
+def create_api_key(session: Session, ctx: Context, *, name: str, role: str,
+                   user_id: int | None = None) -> tuple[ApiKey, str]:
+    """Create a key (optionally a user's own); returns the row and the plaintext key, which is never stored."""
     name = name.strip()
     if not name or len(name) > 80:
         raise InvalidInput("name: el nombre de la clave es obligatorio (máx. 80 caracteres)")
@@ -52,19 +53,20 @@ def create_api_key(session: Session, ctx: Context, *, name: str, role: str) -> t
         raise InvalidInput(f"role: el rol '{role}' no existe; usá uno de: {', '.join(ROLES)}")
     prefix = secrets.token_hex(4)
     plaintext = f"mm_{prefix}.{secrets.token_urlsafe(32)}"
-    row = ApiKey(name=name, prefix=prefix, key_hash=_hash(plaintext), role=role)
+    row = ApiKey(name=name, prefix=prefix, key_hash=_hash(plaintext), role=role, user_id=user_id)
     session.add(row)
     session.flush()
     record_audit(session, ctx, action="apikey.create", entity="api_key", entity_id=str(row.id),
-                 after={"name": name, "role": role, "prefix": prefix})
+                 after={"name": name, "role": role, "prefix": prefix, "user_id": user_id})
     return row, plaintext
 
 
-def revoke_api_key(session: Session, ctx: Context, *, ref: str) -> list[ApiKey]:
-    """Revoke by prefix or by name (every active key with that name)."""
-    rows = session.scalars(
-        select(ApiKey).where((ApiKey.prefix == ref) | (ApiKey.name == ref), ApiKey.revoked_at.is_(None))
-    ).all()
+def revoke_api_key(session: Session, ctx: Context, *, ref: str, user_id: int | None = None) -> list[ApiKey]:
+    """Revoke by prefix or by name (every active key with that name); with `user_id`, only that user's keys."""
+    stmt = select(ApiKey).where((ApiKey.prefix == ref) | (ApiKey.name == ref), ApiKey.revoked_at.is_(None))
+    if user_id is not None:
+        stmt = stmt.where(ApiKey.user_id == user_id)
+    rows = session.scalars(stmt).all()
     if not rows:
         raise NotFound(f"No hay una clave activa con prefijo o nombre '{ref}'")
     now = utcnow()
@@ -75,8 +77,12 @@ def revoke_api_key(session: Session, ctx: Context, *, ref: str) -> list[ApiKey]:
     return list(rows)
 
 
-def list_api_keys(session: Session) -> list[ApiKey]:
-    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)).all())
+def list_api_keys(session: Session, *, user_id: int | None = None) -> list[ApiKey]:
+    """Every key, or only one user's own keys."""
+    stmt = select(ApiKey).order_by(ApiKey.id)
+    if user_id is not None:
+        stmt = stmt.where(ApiKey.user_id == user_id)
+    return list(session.scalars(stmt).all())
 
 
 def authenticate(session: Session, presented: str) -> tuple[Principal, bool] | None:

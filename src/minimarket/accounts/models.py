@@ -23,6 +23,24 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column("hash_password", String(200))
     active: Mapped[bool] = mapped_column("activo", Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow)
+    # Consecutive failed logins and the lock-out they earned (accounts/users.py: back-off).
+    failed_logins: Mapped[int] = mapped_column("intentos_fallidos", Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column("bloqueado_hasta", Timestamp)
+    last_login_at: Mapped[datetime | None] = mapped_column("ultimo_ingreso", Timestamp)
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie carries a random token; only its SHA-256 is the id."""
+
+    __tablename__ = "sesiones"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column("usuario_id", ForeignKey("usuarios.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column("creada_en", Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column("expira_en", Timestamp, index=True)
+    last_seen_at: Mapped[datetime] = mapped_column("ultima_actividad", Timestamp, default=utcnow)
+    ip: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiKey(Base):
@@ -35,7 +53,7 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column("prefijo", String(16), unique=True)
     key_hash: Mapped[str] = mapped_column("hash", String(64))
     role: Mapped[str] = mapped_column("rol", String(20))
-    user_id: Mapped[int | None] = mapped_column("usuario_id", ForeignKey("usuarios.id"))
+    user_id: Mapped[int | None] = mapped_column("usuario_id", ForeignKey("usuarios.id"), index=True)
     created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column("ultimo_uso", Timestamp)
     revoked_at: Mapped[datetime | None] = mapped_column("revocada_en", Timestamp)

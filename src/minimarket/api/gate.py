@@ -6,7 +6,8 @@ ASGI middleware runs first: no credential, or a wrong one, is answered 401 witho
 byte of the body (the rate limiter outside counts every 401 against the client's IP). A valid
 caller is left in `scope["state"]["caller"]` for `require`, which then only checks the role.
 
-Most routes take an API key (`X-API-Key`). A route with a credential of its own (a webhook
+Most routes take an API key (`X-API-Key`); without one, the dashboard's session cookie is accepted
+(a write must also carry the session's `X-CSRF-Token`). A route with a credential of its own (a webhook
 with a shared secret) is given its check by exact path in `checks`: the check receives the
 ASGI scope and the app, runs in a worker thread, and returns the caller or a failure reason.
 """
@@ -24,12 +25,13 @@ from prometheus_client import Counter
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from minimarket.accounts.keys import authenticate_or_reason, key_prefix, touch_last_used
+from minimarket.accounts.sessions import CSRF_HEADER, SESSION_COOKIE, load_session, refresh_session
 from minimarket.platform.errors import database_unavailable_body, error_body
 
 log = structlog.get_logger("minimarket.auth")
 AUTH_FAILURES = Counter("minimarket_auth_failures_total", "/api requests refused by authentication or role",
                         ["reason"])
-for _reason in ("missing", "invalid", "revoked", "forbidden"):
+for _reason in ("missing", "invalid", "revoked", "forbidden", "csrf"):
     AUTH_FAILURES.labels(_reason)  # every reason's series exists (at 0) before the first failure
 
 MESSAGES = {
@@ -53,6 +55,7 @@ class Refusal:
     reason: str  # a label of minimarket_auth_failures_total
     message: str  # Spanish, for the caller
     presented: str | None = None  # the credential as sent, only for its public prefix in the log
+    status: int = 401  # 403: a valid session whose write lacks its CSRF token
 
 
 CallerCheck = Callable[[dict[str, Any], Any], "Caller | Refusal"]
@@ -65,6 +68,8 @@ def header(scope: dict[str, Any], name: bytes) -> str | None:
 def api_key_caller(scope: dict[str, Any], app: Any) -> Caller | Refusal:  # noqa: ANN401
     """The X-API-Key check: one indexed lookup by the key's public prefix, constant-time hash compare."""
     presented = header(scope, b"x-api-key")
+    if not presented and session_token(scope):
+        return session_caller(scope, app)
     if not presented:
         return Refusal("missing", MESSAGES["missing"])
     db = app.state.db
@@ -77,6 +82,35 @@ def api_key_caller(scope: dict[str, Any], app: Any) -> Caller | Refusal:  # noqa
         with db.write() as session:
             touch_last_used(session, principal.key_id)
     return Caller(actor=principal.actor, principal_id=f"apikey:{principal.key_id}", role=principal.role)
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def session_token(scope: dict[str, Any]) -> str | None:
+    """The dashboard's session token from the Cookie header, if any."""
+    cookies = header(scope, b"cookie") or ""
+    for part in cookies.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE and value:
+            return value
+    return None
+
+
+def session_caller(scope: dict[str, Any], app: Any) -> Caller | Refusal:  # noqa: ANN401
+    """The dashboard's own script calling /api with its session: the user's role; writes need X-CSRF-Token."""
+    db = app.state.db
+    with db.read() as session:
+        user = load_session(session, session_token(scope))
+    if user is None:
+        return Refusal("invalid", "La sesión venció o no es válida: ingresá de nuevo en /ingresar (o enviá X-API-Key)")
+    if scope.get("method") not in _SAFE_METHODS and not user.csrf_matches(header(scope, CSRF_HEADER.lower().encode())):
+        return Refusal("csrf", f"Falta o no coincide el encabezado {CSRF_HEADER} de la sesión; recargá la página",
+                       status=403)
+    if user.refresh_due:
+        with db.write() as session:
+            refresh_session(session, user.session_id)
+    return Caller(actor=user.actor, principal_id=f"user:{user.user_id}", role=user.role)
 
 
 def auth_failed(scope: dict[str, Any], reason: str, presented: str | None) -> None:
@@ -113,6 +147,9 @@ class CallerGate:
             return
         if isinstance(outcome, Refusal):
             auth_failed(scope, outcome.reason, outcome.presented)
+            if outcome.status == 403:
+                await _answer(send, 403, error_body("sin_permiso", outcome.message), [])
+                return
             await _answer(send, 401, error_body("no_autenticado", outcome.message),
                           [(b"www-authenticate", b"ApiKey")])
             return

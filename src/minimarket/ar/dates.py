@@ -1,7 +1,27 @@
-"""The store's clock: Argentina has one time zone and no daylight saving."""
+"""The store's clock: Argentina has one time zone and no daylight saving; dates as `dd/mm/aaaa`."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 STORE_TZ = ZoneInfo("America/Argentina/Buenos_Aires")
+
+
+def local(moment: datetime) -> datetime:
+    """A stored (UTC) moment on the store's clock."""
+    return moment.astimezone(STORE_TZ) if moment.tzinfo else moment.replace(tzinfo=STORE_TZ)
+
+
+def format_date(value: date | datetime | None) -> str:
+    """`30/11/2026` (a moment is shown on the store's clock)."""
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        value = local(value)
+    return f"{value:%d/%m/%Y}"
+
+
+def format_datetime(value: datetime | None) -> str:
+    """`30/11/2026 18:45` on the store's clock."""
+    return "—" if value is None else f"{local(value):%d/%m/%Y %H:%M}"

@@ -55,7 +55,7 @@ class Product(Base):
     active: Mapped[bool] = mapped_column("activo", Boolean, default=True, index=True)
     created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
-        "actualizado_en", Timestamp, default=utcnow, onupdate=utcnow
+        "actualizado_en", Timestamp, default=utcnow, onupdate=utcnow, index=True  # the dashboard's change marker
     )
 
     category: Mapped[Category | None] = relationship(lazy="joined")

@@ -17,6 +17,7 @@ from minimarket.cli.terminal import console, err, load_settings, progress_bars
 from minimarket.cli.backup import register as register_backup_commands
 from minimarket.cli.certs import certs_app
 from minimarket.cli.keys import keys_app, secrets_app
+from minimarket.cli.users import user_app
 
 app = typer.Typer(help="Mini Market: inventario, precios y operaciones para minimercados.", no_args_is_help=True)
 db_app = typer.Typer(help="Base de datos: migraciones.", no_args_is_help=True)
@@ -26,6 +27,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(certs_app, name="certs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(secrets_app, name="secret")
+app.add_typer(user_app, name="user")
 register_backup_commands(app, db_app)  # backup, restore; db migrate-to
 
 CLI_CONTEXT_ACTOR = "cli"
@@ -82,6 +84,22 @@ def _run_demo(database: Database, products: int, days: int, seed: int) -> None:
               f"({summary.sales_lines} líneas de venta) en {summary.days} días — {summary.seconds:.1f} s")
 
 
+def _demo_admin(session) -> str:  # noqa: ANN001
+    """The demo's `admin` user with a fresh random password (created, or re-enabled and reset)."""
+    import secrets
+
+    from minimarket.accounts.users import create_user, enable_user, reset_password
+    from minimarket.errors import NotFound
+
+    password = secrets.token_urlsafe(12)
+    try:
+        reset_password(session, _ctx(), username="admin", password=password)
+        enable_user(session, _ctx(), username="admin")
+    except NotFound:
+        create_user(session, _ctx(), username="admin", role="admin", password=password, full_name="Administrador")
+    return password
+
+
 @app.command()
 def serve(
     service: Annotated[str, typer.Option(help="all | dashboard | deposito | negocio")] = "all",
@@ -125,12 +143,15 @@ def serve(
                 except NotFound:
                     pass
                 _, demo_key = create_api_key(session, _ctx(), name="demo", role="admin")
+                demo_password = _demo_admin(session)
         finally:
             database.dispose()
         err.print(f"\n[bold green]Mini Market listo[/bold green] en http://{host}:{port}  (API: http://{host}:{port}/docs)",
                   soft_wrap=True)
         err.print(f"Clave de API de demostración (rol admin, se renueva en cada inicio):\n  [bold]{demo_key}[/bold]",
                   soft_wrap=True)
+        err.print(f"Dashboard: http://{host}:{port}/ingresar  usuario [bold]admin[/bold]  contraseña "
+                  f"[bold]{demo_password}[/bold] (se renueva en cada inicio)", soft_wrap=True)
         err.print(f"Probá:  curl -H 'X-API-Key: {demo_key}' 'http://{host}:{port}/api/inventory?limit=5'\n",
                   soft_wrap=True, markup=False)
     configure_logging(settings.log_level, service=service)

@@ -95,6 +95,11 @@ def _spanish(err: dict[str, Any]) -> str:
 _NAMED_PROBLEM = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.DOTALL)
 
 
+def spanish_message(err: dict[str, Any]) -> str:
+    """A pydantic error in Spanish, for callers that show it outside the JSON error shape (the dashboard)."""
+    return _spanish(err)
+
+
 def _detail(err: dict[str, Any]) -> dict[str, str]:
     field, problem = _field_path(tuple(err.get("loc", ()))), _spanish(err)
     # A rule over the whole body names its field itself ("to_location: debe ser distinta…").

@@ -15,6 +15,9 @@ CSP_API = "default-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-act
 CSP_DOCS = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
             "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'")
+# The dashboard's pages (web/): own scripts and styles only, never inline; SVG charts are inline markup.
+CSP_PAGES = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+             "font-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'")
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 # One year; no includeSubDomains: other devices on the store's domain (printers, routers) may only speak HTTP.
 HSTS = "max-age=31536000"
@@ -37,6 +40,12 @@ def _is_api(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+def _csp(path: str) -> str:
+    if _is_docs(path):
+        return CSP_DOCS
+    return CSP_API if _is_api(path) else CSP_PAGES
+
+
 class SecurityHeaders:
     """Pure ASGI middleware: adds the security headers to every HTTP response start."""
 
@@ -53,7 +62,7 @@ class SecurityHeaders:
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
             (b"referrer-policy", b"no-referrer"),
-            (b"content-security-policy", (CSP_DOCS if _is_docs(path) else CSP_API).encode()),
+            (b"content-security-policy", _csp(path).encode()),
             (b"permissions-policy", PERMISSIONS_POLICY.encode()),
         ]
         if self.production:

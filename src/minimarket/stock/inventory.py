@@ -76,19 +76,9 @@ def product_out(product: Product, stock: Decimal | None, model: type[ProductOut]
     return _out(row, stock, model, **extra)
 
 
-def list_inventory(
-    session: Session,
-    *,
-    q: str | None = None,
-    category: str | None = None,
-    supplier: str | None = None,
-    low_stock: bool | None = None,
-    out_of_stock: bool | None = None,
-    active: bool | None = True,
-    limit: int = 50,
-    cursor: str | None = None,
-) -> tuple[list[ProductOut], str | None]:
-    """Products ordered by SKU with their total stock; keyset-paginated."""
+def _inventory_query(*, q: str | None, category: str | None, supplier: str | None, low_stock: bool | None,
+                     out_of_stock: bool | None, active: bool | None):  # noqa: ANN202
+    """Products with their total stock, filtered; shared by the API's keyset list and the dashboard's pages."""
     stock = _stock_total()
     stmt = (select(*_LIST_COLUMNS, stock.label("stock")).select_from(Product)
             .outerjoin(Category, Category.id == Product.category_id)
@@ -107,12 +97,48 @@ def list_inventory(
         stmt = stmt.where((stock <= 0) if out_of_stock else (stock > 0))
     if active is not None:
         stmt = stmt.where(Product.active.is_(active))
+    return stmt
+
+
+def list_inventory(
+    session: Session,
+    *,
+    q: str | None = None,
+    category: str | None = None,
+    supplier: str | None = None,
+    low_stock: bool | None = None,
+    out_of_stock: bool | None = None,
+    active: bool | None = True,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[ProductOut], str | None]:
+    """Products ordered by SKU with their total stock; keyset-paginated."""
+    stmt = _inventory_query(q=q, category=category, supplier=supplier, low_stock=low_stock,
+                            out_of_stock=out_of_stock, active=active)
     if cursor:
         stmt = stmt.where(Product.sku > decode_cursor(cursor))
     rows = session.execute(stmt.order_by(Product.sku).limit(limit + 1)).mappings().all()
     items = [_out(row, row["stock"]) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1].sku) if len(rows) > limit else None
     return items, next_cursor
+
+
+SORTS = {"sku": Product.sku, "nombre": Product.name, "precio": Product.price, "costo": Product.cost}
+
+
+def inventory_page(session: Session, *, q: str | None = None, category: str | None = None,
+                   supplier: str | None = None, low_stock: bool | None = None, out_of_stock: bool | None = None,
+                   sort: str = "sku", descending: bool = False, page: int = 1,
+                   per_page: int = 50) -> tuple[list[ProductOut], bool]:
+    """One numbered page of active products sorted by a column (SKU breaks ties); and whether more follow."""
+    if sort not in SORTS:
+        raise InvalidInput(f"orden: '{sort}' no es una columna ordenable; usá una de: {', '.join(SORTS)}")
+    column = SORTS[sort].desc() if descending else SORTS[sort].asc()
+    stmt = _inventory_query(q=q, category=category, supplier=supplier, low_stock=low_stock,
+                            out_of_stock=out_of_stock, active=True)
+    rows = session.execute(stmt.order_by(column, Product.sku).offset((page - 1) * per_page)
+                           .limit(per_page + 1)).mappings().all()
+    return [_out(row, row["stock"]) for row in rows[:per_page]], len(rows) > per_page
 
 
 def product_detail(session: Session, product: Product) -> ProductDetail:

@@ -1,0 +1,128 @@
+"""Series behind Inicio's charts: goods in vs sales per day, top products, stock value by category,
+and the store's own cost inflation month by month (from the unit costs of its `entrada` movements)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import Date, cast, func, literal_column, select
+from sqlalchemy.orm import Session
+
+from minimarket.ar.dates import STORE_TZ
+from minimarket.catalog.models import Category, Product
+from minimarket.reports.kpis import store_day_start
+from minimarket.stock.models import Balance, Movement
+
+
+def _store_day(session: Session):  # noqa: ANN202
+    """The movement's calendar day on the store's clock, computed by the database."""
+    if session.get_bind().dialect.name == "sqlite":
+        # Stored in UTC; Argentina is UTC−3 all year (no daylight saving).
+        return func.date(Movement.created_at, "-3 hours")
+    return cast(func.timezone(literal_column("'America/Argentina/Buenos_Aires'"), Movement.created_at), Date)
+
+
+def _as_date(value) -> date:  # noqa: ANN001
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def daily_in_vs_sales(session: Session, days: int = 30, now: datetime | None = None) -> list[tuple[date, Decimal, Decimal]]:
+    """(day, units in, units sold) for each of the last `days` store days, today included, zeros filled."""
+    start = store_day_start(now) - timedelta(days=days - 1)
+    day = _store_day(session)
+    rows = session.execute(
+        select(day.label("d"), Movement.type, func.sum(Movement.quantity))
+        .where(Movement.created_at >= start, Movement.type.in_(("entrada", "venta")))
+        .group_by(day, Movement.type)
+    ).all()
+    found: dict[date, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for d, kind, qty in rows:
+        found[_as_date(d)][0 if kind == "entrada" else 1] += abs(Decimal(qty))
+    first = start.date()
+    return [(first + timedelta(days=i), *found[first + timedelta(days=i)]) for i in range(days)]
+
+
+def top_products(session: Session, days: int = 30, limit: int = 8, now: datetime | None = None) -> list[tuple[str, str, Decimal]]:
+    """(SKU, name, amount sold with IVA) of the best sellers of the last `days` days."""
+    start = store_day_start(now) - timedelta(days=days - 1)
+    amount = func.sum(-Movement.quantity * Movement.unit_price)
+    rows = session.execute(
+        select(Product.sku, Product.name, amount.label("amount"))
+        .join(Product, Product.id == Movement.product_id)
+        .where(Movement.type == "venta", Movement.created_at >= start)
+        .group_by(Product.sku, Product.name)
+        .order_by(amount.desc())
+        .limit(limit)
+    ).all()
+    return [(sku, name, Decimal(a or 0)) for sku, name, a in rows]
+
+
+def stock_value_by_category(session: Session, limit: int = 10) -> list[tuple[str, Decimal]]:
+    """(category, stock value at cost) of active products, largest first; the rest summed as "Otras"."""
+    value = func.sum(Balance.quantity * Product.cost)
+    rows = session.execute(
+        select(Category.name, value.label("value"))
+        .select_from(Balance)
+        .join(Product, Product.id == Balance.product_id)
+        .outerjoin(Category, Category.id == Product.category_id)
+        .where(Product.active.is_(True))
+        .group_by(Category.name)
+        .order_by(value.desc())
+    ).all()
+    items = [(name or "Sin categoría", Decimal(v or 0)) for name, v in rows]
+    if len(items) > limit:
+        rest = sum((v for _, v in items[limit - 1:]), Decimal(0))
+        items = [*items[:limit - 1], ("Otras", rest)]
+    return items
+
+
+def cost_inflation(session: Session, months: int = 12, now: datetime | None = None) -> list[tuple[str, Decimal | None]]:
+    """(`mm/aaaa`, % change of unit cost vs the month before) for the last `months` months.
+
+    For every product bought in two consecutive months, the ratio of its average unit cost;
+    the month's figure is the average of those ratios weighted by the quantity bought, so a
+    change in what the store buys is not read as a change in price. None: nothing to compare.
+    """
+    local = (now or datetime.now(STORE_TZ)).astimezone(STORE_TZ)
+    first = (local.replace(day=1) - timedelta(days=31 * months)).replace(day=1)
+    start = datetime.combine(first, datetime.min.time(), STORE_TZ)
+    day = _store_day(session)
+    rows = session.execute(
+        select(Movement.product_id, day.label("d"), Movement.quantity, Movement.unit_cost)
+        .where(Movement.type == "entrada", Movement.created_at >= start, Movement.unit_cost.is_not(None),
+               Movement.quantity > 0)
+    ).all()
+    spent: dict[tuple[int, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for product_id, d, qty, cost in rows:
+        month = _as_date(d).strftime("%Y-%m")
+        spent[(product_id, month)][0] += Decimal(qty) * Decimal(cost)
+        spent[(product_id, month)][1] += Decimal(qty)
+    by_month: dict[str, list[tuple[int, Decimal, Decimal]]] = defaultdict(list)
+    for (product_id, month), (total, qty) in spent.items():
+        by_month[month].append((product_id, total, qty))
+    labels = _month_labels(local.date(), months)
+    result = []
+    for previous, month in zip(labels, labels[1:]):
+        weighted, weight = Decimal(0), Decimal(0)
+        for product_id, total, qty in by_month[month]:
+            before = spent.get((product_id, previous))
+            if before and before[1] > 0 and before[0] > 0:
+                weighted += (total / qty) / (before[0] / before[1]) * qty
+                weight += qty
+        change = ((weighted / weight - 1) * 100).quantize(Decimal("0.1")) if weight > 0 else None
+        result.append((f"{month[5:]}/{month[:4]}", change))
+    return result
+
+
+def _month_labels(today: date, months: int) -> list[str]:
+    """`months`+1 consecutive `aaaa-mm` labels ending with this month (the first only as a base)."""
+    year, month = today.year, today.month
+    labels = []
+    for _ in range(months + 1):
+        labels.append(f"{year:04d}-{month:02d}")
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+    return labels[::-1]

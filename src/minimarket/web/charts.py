@@ -1,0 +1,87 @@
+"""Server-rendered SVG charts: no script, no inline style (colours come from classes in app.css)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+
+from markupsafe import Markup, escape
+
+from minimarket.ar.money import format_number
+
+W, H = 640, 240
+PAD_L, PAD_R, PAD_T, PAD_B = 48, 12, 12, 28
+
+
+def _svg(label: str, body: str, height: int = H) -> Markup:
+    return Markup(f'<svg class="chart" viewBox="0 0 {W} {height}" role="img" aria-label="{escape(label)}" '
+                  f'preserveAspectRatio="xMidYMid meet"><title>{escape(label)}</title>{body}</svg>')
+
+
+def _scale(top: Decimal) -> Decimal:
+    return top if top > 0 else Decimal(1)
+
+
+def lines(label: str, days: Sequence[str], series: Sequence[tuple[str, str, Sequence[Decimal]]]) -> Markup:
+    """One polyline per series (name, css class, values) over the same days, with a legend."""
+    top = _scale(max((v for _, _, values in series for v in values), default=Decimal(0)))
+    n = max(len(days) - 1, 1)
+    plot_w, plot_h = W - PAD_L - PAD_R, H - PAD_T - PAD_B
+    parts = [f'<line class="axis" x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}"/>',
+             f'<text class="tick" x="{PAD_L - 6}" y="{PAD_T + 10}" text-anchor="end">{format_number(top)}</text>',
+             f'<text class="tick" x="{PAD_L - 6}" y="{H - PAD_B}" text-anchor="end">0</text>']
+    for i in (0, len(days) // 2, len(days) - 1):
+        if 0 <= i < len(days):
+            x = PAD_L + plot_w * i / n
+            parts.append(f'<text class="tick" x="{x:.1f}" y="{H - 8}" text-anchor="middle">{escape(days[i])}</text>')
+    for k, (name, css, values) in enumerate(series):
+        points = " ".join(f"{PAD_L + plot_w * i / n:.1f},{H - PAD_B - float(v / top) * plot_h:.1f}"
+                          for i, v in enumerate(values))
+        parts.append(f'<polyline class="line {css}" points="{points}"/>')
+        parts.append(f'<rect class="{css}" x="{PAD_L + 8 + k * 120}" y="{PAD_T}" width="12" height="12"/>'
+                     f'<text class="legend" x="{PAD_L + 24 + k * 120}" y="{PAD_T + 11}">{escape(name)}</text>')
+    return _svg(label, "".join(parts))
+
+
+def hbars(label: str, items: Sequence[tuple[str, Decimal]], fmt: Callable[[Decimal], str],
+          links: Sequence[str] | None = None) -> Markup:
+    """Horizontal bars with the name above each bar and its value at the end; optional links."""
+    row = 34
+    height = max(row * len(items) + 8, 40)
+    top = _scale(max((v for _, v in items), default=Decimal(0)))
+    parts = []
+    for i, (name, value) in enumerate(items):
+        y = 4 + i * row
+        width = max(float(value / top) * (W - 150), 1.0) if value > 0 else 1.0
+        bar = (f'<text class="bar-label" x="0" y="{y + 11}">{escape(name[:60])}</text>'
+               f'<rect class="bar" x="0" y="{y + 15}" width="{width:.1f}" height="14"/>'
+               f'<text class="bar-value" x="{width + 6:.1f}" y="{y + 27}">{escape(fmt(value))}</text>')
+        parts.append(f'<a href="{escape(links[i])}">{bar}</a>' if links else bar)
+    if not items:
+        parts.append('<text class="tick" x="0" y="24">Sin datos todavía</text>')
+    return _svg(label, "".join(parts), height)
+
+
+def columns(label: str, items: Sequence[tuple[str, Decimal | None]], fmt: Callable[[Decimal], str]) -> Markup:
+    """Vertical columns around a zero line (negative values go down); None is drawn as a gap."""
+    values = [abs(v) for _, v in items if v is not None]
+    top = _scale(max(values, default=Decimal(0)))
+    zero = PAD_T + (H - PAD_T - PAD_B) / 2
+    half = (H - PAD_T - PAD_B) / 2
+    slot = (W - PAD_L - PAD_R) / max(len(items), 1)
+    parts = [f'<line class="axis" x1="{PAD_L}" y1="{zero:.1f}" x2="{W - PAD_R}" y2="{zero:.1f}"/>']
+    for i, (name, value) in enumerate(items):
+        x = PAD_L + i * slot
+        if i % 2 == 0 or len(items) <= 6:
+            parts.append(f'<text class="tick" x="{x + slot / 2:.1f}" y="{H - 8}" text-anchor="middle">{escape(name)}</text>')
+        if value is None:
+            continue
+        height = max(float(abs(value) / top) * (half - 14), 1.0)
+        y = zero - height if value >= 0 else zero
+        css = "col-up" if value >= 0 else "col-down"
+        parts.append(f'<rect class="{css}" x="{x + slot * 0.2:.1f}" y="{y:.1f}" width="{slot * 0.6:.1f}" '
+                     f'height="{height:.1f}"><title>{escape(name)}: {escape(fmt(value))}</title></rect>')
+        ty = y - 4 if value >= 0 else y + height + 12
+        parts.append(f'<text class="tick" x="{x + slot / 2:.1f}" y="{ty:.1f}" text-anchor="middle">'
+                     f'{escape(fmt(value))}</text>')
+    return _svg(label, "".join(parts))

@@ -1,0 +1,31 @@
+"""Mounts the dashboard on an app: static files, the page routers, and HTML answers for page errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from minimarket.web import auth, home, inventory, movements, reports, settings, stocktake
+from minimarket.web.auth import LoginRequired, PageForbidden, login_redirect
+from minimarket.web.templating import render
+
+STATIC = Path(__file__).parent / "static"
+# Every page router, in navigation order; a new page adds its router here (and its Page in nav.py).
+PAGE_ROUTERS = [auth.router, home.router, inventory.router, movements.router, stocktake.router, reports.router, settings.router]
+
+
+def install_web(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    for router in PAGE_ROUTERS:
+        app.include_router(router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, _exc: LoginRequired) -> Response:
+        return login_redirect(request)
+
+    @app.exception_handler(PageForbidden)
+    async def _forbidden(request: Request, exc: PageForbidden) -> HTMLResponse:
+        return render(request, "error.html", exc.user, status_code=403, heading="No permitido", message=exc.message)

@@ -1,0 +1,108 @@
+"""Inventario: search (name, SKU, barcode; a scanned code opens the product), filters, sorting, pages;
+and the product page with stock per location and its movements."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from minimarket.accounts.permissions import READ, STOCK_WRITE
+from minimarket.accounts.sessions import SessionUser
+from minimarket.ar.money import format_qty
+from minimarket.catalog.queries import list_categories
+from minimarket.catalog.service import find_product
+from minimarket.errors import DomainError, NotFound
+from minimarket.stock import inventory, service
+from minimarket.suppliers.models import Supplier
+from minimarket.web.auth import page_user
+from minimarket.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+PER_PAGE = 50
+STATES = {"": (None, None), "bajo": (True, None), "sin": (None, True)}
+COLUMNS = (("sku", "SKU"), ("nombre", "Producto"), ("costo", "Costo"), ("precio", "Precio"))
+
+Text = Annotated[str, Query(max_length=100)]
+
+
+def _filters(q: str, categoria: str, proveedor: str, estado: str) -> dict[str, str]:
+    return {k: v for k, v in {"q": q, "categoria": categoria, "proveedor": proveedor, "estado": estado}.items() if v}
+
+
+def sort_link(filters: dict[str, str], column: str, orden: str, desc: bool) -> str:
+    """The header link: sort by `column`, flipping the direction when it is already the sort column."""
+    flip = column == orden and not desc
+    return "/inventario?" + urlencode({**filters, "orden": column, **({"dir": "desc"} if flip else {})})
+
+
+@router.get("/inventario", response_class=HTMLResponse)
+def inventory_list(
+    request: Request,
+    user: SessionUser = Depends(page_user(READ)),
+    q: Text = "", categoria: Text = "", proveedor: Text = "",
+    estado: Annotated[str, Query(max_length=10)] = "",
+    orden: Annotated[str, Query(max_length=10)] = "sku",
+    dir: Annotated[str, Query(max_length=4)] = "",  # noqa: A002
+    pagina: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> Response:
+    db = request.app.state.db
+    q = q.strip()
+    error = None
+    with db.read() as session:
+        if q and estado == "" and pagina == 1:
+            try:  # a scanned barcode or an exact SKU opens the product at once
+                product = find_product(session, q)
+                return RedirectResponse(f"/inventario/{quote(product.sku, safe='')}", status_code=303)
+            except NotFound:
+                pass
+        low, out = STATES.get(estado, (None, None))
+        try:
+            items, more = inventory.inventory_page(session, q=q or None, category=categoria or None,
+                                                   supplier=proveedor or None, low_stock=low, out_of_stock=out,
+                                                   sort=orden, descending=dir == "desc", page=pagina,
+                                                   per_page=PER_PAGE)
+        except DomainError as exc:
+            items, more, error = [], False, exc.message
+        categories = [c.name for c in list_categories(session)]
+        suppliers = session.scalars(select(Supplier.name).order_by(Supplier.name)).all()
+    filters = _filters(q, categoria, proveedor, estado)
+    page_link = lambda n: "/inventario?" + urlencode({**filters, "orden": orden, **({"dir": "desc"} if dir == "desc" else {}),  # noqa: E731
+                                                      "pagina": n})
+    return render(request, "inventory.html", user, items=items, more=more, page=pagina, q=q, categoria=categoria,
+                  proveedor=proveedor, estado=estado, orden=orden, desc=dir == "desc", categories=categories,
+                  suppliers=suppliers, error=error, columns=COLUMNS,
+                  sort_link=lambda col: sort_link(filters, col, orden, dir == "desc"), page_link=page_link,
+                  filtered=bool(filters))
+
+
+@router.get("/inventario/sugerencias")
+def suggestions(request: Request, q: Annotated[str, Query(max_length=100)] = "",
+                user: SessionUser = Depends(page_user(READ))) -> JSONResponse:
+    """Up to 8 products matching what is being typed (for the search box's script)."""
+    if len(q.strip()) < 2:
+        return JSONResponse([])
+    with request.app.state.db.read() as session:
+        items, _ = inventory.list_inventory(session, q=q, limit=8)
+    return JSONResponse([{"sku": p.sku, "name": p.name, "stock": format_qty(p.stock)} for p in items],
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/inventario/{sku}", response_class=HTMLResponse)
+def product_page(request: Request, sku: str, user: SessionUser = Depends(page_user(READ))) -> Response:
+    if len(sku) > 60:
+        return render(request, "error.html", user, status_code=404, heading="Producto no encontrado",
+                      message="El código es demasiado largo para un SKU o un código de barras.")
+    with request.app.state.db.read() as session:
+        try:
+            product = find_product(session, sku)
+        except NotFound as exc:
+            return render(request, "error.html", user, status_code=404, heading="Producto no encontrado",
+                          message=exc.message)
+        detail = inventory.product_detail(session, product)
+        history = service.list_movements(session, sku=product.sku, limit=30)
+    return render(request, "product.html", user, product=detail, history=history.items,
+                  can_move=user.role in STOCK_WRITE, more_history=history.next_cursor is not None)

@@ -1,0 +1,124 @@
+"""Configuración: your own API keys (everyone); users, every key and the negative-stock policy (admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse
+
+from minimarket.accounts.audit import record_audit
+from minimarket.accounts.keys import create_api_key, list_api_keys, revoke_api_key
+from minimarket.accounts.permissions import ADMIN, READ
+from minimarket.accounts.sessions import SessionUser
+from minimarket.accounts.users import create_user, disable_user, enable_user, list_users, reset_password
+from minimarket.errors import DomainError, InvalidInput
+from minimarket.stock.policy import negative_stock_allowed, set_negative_stock_allowed
+from minimarket.web.auth import form_user, page_context, page_user
+from minimarket.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(request: Request, user: SessionUser, *, status: int = 200, notice: str | None = None,
+          error: str | None = None, new_key: str | None = None) -> HTMLResponse:
+    settings = request.app.state.settings
+    is_admin = user.role in ADMIN
+    with request.app.state.db.read() as session:
+        own_keys = [k for k in list_api_keys(session, user_id=user.user_id) if k.revoked_at is None]
+        context = {"own_keys": own_keys, "users": [], "all_keys": [], "negative": None}
+        if is_admin:
+            context.update(users=list_users(session),
+                           all_keys=[k for k in list_api_keys(session) if k.revoked_at is None],
+                           negative=negative_stock_allowed(session, default=settings.allow_negative_stock))
+        # Rendered inside the read: the rows are read as the template walks them.
+        return render(request, "settings.html", user, status_code=status, notice=notice, error=error,
+                      new_key=new_key, is_admin=is_admin, roles=("admin", "encargado", "deposito", "lectura"), **context)
+
+
+def _act(request: Request, user: SessionUser, work, notice: str, status: int = 200) -> HTMLResponse:  # noqa: ANN001
+    """Run `work(session, ctx)` in one unit of work and show the page with its notice or its error."""
+    try:
+        with request.app.state.db.write() as session:
+            extra = work(session, page_context(request, user))
+    except DomainError as exc:
+        return _page(request, user, status=exc.status_code, error=exc.message)
+    return _page(request, user, status=status, notice=notice, new_key=extra if isinstance(extra, str) else None)
+
+
+@router.get("/configuracion", response_class=HTMLResponse)
+def settings_page(request: Request, user: SessionUser = Depends(page_user(READ))) -> HTMLResponse:
+    return _page(request, user)
+
+
+@router.post("/configuracion/claves", response_class=HTMLResponse)
+def create_own_key(request: Request, user: SessionUser = Depends(form_user(READ)),
+                   nombre: Annotated[str, Form(max_length=200)] = "") -> HTMLResponse:
+    """A key of your own, with your role; its secret is shown once."""
+    def work(session, ctx):  # noqa: ANN001, ANN202
+        _, plaintext = create_api_key(session, ctx, name=nombre, role=user.role, user_id=user.user_id)
+        return plaintext
+
+    return _act(request, user, work, "Clave creada. Copiala ahora: no se vuelve a mostrar.", status=201)
+
+
+@router.post("/configuracion/claves/revocar", response_class=HTMLResponse)
+def revoke_key(request: Request, user: SessionUser = Depends(form_user(READ)),
+               prefijo: Annotated[str, Form(max_length=16)] = "") -> HTMLResponse:
+    """Admins revoke any key; everyone else only their own."""
+    owner = None if user.role in ADMIN else user.user_id
+
+    def work(session, ctx):  # noqa: ANN001, ANN202
+        if not prefijo:
+            raise InvalidInput("prefijo: elegí la clave a revocar")
+        revoke_api_key(session, ctx, ref=prefijo, user_id=owner)
+
+    return _act(request, user, work, f"Clave {prefijo} revocada.")
+
+
+@router.post("/configuracion/usuarios", response_class=HTMLResponse)
+def add_user(request: Request, user: SessionUser = Depends(form_user(ADMIN)),
+             usuario: Annotated[str, Form(max_length=200)] = "", nombre: Annotated[str, Form(max_length=200)] = "",
+             rol: Annotated[str, Form(max_length=20)] = "", contrasena: Annotated[str, Form(max_length=500)] = "") -> HTMLResponse:
+    def work(session, ctx):  # noqa: ANN001, ANN202
+        create_user(session, ctx, username=usuario, role=rol, password=contrasena, full_name=nombre)
+
+    return _act(request, user, work, f"Usuario {usuario.strip().lower()} creado.", status=201)
+
+
+@router.post("/configuracion/usuarios/estado", response_class=HTMLResponse)
+def change_user_state(request: Request, user: SessionUser = Depends(form_user(ADMIN)),
+                      usuario: Annotated[str, Form(max_length=200)] = "",
+                      accion: Annotated[str, Form(max_length=20)] = "") -> HTMLResponse:
+    def work(session, ctx):  # noqa: ANN001, ANN202
+        if accion not in ("deshabilitar", "habilitar"):
+            raise InvalidInput("accion: usá deshabilitar o habilitar")
+        if accion == "deshabilitar" and usuario.strip().lower() == user.username:
+            raise InvalidInput("usuario: no podés deshabilitar tu propio usuario")
+        (disable_user if accion == "deshabilitar" else enable_user)(session, ctx, username=usuario)
+
+    return _act(request, user, work, f"Usuario {usuario} {'deshabilitado' if accion == 'deshabilitar' else 'habilitado'}.")
+
+
+@router.post("/configuracion/usuarios/contrasena", response_class=HTMLResponse)
+def change_password(request: Request, user: SessionUser = Depends(form_user(ADMIN)),
+                    usuario: Annotated[str, Form(max_length=200)] = "",
+                    contrasena: Annotated[str, Form(max_length=500)] = "") -> HTMLResponse:
+    def work(session, ctx):  # noqa: ANN001, ANN202
+        reset_password(session, ctx, username=usuario, password=contrasena)
+
+    return _act(request, user, work, f"Contraseña de {usuario} cambiada; sus sesiones se cerraron.")
+
+
+@router.post("/configuracion/stock-negativo", response_class=HTMLResponse)
+def negative_stock(request: Request, user: SessionUser = Depends(form_user(ADMIN)),
+                   permitir: Annotated[str, Form(max_length=5)] = "") -> HTMLResponse:
+    def work(session, ctx):  # noqa: ANN001, ANN202
+        if permitir not in ("si", "no"):
+            raise InvalidInput("permitir: elegí si o no")
+        before = negative_stock_allowed(session, default=request.app.state.settings.allow_negative_stock)
+        set_negative_stock_allowed(session, allowed=permitir == "si")
+        record_audit(session, ctx, action="settings.negative_stock", entity="ajustes",
+                     entity_id="stock.permitir_negativo", before={"allowed": before}, after={"allowed": permitir == "si"})
+
+    return _act(request, user, work, "Política de stock negativo guardada.")

@@ -1,0 +1,37 @@
+"""Jinja2 for the dashboard: one environment, es-AR filters, and `render` that adds what every page needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from minimarket.accounts.sessions import SessionUser
+from minimarket.ar.dates import format_date, format_datetime
+from minimarket.ar.money import format_ars, format_number, format_percent, format_qty
+from minimarket.web.nav import visible_pages
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
+                  undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+env.filters.update(money=format_ars, qty=format_qty, number=format_number, percent=format_percent,
+                   date=format_date, datetime=format_datetime)
+
+MOVEMENT_LABELS = {"entrada": "Entrada", "venta": "Venta", "salida": "Salida", "ajuste": "Ajuste", "merma": "Merma",
+                   "devolucion": "Devolución", "transferencia": "Transferencia"}
+ROLE_LABELS = {"admin": "Administración", "encargado": "Encargado", "deposito": "Depósito", "lectura": "Sólo lectura"}
+env.globals.update(movement_labels=MOVEMENT_LABELS, role_labels=ROLE_LABELS)
+
+
+def render(request: Request, template: str, user: SessionUser | None, status_code: int = 200,
+           **context: Any) -> HTMLResponse:
+    """A full page: the template plus the signed-in user, the navigation they may use and their CSRF token."""
+    html = env.get_template(template).render(
+        request=request, user=user, nav=visible_pages(user.role) if user else [],
+        csrf=user.csrf if user else "", current=request.url.path, **context,
+    )
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})

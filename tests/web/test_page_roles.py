@@ -1,0 +1,197 @@
+"""Who may use which page or action, as a declarative table (role × route), checked over HTTP on both backends.
+
+Every route outside /api that is not one of the open operational routes must appear in PAGE_ROLES:
+a new page or action that is not declared here fails `test_every_page_route_declares_its_roles`.
+A role outside the allowed set gets 403 (and no change), a request without session is sent to
+/ingresar, and a form without the session's CSRF token is refused with 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import select
+
+from minimarket.accounts.models import ApiKey, User
+from minimarket.web.nav import PAGES
+from tests.integration.helpers import movement_rows
+from tests.integration.test_auth_roles import OPEN_ROUTES, served_routes
+from tests.web.helpers import add_user, sign_in
+
+ROLES = ("admin", "encargado", "deposito", "lectura")
+EVERYONE = frozenset(ROLES)
+STOCK = frozenset({"admin", "encargado", "deposito"})
+ADMIN = frozenset({"admin"})
+
+# (method, route template) → roles that may use it.
+PAGE_ROLES: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/"): EVERYONE,
+    ("GET", "/inventario"): EVERYONE,
+    ("GET", "/inventario/sugerencias"): EVERYONE,
+    ("GET", "/inventario/{sku}"): EVERYONE,
+    ("GET", "/movimientos"): EVERYONE,
+    ("GET", "/movimientos/nuevo"): STOCK,
+    ("POST", "/movimientos/nuevo"): STOCK,
+    ("GET", "/recuento"): STOCK,
+    ("POST", "/recuento/revisar"): STOCK,
+    ("POST", "/recuento/confirmar"): STOCK,
+    ("GET", "/reportes"): EVERYONE,
+    ("GET", "/reportes/inventario.{formato}"): EVERYONE,
+    ("GET", "/reportes/movimientos.{formato}"): EVERYONE,
+    ("GET", "/configuracion"): EVERYONE,
+    ("POST", "/configuracion/claves"): EVERYONE,
+    ("POST", "/configuracion/claves/revocar"): EVERYONE,
+    ("POST", "/configuracion/usuarios"): ADMIN,
+    ("POST", "/configuracion/usuarios/estado"): ADMIN,
+    ("POST", "/configuracion/usuarios/contrasena"): ADMIN,
+    ("POST", "/configuracion/stock-negativo"): ADMIN,
+    ("POST", "/salir"): EVERYONE,
+    ("GET", "/eventos/inicio"): EVERYONE,  # a stream: checked in test_home.py (401 without a session)
+}
+# The login page is the one page open to everyone.
+PUBLIC_PAGES = {("GET", "/ingresar"), ("POST", "/ingresar")}
+
+# A valid request for each route; `n` makes each call unique; `csrf` is the session's token.
+Req = tuple[str, dict | None]
+REQUESTS: dict[tuple[str, str], Callable[[int, str], Req]] = {
+    ("GET", "/"): lambda n, c: ("/", None),
+    ("GET", "/inventario"): lambda n, c: ("/inventario?q=yerba", None),
+    ("GET", "/inventario/sugerencias"): lambda n, c: ("/inventario/sugerencias?q=yer", None),
+    ("GET", "/inventario/{sku}"): lambda n, c: ("/inventario/YERBA-1", None),
+    ("GET", "/movimientos"): lambda n, c: ("/movimientos?producto=YERBA-1", None),
+    ("GET", "/movimientos/nuevo"): lambda n, c: ("/movimientos/nuevo", None),
+    ("POST", "/movimientos/nuevo"): lambda n, c: ("/movimientos/nuevo", {
+        "csrf": c, "producto": "YERBA-1", "cantidad": "1", "tipo": "entrada", "idempotency_key": f"k-{n}"}),
+    ("GET", "/recuento"): lambda n, c: ("/recuento", None),
+    ("POST", "/recuento/revisar"): lambda n, c: ("/recuento/revisar", {"csrf": c, "ubicacion": "DEP",
+                                                                       "escaneos": "YERBA-1 3"}),
+    ("POST", "/recuento/confirmar"): lambda n, c: ("/recuento/confirmar", {
+        "csrf": c, "ubicacion": "SAL", "sku": "YERBA-1", "contado": str(n + 1), "idempotency_key": f"r-{n}"}),
+    ("GET", "/reportes"): lambda n, c: ("/reportes", None),
+    ("GET", "/reportes/inventario.{formato}"): lambda n, c: ("/reportes/inventario.csv", None),
+    ("GET", "/reportes/movimientos.{formato}"): lambda n, c: ("/reportes/movimientos.csv?producto=YERBA-1", None),
+    ("GET", "/configuracion"): lambda n, c: ("/configuracion", None),
+    ("POST", "/configuracion/claves"): lambda n, c: ("/configuracion/claves", {"csrf": c, "nombre": f"clave-{n}"}),
+    ("POST", "/configuracion/claves/revocar"): lambda n, c: ("/configuracion/claves/revocar",
+                                                             {"csrf": c, "prefijo": "{own}"}),
+    ("POST", "/configuracion/usuarios"): lambda n, c: ("/configuracion/usuarios", {
+        "csrf": c, "usuario": f"nuevo-{n}", "rol": "lectura", "contrasena": "una-clave-larga"}),
+    ("POST", "/configuracion/usuarios/estado"): lambda n, c: ("/configuracion/usuarios/estado", {
+        "csrf": c, "usuario": "victima", "accion": "deshabilitar" if n % 2 == 0 else "habilitar"}),
+    ("POST", "/configuracion/usuarios/contrasena"): lambda n, c: ("/configuracion/usuarios/contrasena", {
+        "csrf": c, "usuario": "victima", "contrasena": f"otra-clave-{n:04d}"}),
+    ("POST", "/configuracion/stock-negativo"): lambda n, c: ("/configuracion/stock-negativo",
+                                                            {"csrf": c, "permitir": "no"}),
+    ("POST", "/salir"): lambda n, c: ("/salir", {"csrf": c}),
+}
+SKIPPED_IN_TABLE = {("GET", "/eventos/inicio"), ("POST", "/salir")}  # a stream; ends the session (own test)
+
+
+def page_routes(app) -> set[tuple[str, str]]:  # noqa: ANN001
+    # "/" is open on deposito and negocio (a redirect to /docs) but Inicio on the dashboard.
+    return {(m, p) for m, p in served_routes(app) if not p.startswith("/api") and p not in OPEN_ROUTES - {"/"}}
+
+
+def state(app) -> tuple:  # noqa: ANN001
+    """What a refused action must not change: ledger rows, users (and their state), API keys."""
+    with app.state.db.read() as session:
+        users = session.execute(select(User.username, User.active, User.password_hash).order_by(User.id)).all()
+        keys = session.execute(select(ApiKey.prefix, ApiKey.revoked_at).order_by(ApiKey.id)).all()
+    return movement_rows(app), users, keys
+
+
+def test_every_page_route_declares_its_roles(app):
+    served = page_routes(app) - PUBLIC_PAGES
+    assert served - set(PAGE_ROLES) == set(), f"page routes without a role declaration: {served - set(PAGE_ROLES)}"
+    assert set(PAGE_ROLES) - served == set(), f"PAGE_ROLES names routes no longer served: {set(PAGE_ROLES) - served}"
+    assert set(REQUESTS) | SKIPPED_IN_TABLE == set(PAGE_ROLES)
+    for page in PAGES:  # the navigation only names declared pages, with the same roles
+        assert PAGE_ROLES[("GET", page.path)] == page.roles, page.path
+
+
+def _own_key(app, username: str) -> str:  # noqa: ANN001
+    from minimarket.accounts.audit import Context
+    from minimarket.accounts.keys import create_api_key
+    from minimarket.accounts.users import get_user
+
+    with app.state.db.write() as session:
+        user = get_user(session, username)
+        row, _ = create_api_key(session, Context(actor="test"), name="propia", role=user.role, user_id=user.id)
+        return row.prefix
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_page_role_table(client, app, shop, role):
+    add_user(app, "lectura", "victima")  # the target of the user actions
+    csrf = sign_in(app, client, role)
+    mismatches = []
+    for n, route in enumerate(sorted(REQUESTS)):
+        allowed = PAGE_ROLES[route]
+        if route in SKIPPED_IN_TABLE:
+            continue
+        method, template = route
+        path, body = REQUESTS[route](n, csrf)
+        if body and body.get("prefijo") == "{own}":
+            body["prefijo"] = _own_key(app, f"u-{role}")
+        before = state(app)
+        response = client.request(method, path, data=body, follow_redirects=False)
+        if role in allowed:
+            if response.status_code not in (200, 201, 303):
+                mismatches.append(f"{method} {template}: {role} should be allowed, got {response.status_code} "
+                                  f"{response.text[:300]}")
+        elif response.status_code != 403 or "No permitido" not in response.text:
+            mismatches.append(f"{method} {template}: {role} should get 403, got {response.status_code}")
+        elif state(app) != before:
+            mismatches.append(f"{method} {template}: a refused {role} request changed data")
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_navigation_shows_only_what_the_role_may_use(client, app, shop):
+    for role in ROLES:
+        client.cookies.clear()
+        sign_in(app, client, role)
+        html = client.get("/").text
+        for page in PAGES:
+            link = f'<a href="{page.path}"'
+            assert (link in html) == (role in page.roles), (role, page.path)
+        if role == "lectura":  # and no action it cannot take is offered
+            assert "/movimientos/nuevo" not in client.get("/movimientos").text
+            assert "/configuracion/usuarios" not in client.get("/configuracion").text
+
+
+def test_without_a_session_every_page_goes_to_the_login(client, app, shop):
+    for (method, template), _roles in sorted(REQUESTS.items()):
+        path, body = REQUESTS[(method, template)](0, "x")
+        if body and body.get("prefijo") == "{own}":
+            body["prefijo"] = "abcd1234"
+        before = state(app)
+        response = client.request(method, path, data=body, follow_redirects=False)
+        assert response.status_code == 303, (method, template, response.status_code)
+        assert response.headers["location"].startswith("/ingresar?siguiente="), response.headers["location"]
+        assert state(app) == before
+
+
+def test_a_form_without_the_sessions_csrf_token_is_refused(client, app, shop):
+    sign_in(app, client, "admin")
+    for (method, template) in sorted(REQUESTS):
+        if method != "POST":
+            continue
+        for token in ("", "otro-token"):
+            path, body = REQUESTS[(method, template)](7, token)
+            if body.get("prefijo") == "{own}":
+                body["prefijo"] = _own_key(app, "u-admin")
+            before = state(app)
+            response = client.post(path, data=body, follow_redirects=False)
+            assert response.status_code == 403, (template, token, response.status_code)
+            assert "CSRF" in response.text
+            assert state(app) == before, template
+
+
+def test_the_role_table_refusal_counts_in_the_auth_metric(client, app, shop):
+    from tests.integration.helpers import metric_value
+
+    sign_in(app, client, "lectura")
+    before = metric_value(client.get("/metrics").text, "minimarket_auth_failures_total", reason="forbidden")
+    assert client.get("/recuento").status_code == 403
+    assert metric_value(client.get("/metrics").text, "minimarket_auth_failures_total", reason="forbidden") == before + 1

@@ -1,0 +1,177 @@
+"""The dashboard's pages over real databases: Inicio's numbers (es-AR), the empty store, search and scan,
+the movement form (retry-safe), stocktake, exports, Configuración's keys and users, live updates."""
+
+from __future__ import annotations
+
+import io
+import re
+from decimal import Decimal
+
+import pytest
+from openpyxl import load_workbook
+
+from minimarket.web import home
+from tests.integration.helpers import movement_rows
+from tests.web.helpers import alerts, form_key, sign_in
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'")
+
+
+def kpi(html: str, name: str) -> str:
+    return re.search(rf'data-kpi="{name}">([^<]*)<', html).group(1)
+
+
+def test_an_empty_store_says_what_to_do_first(client, app):
+    sign_in(app, client, "admin")
+    home_page = client.get("/")
+    assert home_page.status_code == 200
+    assert "Tu tienda todavía no tiene productos" in home_page.text and "minimarket demo" in home_page.text
+    assert "No hay productos todavía" in client.get("/inventario").text
+    assert "No hay movimientos" in client.get("/movimientos").text
+    report = client.get("/reportes/inventario.xlsx")
+    assert report.status_code == 200 and load_workbook(io.BytesIO(report.content)).active.max_row == 1
+
+
+def test_inicio_numbers_in_es_ar_each_a_link(client, app, shop, admin):
+    sign_in(app, client, "lectura")
+    page = client.get("/")
+    assert page.headers["content-security-policy"] == CSP
+    assert page.headers["x-content-type-options"] == "nosniff" and page.headers["referrer-policy"] == "no-referrer"
+    html = page.text
+    assert kpi(html, "stock_value_cost") == "$ 123.456,00"  # 100 × 1.234,56
+    assert kpi(html, "stock_value_price") == "$ 200.000,00"
+    assert kpi(html, "out_of_stock") == "1" and kpi(html, "below_minimum") == "1"
+    assert kpi(html, "sales_today_amount") == "$ 0,00" and kpi(html, "margin_week") == "—"
+    assert 'href="/inventario?estado=sin"' in html and 'href="/inventario?estado=bajo"' in html
+    assert "<svg" in html and "style=" not in html and "<script>" not in html
+    sale = client.post("/api/sales", json={"ticket_id": "T-1", "lines": [{"sku": "YERBA-1", "quantity": "1.5"}]},
+                       headers=admin)
+    assert sale.status_code == 422  # unit product: whole units only
+    client.post("/api/sales", json={"ticket_id": "T-1", "lines": [{"sku": "YERBA-1", "quantity": 2}]}, headers=admin)
+    html = client.get("/").text
+    assert kpi(html, "sales_today_amount") == "$ 4.000,00" and kpi(html, "sales_today_units") == "2"
+    assert kpi(html, "stock_value_cost") == "$ 120.986,88"
+    # 2 × 2000 with 21 % IVA = 3305,79 net; cost 2469,12; margin 25,3 %
+    assert kpi(html, "margin_week") == "25,3 %"
+    assert kpi(html, "movements_today") == "2"  # YERBA-1's opening entrada and the sale
+    listing = client.get("/inventario?estado=sin").text
+    assert "BAJA-1" in listing and "YERBA-1" not in listing
+
+
+def test_search_and_a_scanned_barcode_open_the_product(client, app, shop):
+    sign_in(app, client, "lectura")
+    scanned = client.get(f"/inventario?q={shop['barcode']}", follow_redirects=False)
+    assert scanned.status_code == 303 and scanned.headers["location"] == "/inventario/YERBA-1"
+    product = client.get("/inventario/YERBA-1").text
+    assert "Yerba mate suave 1 kg" in product and "$ 1.234,56" in product and "Depósito" in product
+    assert "Registrar movimiento" not in product  # lectura cannot record
+    listing = client.get("/inventario?q=yerba").text
+    assert "YERBA-1" in listing and "BAJA-1" not in listing
+    assert client.get("/inventario/sugerencias?q=yer").json() == [
+        {"sku": "YERBA-1", "name": "Yerba mate suave 1 kg", "stock": "100"}]
+    sorted_desc = client.get("/inventario?orden=precio&dir=desc").text
+    assert sorted_desc.index("YERBA-1") < sorted_desc.index("BAJA-1")
+    assert client.get("/inventario?orden=inventado").status_code == 200  # a clear message, not a 500
+    assert "no es una columna ordenable" in client.get("/inventario?orden=inventado").text
+    assert client.get("/inventario/NO-EXISTE").status_code == 404
+
+
+def test_movement_form_records_once_per_form_and_explains_mistakes(client, app, shop):
+    csrf = sign_in(app, client, "deposito")
+    key = form_key(client.get("/movimientos/nuevo?producto=YERBA-1").text)
+    rows = movement_rows(app)
+    data = {"csrf": csrf, "producto": shop["barcode"], "cantidad": "12", "tipo": "entrada", "ubicacion": "DEP",
+            "motivo": "Remito 0001-00000123", "idempotency_key": key}
+    first, second = client.post("/movimientos/nuevo", data=data), client.post("/movimientos/nuevo", data=data)
+    assert first.status_code == second.status_code == 201
+    assert "Saldo: <strong>112</strong>" in first.text and "Saldo: <strong>112</strong>" in second.text
+    assert movement_rows(app) == rows + 1  # a double tap recorded once
+    assert form_key(first.text) != key  # the next form gets a new key
+    too_much = client.post("/movimientos/nuevo", data={**data, "tipo": "salida", "cantidad": "1000",
+                                                      "idempotency_key": "otra"})
+    assert too_much.status_code == 409
+    assert alerts(too_much.text) == ["Stock insuficiente de 'YERBA-1' en DEP: hay 112, se pidieron 1000"]
+    for cantidad, message in (("abc", "Cantidad: 'abc' no es un número"), ("0", "Cantidad:")):
+        bad = client.post("/movimientos/nuevo", data={**data, "cantidad": cantidad, "idempotency_key": cantidad})
+        assert bad.status_code == 422 and alerts(bad.text)[0].startswith(message)
+    assert movement_rows(app) == rows + 1
+    ledger = client.get("/movimientos?producto=YERBA-1&tipo=entrada").text
+    assert "Remito 0001-00000123" in ledger and "usuario:u-deposito" in ledger
+    assert "no es un tipo de movimiento" in client.get("/movimientos?tipo=robo").text
+
+
+def test_stocktake_by_scanning_shows_differences_then_records_one_count(client, app, shop):
+    csrf = sign_in(app, client, "deposito")
+    scans = "\n".join([shop["barcode"]] * 3 + ["YERBA-1 x 2", "", "BAJA-1*4"])
+    review = client.post("/recuento/revisar", data={"csrf": csrf, "ubicacion": "DEP", "escaneos": scans})
+    assert review.status_code == 200
+    assert re.findall(r'name="contado" value="([^"]+)"', review.text) == ["5", "4"]
+    assert "diff-neg" in review.text and "-95" in review.text
+    rows = movement_rows(app)
+    confirm = client.post("/recuento/confirmar", data={
+        "csrf": csrf, "ubicacion": "DEP", "sku": ["YERBA-1", "BAJA-1"], "contado": ["5", "4"],
+        "idempotency_key": form_key(review.text)})
+    assert confirm.status_code == 201 and "2 con diferencia quedaron como ajuste" in confirm.text
+    assert movement_rows(app) == rows + 2
+    unknown = client.post("/recuento/revisar", data={"csrf": csrf, "ubicacion": "DEP", "escaneos": "NADA-9"})
+    assert unknown.status_code == 422 and "'NADA-9' no existe" in alerts(unknown.text)[0]
+
+
+def test_exports_honour_filters_and_open(client, app, shop):
+    sign_in(app, client, "lectura")
+    xlsx = client.get("/reportes/inventario.xlsx?estado=sin")
+    assert xlsx.headers["content-disposition"].startswith('attachment; filename="inventario-')
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:3] == ("SKU", "Código de barras", "Producto") and [r[0] for r in rows[1:]] == ["BAJA-1"]
+    full = list(load_workbook(io.BytesIO(client.get("/reportes/inventario.xlsx").content)).active.iter_rows(
+        values_only=True))
+    yerba = next(r for r in full if r[0] == "YERBA-1")
+    assert Decimal(str(yerba[7])) == 100 and Decimal(str(yerba[11])) == Decimal("123456.00")
+    csv_text = client.get("/reportes/movimientos.csv?producto=YERBA-1").content.decode("utf-8-sig")
+    assert csv_text.splitlines()[0].startswith("Fecha;SKU;Tipo") and ";entrada;DEP;100;100;1.234,56;" in csv_text
+    pdf = client.get("/reportes/movimientos.pdf?tipo=entrada")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF") and pdf.headers["content-type"] == "application/pdf"
+    assert client.get("/reportes/inventario.doc").status_code in (404, 422)
+
+
+def test_configuracion_keys_belong_to_the_user_and_admin_manages_users(client, app, shop):
+    csrf = sign_in(app, client, "deposito", "pepe")
+    created = client.post("/configuracion/claves", data={"csrf": csrf, "nombre": "lector-1"})
+    key = re.search(r'value="(mm_[^"]+)"', created.text).group(1)
+    assert created.status_code == 201 and "no se vuelve a mostrar" in created.text
+    assert key not in client.get("/configuracion").text  # shown once
+    assert client.get("/api/locations", headers={"X-API-Key": key}).status_code == 200
+    prefix = key[3:].split(".")[0]
+    assert client.post("/configuracion/claves/revocar", data={"csrf": csrf, "prefijo": prefix}).status_code == 200
+    assert client.get("/api/locations", headers={"X-API-Key": key}).status_code == 401
+    client.cookies.clear()
+    csrf = sign_in(app, client, "admin", "jefa")
+    made = client.post("/configuracion/usuarios", data={"csrf": csrf, "usuario": "Nueva.Cajera", "rol": "deposito",
+                                                        "contrasena": "corta"})
+    assert made.status_code == 422 and "al menos 10 caracteres" in alerts(made.text)[0]
+    made = client.post("/configuracion/usuarios", data={"csrf": csrf, "usuario": "Nueva.Cajera", "rol": "deposito",
+                                                        "contrasena": "una-clave-bien-larga"})
+    assert made.status_code == 201 and "nueva.cajera" in made.text
+    own = client.post("/configuracion/usuarios/estado", data={"csrf": csrf, "usuario": "jefa", "accion": "deshabilitar"})
+    assert own.status_code == 422
+    off = client.post("/configuracion/usuarios/estado", data={"csrf": csrf, "usuario": "pepe", "accion": "deshabilitar"})
+    assert off.status_code == 200 and "deshabilitado" in off.text
+
+
+@pytest.mark.timeout(60)
+def test_inicio_updates_over_server_sent_events(client, app, shop, admin, monkeypatch):
+    monkeypatch.setattr(home, "STREAM_SECONDS", 2.5)
+    monkeypatch.setattr(home, "POLL_SECONDS", 0.5)
+    assert client.get("/eventos/inicio").status_code == 401  # no session, no numbers
+    sign_in(app, client, "lectura")
+    marker = re.search(r'data-marker="(\d+)"', client.get("/").text).group(1)
+    client.post("/api/inventory/YERBA-1/movements", json={"type": "entrada", "quantity": 5}, headers=admin)
+    stream = client.get(f"/eventos/inicio?desde={marker}")
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    events = [block for block in stream.text.split("\n\n") if block.startswith("event: kpis")]
+    assert len(events) == 1, stream.text  # one change, one event
+    assert '"stock_value_cost": "$ 129.628,80"' in events[0]  # 105 × 1.234,56
+    quiet = client.get(f"/eventos/inicio?desde={int(marker) + 1}")
+    assert "event: kpis" not in quiet.text  # nothing changed since the marker the page has
