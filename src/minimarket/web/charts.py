@@ -9,8 +9,9 @@ from markupsafe import Markup, escape
 
 from minimarket.ar.money import format_number
 
-W, H = 640, 240
-PAD_L, PAD_R, PAD_T, PAD_B = 48, 12, 12, 28
+# Narrow viewBox and large type: the same SVG stays legible from a 360 px phone to a desktop.
+W, H = 480, 260
+PAD_L, PAD_R, PAD_T, PAD_B = 52, 14, 30, 30
 
 
 def _svg(label: str, body: str, height: int = H) -> Markup:
@@ -30,32 +31,32 @@ def lines(label: str, days: Sequence[str], series: Sequence[tuple[str, str, Sequ
     parts = [f'<line class="axis" x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}"/>',
              f'<text class="tick" x="{PAD_L - 6}" y="{PAD_T + 10}" text-anchor="end">{format_number(top)}</text>',
              f'<text class="tick" x="{PAD_L - 6}" y="{H - PAD_B}" text-anchor="end">0</text>']
-    for i in (0, len(days) // 2, len(days) - 1):
+    for i, anchor in ((0, "start"), (len(days) // 2, "middle"), (len(days) - 1, "end")):
         if 0 <= i < len(days):
             x = PAD_L + plot_w * i / n
-            parts.append(f'<text class="tick" x="{x:.1f}" y="{H - 8}" text-anchor="middle">{escape(days[i])}</text>')
+            parts.append(f'<text class="tick" x="{x:.1f}" y="{H - 6}" text-anchor="{anchor}">{escape(days[i])}</text>')
     for k, (name, css, values) in enumerate(series):
         points = " ".join(f"{PAD_L + plot_w * i / n:.1f},{H - PAD_B - float(v / top) * plot_h:.1f}"
                           for i, v in enumerate(values))
         parts.append(f'<polyline class="line {css}" points="{points}"/>')
-        parts.append(f'<rect class="{css}" x="{PAD_L + 8 + k * 120}" y="{PAD_T}" width="12" height="12"/>'
-                     f'<text class="legend" x="{PAD_L + 24 + k * 120}" y="{PAD_T + 11}">{escape(name)}</text>')
+        parts.append(f'<rect class="{css}" x="{PAD_L + k * 130}" y="4" width="14" height="14"/>'
+                     f'<text class="legend" x="{PAD_L + 20 + k * 130}" y="17">{escape(name)}</text>')
     return _svg(label, "".join(parts))
 
 
 def hbars(label: str, items: Sequence[tuple[str, Decimal]], fmt: Callable[[Decimal], str],
           links: Sequence[str] | None = None) -> Markup:
     """Horizontal bars with the name above each bar and its value at the end; optional links."""
-    row = 34
+    row = 42
     height = max(row * len(items) + 8, 40)
     top = _scale(max((v for _, v in items), default=Decimal(0)))
     parts = []
     for i, (name, value) in enumerate(items):
         y = 4 + i * row
         width = max(float(value / top) * (W - 150), 1.0) if value > 0 else 1.0
-        bar = (f'<text class="bar-label" x="0" y="{y + 11}">{escape(name[:60])}</text>'
-               f'<rect class="bar" x="0" y="{y + 15}" width="{width:.1f}" height="14"/>'
-               f'<text class="bar-value" x="{width + 6:.1f}" y="{y + 27}">{escape(fmt(value))}</text>')
+        bar = (f'<text class="bar-label" x="0" y="{y + 14}">{escape(name[:48])}</text>'
+               f'<rect class="bar" x="0" y="{y + 19}" width="{width:.1f}" height="16"/>'
+               f'<text class="bar-value" x="{width + 6:.1f}" y="{y + 33}">{escape(fmt(value))}</text>')
         parts.append(f'<a href="{escape(links[i])}">{bar}</a>' if links else bar)
     if not items:
         parts.append('<text class="tick" x="0" y="24">Sin datos todavía</text>')
@@ -72,7 +73,7 @@ def columns(label: str, items: Sequence[tuple[str, Decimal | None]], fmt: Callab
     parts = [f'<line class="axis" x1="{PAD_L}" y1="{zero:.1f}" x2="{W - PAD_R}" y2="{zero:.1f}"/>']
     for i, (name, value) in enumerate(items):
         x = PAD_L + i * slot
-        if i % 2 == 0 or len(items) <= 6:
+        if i % 3 == 0 or len(items) <= 4:
             parts.append(f'<text class="tick" x="{x + slot / 2:.1f}" y="{H - 8}" text-anchor="middle">{escape(name)}</text>')
         if value is None:
             continue

@@ -76,7 +76,7 @@ def inventory_list(
                   proveedor=proveedor, estado=estado, orden=orden, desc=dir == "desc", categories=categories,
                   suppliers=suppliers, error=error, columns=COLUMNS,
                   sort_link=lambda col: sort_link(filters, col, orden, dir == "desc"), page_link=page_link,
-                  filtered=bool(filters))
+                  filtered=bool(filters), export_query=urlencode({k: v for k, v in filters.items()}))
 
 
 @router.get("/inventario/sugerencias")
