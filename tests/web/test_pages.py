@@ -175,3 +175,12 @@ def test_inicio_updates_over_server_sent_events(client, app, shop, admin, monkey
     assert '"stock_value_cost": "$ 129.628,80"' in events[0]  # 105 × 1.234,56
     quiet = client.get(f"/eventos/inicio?desde={int(marker) + 1}")
     assert "event: kpis" not in quiet.text  # nothing changed since the marker the page has
+
+
+def test_product_page_shows_the_price_history(client, app, shop, admin):
+    sign_in(app, client, "lectura")
+    assert "Historia de precios" not in client.get("/inventario/YERBA-1").text  # no change yet: no chart
+    changed = client.patch("/api/inventory/YERBA-1", json={"price": "2500.00"}, headers=admin)
+    assert changed.status_code == 200, changed.text
+    page = client.get("/inventario/YERBA-1").text
+    assert "Historia de precios" in page and "$ 2.000,00 → $ 2.500,00" in page and "<polyline" in page

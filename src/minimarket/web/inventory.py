@@ -16,6 +16,7 @@ from minimarket.ar.money import format_qty
 from minimarket.catalog.queries import list_categories
 from minimarket.catalog.service import find_product
 from minimarket.errors import DomainError, NotFound
+from minimarket.pricing.history import history_of
 from minimarket.stock import inventory, service
 from minimarket.suppliers.models import Supplier
 from minimarket.web.auth import page_user
@@ -104,5 +105,19 @@ def product_page(request: Request, sku: str, user: SessionUser = Depends(page_us
                           message=exc.message)
         detail = inventory.product_detail(session, product)
         history = service.list_movements(session, sku=product.sku, limit=30)
-    return render(request, "product.html", user, product=detail, history=history.items,
-                  can_move=user.role in STOCK_WRITE, more_history=history.next_cursor is not None)
+        prices = history_of(session, product.id, limit=60)[::-1]  # oldest first
+        # Rendered inside the read: the history rows are read as the template walks them.
+        return render(request, "product.html", user, product=detail, history=history.items,
+                      can_move=user.role in STOCK_WRITE, more_history=history.next_cursor is not None,
+                      price_changes=prices[::-1][:10], price_chart=price_chart(prices) if prices else None)
+
+
+def price_chart(changes) -> str:  # noqa: ANN001
+    """Price and cost after each recorded change (starting from the value before the first one)."""
+    from minimarket.ar.dates import format_date
+    from minimarket.web.charts import lines
+
+    labels = ["antes"] + [format_date(c.created_at)[:5] for c in changes]
+    price = [changes[0].price_before] + [c.price_after for c in changes]
+    cost = [changes[0].cost_before] + [c.cost_after for c in changes]
+    return str(lines("Historia de precio y costo", labels, [("Precio", "c-out", price), ("Costo", "c-in", cost)]))
