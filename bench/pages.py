@@ -31,7 +31,7 @@ from minimarket.apps import create_app  # noqa: E402
 from minimarket.config import Settings  # noqa: E402
 from minimarket.db import Database  # noqa: E402
 from minimarket.migrations.runner import upgrade  # noqa: E402
-from minimarket.ops.demo import generate_demo  # noqa: E402
+from minimarket.demo.generator import generate_demo  # noqa: E402
 
 PAGES = ["/", "/inventario", "/inventario?q=yerba", "/inventario?estado=bajo", "/inventario?orden=nombre&pagina=20",
          "/inventario/{sku}", "/movimientos", "/movimientos?tipo=venta", "/movimientos/nuevo", "/recuento",
