@@ -1,6 +1,6 @@
 """Rate limiting of /api: fixed windows per API key and per client IP (counters in platform/limiter.py).
 
-Every /api request with an X-API-Key counts against that key's window (the key is identified
+Every /api request with an X-API-Key (or the dashboard's session cookie) counts against that key's window (the key is identified
 by a salted SHA-256 of the header, never the key itself) and is refused past it, before the
 app runs, so a refused request never reaches the database. The client IP's window counts only
 failed authentication: every 401 the app (its caller gate) answers. Once the IP's window is
@@ -114,7 +114,19 @@ def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None
 
 
 def _is_api(path: str) -> bool:
-    return path == "/api" or path.startswith("/api/")
+    # /ingresar too: a refused login (401) counts against the IP like a wrong API key.
+    return path == "/api" or path.startswith("/api/") or path == "/ingresar"
+
+
+def _credential(scope) -> str:  # noqa: ANN001
+    """The X-API-Key, or else the dashboard's session cookie: each has its own window."""
+    headers = scope.get("headers") or []
+    key = next((v.decode("latin-1") for k, v in headers if k == b"x-api-key"), "")
+    if key:
+        return key
+    cookies = next((v.decode("latin-1") for k, v in headers if k == b"cookie"), "")
+    token = next((p.strip()[len("mm_sesion="):] for p in cookies.split(";") if p.strip().startswith("mm_sesion=")), "")
+    return f"sesion:{token}" if token else ""
 
 
 class RateLimited:
@@ -143,7 +155,7 @@ class RateLimited:
         if not self.enabled:
             await self.app(scope, receive, send)
             return
-        presented = next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"x-api-key"), "")
+        presented = _credential(scope)
         if presented:
             mine = await self.limiter.hit(key_bucket(presented), self.window)
             if mine.count > self.per_key:
