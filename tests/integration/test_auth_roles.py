@@ -74,6 +74,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/invoices/{invoice_id}/confirm"): CATALOG,
     ("POST", "/api/invoices/{invoice_id}/annul"): CATALOG,
     ("PATCH", "/api/invoices/settings"): ADMIN,
+    ("POST", "/api/prices/price-list/preview"): EVERYONE,
+    ("POST", "/api/prices/price-list"): CATALOG,
 }
 
 # Routes outside /api that answer without a key (operations and the API documentation).
@@ -81,6 +83,10 @@ OPEN_ROUTES = {"/", "/health", "/health/live", "/metrics", "/docs", "/docs/oauth
                "/openapi.json"}
 
 # A valid request for each route; `n` makes every call unique (new SKU, new ticket) so it can succeed.
+class Upload(dict):
+    """A multipart body (file uploads) instead of JSON."""
+
+
 Request = tuple[str, dict | None]
 REQUESTS: dict[tuple[str, str], Callable[[int], Request]] = {
     ("GET", "/api/inventory"): lambda n: ("/api/inventory?q=yerba", None),
@@ -143,6 +149,10 @@ REQUESTS: dict[tuple[str, str], Callable[[int], Request]] = {
     ("POST", "/api/invoices/{invoice_id}/annul"): lambda n: (f"/api/invoices/{6 + n % 10}/annul",
                                                              {"reason": "prueba de roles"}),
     ("PATCH", "/api/invoices/settings"): lambda n: ("/api/invoices/settings", {"deposito_can_confirm": False}),
+    ("POST", "/api/prices/price-list/preview"): lambda n: ("/api/prices/price-list/preview",
+                                                           Upload({"file": ("l.csv", b"codigo;costo\nYERBA-1;900\n")})),
+    ("POST", "/api/prices/price-list"): lambda n: ("/api/prices/price-list",
+                                                   Upload({"file": ("l.csv", f"codigo;costo\nYERBA-1;{900 + n}\n")})),
 }
 
 
@@ -166,6 +176,8 @@ def api_routes(app) -> set[tuple[str, str]]:  # noqa: ANN001
 def call(client, method: str, path: str, body: dict | bytes | None, headers: dict[str, str]):  # noqa: ANN001, ANN201
     if isinstance(body, bytes):  # a file upload (CSV)
         return client.request(method, path, content=body, headers={**headers, "Content-Type": "text/csv"})
+    if isinstance(body, Upload):  # a multipart form with a file
+        return client.request(method, path, files=dict(body), headers=headers)
     return client.request(method, path, json=body, headers=headers)
 
 

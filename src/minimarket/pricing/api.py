@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from minimarket.accounts.audit import Context
@@ -13,7 +13,8 @@ from minimarket.api.deps import get_db, require
 from minimarket.catalog.service import find_product
 from minimarket.db import Database
 from minimarket.api.writes import write_once
-from minimarket.pricing import batches, bulk, lagging, service
+from minimarket.pricing import batches, bulk, lagging, pricelist, service
+from minimarket.pricing.pricelist_file import MAX_FILE_BYTES
 from minimarket.pricing.schemas import (
     BatchOut,
     BatchPage,
@@ -22,6 +23,8 @@ from minimarket.pricing.schemas import (
     LaggingOut,
     MarkupIn,
     PriceHistoryOut,
+    PriceListOut,
+    PriceListRequest,
     PricingSettingsOut,
     PricingSettingsPatch,
 )
@@ -115,3 +118,42 @@ def undo_batch(batch_id: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Requ
         return BatchOut(**batches.batch_out(batches.undo_batch(session, ctx, batch_id=batch_id)))
 
     return write_once(request, ctx, payload=None, operation=operation)
+
+
+def _upload(file: UploadFile, supplier: str | None, update_prices: bool) -> tuple[bytes, PriceListRequest]:
+    content = file.file.read(MAX_FILE_BYTES + 1)  # never more than the limit + 1 byte into memory
+    request = PriceListRequest.of(filename=file.filename or "lista", content=content, supplier=supplier,
+                                  update_prices=update_prices)
+    return content, request
+
+
+ListFile = Annotated[UploadFile, File(description="CSV (`;` o `,`) o XLSX con columnas codigo y costo, hasta 1 MiB")]
+ListSupplier = Annotated[str | None, Form(max_length=200, description="Proveedor (id, CUIT o nombre): "
+                                                                       "habilita sus códigos propios")]
+ListUpdatePrices = Annotated[bool, Form(description="Recalcular también el precio desde el costo nuevo")]
+
+
+@router.post("/price-list/preview", response_model=PriceListOut,
+             summary="Vista previa de una lista de precios de proveedor (no cambia nada)")
+def preview_price_list(file: ListFile, supplier: ListSupplier = None, update_prices: ListUpdatePrices = False,
+                       _ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> PriceListOut:
+    content, data = _upload(file, supplier, update_prices)
+    with db.read() as session:
+        return PriceListOut(**pricelist.preview_price_list(session, content=content, filename=data.filename,
+                                                           supplier=data.supplier, update_prices=update_prices))
+
+
+@router.post("/price-list", status_code=201, response_model=PriceListOut,
+             summary="Aplicar una lista de precios de proveedor como un lote (todo o nada)",
+             description="Los códigos desconocidos se informan y no se aplican; un archivo con errores no cambia nada.")
+def apply_price_list(request: Request, file: ListFile, supplier: ListSupplier = None,
+                     update_prices: ListUpdatePrices = False,
+                     ctx: Context = Depends(require(CATALOG_WRITE))) -> JSONResponse:
+    content, data = _upload(file, supplier, update_prices)
+
+    def operation(session, _key):  # noqa: ANN001, ANN202
+        _, body = pricelist.apply_price_list(session, ctx, content=content, filename=data.filename,
+                                             supplier=data.supplier, update_prices=update_prices)
+        return PriceListOut(**body)
+
+    return write_once(request, ctx, payload=data, operation=operation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -207,3 +208,17 @@ class PriceListOut(BaseModel):
     unchanged: int
     unknown: list[dict] = Field(description="Líneas cuyo código no es de ningún producto: {line, code}")
     items: list[PriceListRow]
+
+
+class PriceListRequest(BaseModel):
+    """What identifies an uploaded list (for Idempotency-Key): its name, content hash and options."""
+
+    filename: str
+    sha256: str
+    supplier: str | None
+    update_prices: bool
+
+    @classmethod
+    def of(cls, *, filename: str, content: bytes, supplier: str | None, update_prices: bool) -> PriceListRequest:
+        return cls(filename=str(storable_text(filename.replace("\x00", "")))[-200:],
+                   sha256=hashlib.sha256(content).hexdigest(), supplier=supplier or None, update_prices=update_prices)
