@@ -358,6 +358,15 @@ FUZZ_TARGETS = {
         "ticket_id": st.text(max_size=12), "location": st.sampled_from(["DEP", "SAL", "X"]),
         "sold_at": st.one_of(st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()), st.text(max_size=25)),
         "lines": st.lists(shaped({"sku": SKUS, "quantity": NUMBERS, "unit_price": NUMBERS}), max_size=3)})),
+    "PATCH /api/prices/settings": ("PATCH", "/api/prices/settings", shaped({
+        "default_markup": NUMBERS, "rounding": st.sampled_from(["1", "5", "10", "termina_9", "7", ""]),
+        "monthly_inflation": NUMBERS, "apply_suggested_price": st.booleans(),
+        "category_markups": st.dictionaries(st.text(max_size=8), NUMBERS, max_size=2)})),
+    "POST /api/prices/bulk": ("POST", "/api/prices/bulk", shaped({
+        "filter": shaped({"category": st.text(max_size=8), "brand": st.text(max_size=8),
+                          "skus": st.lists(SKUS, max_size=3), "all_products": st.booleans()}),
+        "operation": st.sampled_from(["price_percent", "cost_percent", "recompute", "x"]),
+        "percent": NUMBERS, "update_prices": st.booleans(), "note": st.text(max_size=10)})),
 }
 
 
