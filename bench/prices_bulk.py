@@ -12,6 +12,7 @@ the least any bulk change can cost. Prices are checked back to the cent after ev
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import statistics
@@ -93,7 +94,7 @@ def run_backend(label: str, url: str, products: int, runs: int) -> list[tuple[st
         out = []
         for name, text_ in (("baseline", "bare `UPDATE productos SET precio = precio * 1.2` (baseline)"),
                             ("preview", "preview (count + first 500 rows)"),
-                            ("apply", "apply +20 % as one batch (UPDATE … FROM + history INSERT … SELECT, commit)"),
+                            ("apply", "apply +20 % as one batch (history INSERT … SELECT, UPDATE … FROM, commit)"),
                             ("undo", "undo the batch (checks + restore + history, commit)")):
             median = statistics.median(samples[name])
             out.append((label, text_, median, f"{median / base:.1f}"))
@@ -129,8 +130,10 @@ def fresh_postgres(admin_url: str) -> tuple[str, callable]:
 
 
 def render(rows: list[tuple[str, str, float, str]], products: int, runs: int) -> str:
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     lines = [f"{products:,} products, median of {runs} runs; {platform.python_implementation()} "
-             f"{platform.python_version()}, one process, times include the commit.", "",
+             f"{platform.python_version()}, one process, times include the commit; {os.cpu_count()} cores, "
+             f"load average {load} when it ended.", "",
              "| backend | operation | ms | × baseline |", "|---|---|---:|---:|"]
     lines += [f"| {b} | {op} | {sec * 1000:.0f} | {ratio} |" for b, op, sec, ratio in rows]
     return "\n".join(lines)

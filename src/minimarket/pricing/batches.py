@@ -69,25 +69,26 @@ def open_batch(session: Session, ctx: Context, *, operation: str, reason: str, d
 
 
 def write_batch(session: Session, ctx: Context, batch: PriceBatch, changes: list[Planned]) -> None:
-    """Write the history rows, then apply them to the products in one UPDATE … FROM.
-
-    The UPDATE also requires each product's cost and price to still be the ones read: if
-    another write changed one in between, the count falls short and the whole batch is refused.
-    """
+    """Write the planned changes' history rows, then apply them to the products."""
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
         _insert_history_postgresql(session, ctx, batch, changes, now)
     else:
         _insert_history_rows(session, ctx, batch, changes, now)
+    apply_batch_rows(session, batch, expected=len(changes))
+
+
+def apply_batch_rows(session: Session, batch: PriceBatch, *, expected: int) -> None:
+    """Set each product to its history row's after values, in one UPDATE … FROM, only where the product
+    still has the before values; any shortfall (a concurrent change) refuses the whole batch."""
     updated = session.execute(text(
-        "UPDATE productos SET costo = h.costo_despues, precio = h.precio_despues, actualizado_en = :now "
+        "UPDATE productos SET costo = h.costo_despues, precio = h.precio_despues, actualizado_en = h.creado_en "
         "FROM precios_historial h WHERE h.lote_id = :batch AND h.producto_id = productos.id "
-        "AND productos.costo = h.costo_antes AND productos.precio = h.precio_antes"
-    ).bindparams(bindparam("now", type_=Timestamp)), {"batch": batch.id, "now": now}).rowcount
-    if updated != len(changes):
+        "AND productos.costo = h.costo_antes AND productos.precio = h.precio_antes"), {"batch": batch.id}).rowcount
+    if updated != expected:
         raise Conflict("Otro usuario cambió costos o precios de estos productos mientras se aplicaba el lote; "
                        "volvé a pedir la vista previa y aplicalo de nuevo", code="precios_cambiaron")
-    batch.products = len(changes)
+    batch.products = expected
     session.info.setdefault("price_batches", []).append(batch.reason)
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context, record_audit
 from minimarket.catalog.models import Category, Product
 from minimarket.errors import InvalidInput
 from minimarket.pricing import rules
-from minimarket.pricing.batches import Planned, open_batch, write_batch
+from minimarket.pricing.batches import Planned, apply_batch_rows, open_batch, write_batch
+from minimarket.pricing.bulk_sql import insert_planned_history
 from minimarket.pricing.models import PriceBatch
 from minimarket.pricing.schemas import BulkChangeIn, ProductFilter
 from minimarket.pricing.settings import PricingSettings, load_pricing_settings
@@ -24,11 +25,11 @@ TARGET_COLUMNS = (_products.c.id, _products.c.sku, _products.c.nombre, _products
                   _products.c.iva, _products.c.margen, _categories.c.margen_objetivo)
 
 
-def target_rows(session: Session, flt: ProductFilter) -> list[Any]:
-    """(id, sku, name, cost, price, vat, own markup, category target) of the active products matched, by SKU."""
+def filtered_select(session: Session, flt: ProductFilter) -> Select:
+    """SELECT of TARGET_COLUMNS for the active products the filter matches (unknown names are 422)."""
     stmt = (select(*TARGET_COLUMNS).select_from(_products.outerjoin(_categories,
                                                                    _categories.c.id == _products.c.categoria_id))
-            .where(_products.c.activo.is_(True)).order_by(_products.c.sku))
+            .where(_products.c.activo.is_(True)))
     if flt.category:
         category_id = session.scalar(select(Category.id).where(func.lower(Category.name) == flt.category.lower()))
         if category_id is None:
@@ -41,14 +42,19 @@ def target_rows(session: Session, flt: ProductFilter) -> list[Any]:
     if flt.brand:
         stmt = stmt.where(func.lower(_products.c.marca) == flt.brand.lower())
     if flt.skus:
-        stmt = stmt.where(_products.c.sku.in_(flt.skus))
-    rows = session.execute(stmt).all()
-    if flt.skus and len(rows) < len(flt.skus):
-        found = {r.sku for r in rows}
+        found = set(session.scalars(select(_products.c.sku).where(_products.c.sku.in_(flt.skus),
+                                                                  _products.c.activo.is_(True))))
         missing = [s for s in flt.skus if s not in found]
-        raise InvalidInput(f"filter.skus: {len(missing)} SKU no existen o están dados de baja: "
-                           f"{', '.join(missing[:20])}", details={"field": "filter.skus", "skus": missing[:100]})
-    return rows
+        if missing:
+            raise InvalidInput(f"filter.skus: {len(missing)} SKU no existen o están dados de baja: "
+                               f"{', '.join(missing[:20])}", details={"field": "filter.skus", "skus": missing[:100]})
+        stmt = stmt.where(_products.c.sku.in_(flt.skus))
+    return stmt
+
+
+def target_rows(session: Session, flt: ProductFilter) -> list[Any]:
+    """(id, sku, name, cost, price, vat, own markup, category target) of the active products matched, by SKU."""
+    return session.execute(filtered_select(session, flt).order_by(_products.c.sku)).all()
 
 
 def plan_row(row: Any, *, operation: str, percent: Decimal | None, update_prices: bool,
@@ -112,18 +118,34 @@ def describe(change: BulkChangeIn) -> str:
 
 
 def apply_bulk(session: Session, ctx: Context, *, change: BulkChangeIn) -> PriceBatch:
-    """Apply the change to every matched product as one batch, in the caller's transaction."""
-    changed, _ = _plan(session, change)
-    if not changed:
-        raise InvalidInput("Ningún producto del filtro cambia con esta operación; no se creó ningún lote",
-                           code="sin_cambios")
+    """Apply the change to every matched product as one batch, in the caller's transaction.
+
+    PostgreSQL computes the new values itself (pricing/bulk_sql.py: no row goes through Python);
+    SQLite applies the Python plan, the same one the preview shows.
+    """
     filters = change.filter.model_dump(mode="json", exclude_none=True)
     if len(filters.get("skus", ())) > 100:  # the batch keeps a sample; its history rows name every product
         filters["skus"], filters["skus_total"] = filters["skus"][:100], len(filters["skus"])
-    batch = open_batch(session, ctx, operation=change.operation, reason="aumento_masivo", description=describe(change),
-                       percent=change.percent, filters=filters)
-    write_batch(session, ctx, batch, changed)
+    if session.get_bind().dialect.name == "postgresql":
+        base = filtered_select(session, change.filter)
+        batch = open_batch(session, ctx, operation=change.operation, reason="aumento_masivo",
+                           description=describe(change), percent=change.percent, filters=filters)
+        written = insert_planned_history(session, ctx, batch, base, change, load_pricing_settings(session))
+        _refuse_empty(written)
+        apply_batch_rows(session, batch, expected=written)
+    else:
+        changed, _ = _plan(session, change)
+        _refuse_empty(len(changed))
+        batch = open_batch(session, ctx, operation=change.operation, reason="aumento_masivo",
+                           description=describe(change), percent=change.percent, filters=filters)
+        write_batch(session, ctx, batch, changed)
     record_audit(session, ctx, action="price.batch.apply", entity="lote_precios", entity_id=str(batch.id),
                  after={"operation": change.operation, "percent": change.percent, "products": batch.products,
                         "filter": batch.filters, "description": batch.description})
     return batch
+
+
+def _refuse_empty(changed: int) -> None:
+    if not changed:
+        raise InvalidInput("Ningún producto del filtro cambia con esta operación; no se creó ningún lote",
+                           code="sin_cambios")

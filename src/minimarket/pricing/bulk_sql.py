@@ -1,0 +1,79 @@
+"""The bulk change computed by PostgreSQL itself: one INSERT … SELECT of the history rows, no row in Python.
+
+The same rules as pricing/rules.py written as SQL over NUMERIC (exact, like Decimal): CEIL to
+the rounding step, ROUND(…, 2) half away from zero (= half-up: amounts are never negative).
+tests/integration/test_prices_bulk.py checks that every operation and rounding rule gives, to the
+cent, what the Python preview promised. SQLite computes in binary floating point, so it keeps the
+Python plan (pricing/bulk.py); this module is PostgreSQL's fast path.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, Numeric, case, func, insert, literal, or_, select
+from sqlalchemy.orm import Session
+
+from minimarket.errors import InvalidInput
+from minimarket.pricing import rules
+from minimarket.pricing.models import PriceBatch, PriceChange
+from minimarket.pricing.schemas import BulkChangeIn
+from minimarket.pricing.settings import PricingSettings
+from minimarket.types import utcnow
+
+_N = Numeric(30, 10)
+
+
+def _num(value: Decimal | int) -> ColumnElement:
+    return literal(Decimal(value), _N)
+
+
+def round_price_sql(value: ColumnElement, rule: str) -> ColumnElement:
+    """rules.round_price in SQL: up to the step, or up to the next whole peso ending in 9 / 0."""
+    if rule in rules.STEPS:
+        step = _num(rules.STEPS[rule])
+        rounded = func.ceil(value / step) * step
+    else:
+        whole = func.ceil(value)
+        rounded = whole + func.mod(_num(rules.ENDINGS[rule] + 10) - func.mod(whole, 10), 10)
+    return case((value <= 0, _num(0)), else_=rounded)
+
+
+def new_values(columns, change: BulkChangeIn, settings: PricingSettings) -> tuple[ColumnElement, ColumnElement]:  # noqa: ANN001
+    """SQL expressions of the new cost and price of each product (`columns`: productos and categorias)."""
+    cost, price, vat = columns["costo"], columns["precio"], columns["iva"]
+    markup = func.coalesce(columns["margen"], columns["margen_objetivo"], _num(settings.default_markup))
+    hundred = _num(100)
+
+    def shelf(base: ColumnElement) -> ColumnElement:
+        return round_price_sql(base * (1 + markup / hundred) * (1 + vat / hundred), settings.rounding)
+
+    if change.operation == "price_percent":
+        return cost, round_price_sql(price * (1 + _num(change.percent) / hundred), settings.rounding)
+    if change.operation == "cost_percent":
+        new_cost = func.round(cost * (1 + _num(change.percent) / hundred), 2)
+        if change.update_prices:
+            return new_cost, case((new_cost > 0, shelf(new_cost)), else_=price)
+        return new_cost, price
+    return cost, case((cost > 0, shelf(cost)), else_=price)  # recompute
+
+
+def insert_planned_history(session: Session, ctx, batch: PriceBatch, base, change: BulkChangeIn,  # noqa: ANN001
+                           settings: PricingSettings) -> int:
+    """Write the batch's history rows straight from the products the filter selects; returns how many."""
+    columns = {c.name: c for c in base.selected_columns}
+    new_cost, new_price = new_values(columns, change, settings)
+    planned = base.add_columns(new_cost.label("nc"), new_price.label("np")).subquery()
+    too_big = session.execute(select(planned.c.sku).where(or_(planned.c.nc > _num(rules.MONEY_MAX),
+                                                              planned.c.np > _num(rules.MONEY_MAX))).limit(1)).first()
+    if too_big is not None:
+        raise InvalidInput(f"percent: el costo o el precio de '{too_big.sku}' superaría el máximo {rules.MONEY_MAX}",
+                           details={"sku": too_big.sku, "field": "percent"})
+    rows = select(planned.c.id, planned.c.costo, planned.c.nc, planned.c.precio, planned.c.np,
+                  literal(batch.reason), literal(batch.id), literal(ctx.actor), literal(utcnow(), PriceChange.created_at.type)
+                  ).where(or_(planned.c.nc != planned.c.costo, planned.c.np != planned.c.precio))
+    target = ["producto_id", "costo_antes", "costo_despues", "precio_antes", "precio_despues", "motivo", "lote_id",
+              "actor", "creado_en"]
+    stmt = insert(PriceChange.__table__).from_select(target, rows)
+    # SQLAlchemy keeps an INSERT's rowcount only when asked to.
+    return session.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
