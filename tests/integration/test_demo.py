@@ -280,3 +280,29 @@ def test_small_store_has_supplier_files_and_the_invoices_behind_its_deliveries(s
     for reference, (quantity, operation) in expected.items():
         assert by_invoice[reference] == quantity
         assert {r.operacion for r in deliveries if r.referencia == reference} == {operation}
+
+
+def test_price_history_follows_the_monthly_lists(small) -> None:  # noqa: ANN001
+    from minimarket.pricing.lagging import lagging_prices
+    from minimarket.pricing.models import PriceBatch, PriceChange
+    from minimarket.pricing.settings import load_pricing_settings
+
+    db, _, _ = small
+    with db.read() as session:
+        products = {p.id: p for p in session.scalars(select(Product))}
+        changes = session.scalars(select(PriceChange).order_by(PriceChange.id)).all()
+        batched = [b.products for b in session.scalars(select(PriceBatch))]
+        lagging = lagging_prices(session, limit=1000)
+        assert load_pricing_settings(session).monthly_inflation == Decimal("3")
+        assert changes and batched and sum(batched) == len(changes)
+        last: dict[int, tuple[Decimal, Decimal]] = {}
+        for change in changes:  # each product's chain of changes, ending at its current cost and price
+            assert change.reason == "lista_proveedor" and change.cost_after > change.cost_before
+            assert last.get(change.product_id, (change.cost_before, change.price_before)) == (change.cost_before,
+                                                                                              change.price_before)
+            last[change.product_id] = (change.cost_after, change.price_after)
+        assert all((products[pid].cost, products[pid].price) == values for pid, values in last.items())
+        held = {products[c.product_id].sku for c in changes if c.price_after == c.price_before}
+        assert held, "the newest price lists are not on the shelves yet"
+        assert {item["sku"] for item in lagging["items"]} == held
+        assert all(item["replacement_cost"] >= item["cost"] for item in lagging["items"])

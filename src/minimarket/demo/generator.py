@@ -26,6 +26,7 @@ from minimarket.ar.barcode import make_ean13
 from minimarket.ar.cuit import cuit_check_digit
 from minimarket.catalog.models import Category, Product
 from minimarket.db import Database
+from minimarket.demo.prices import HOLD_DAYS, PriceListLine, own_markups, write_price_history
 from minimarket.errors import Conflict, InvalidInput
 from minimarket.demo.catalog import CATEGORIES, PACK_SIZES, SUPPLIERS, CategorySpec, Template
 from minimarket.demo.invoices import supplier_fields, write_invoices
@@ -101,7 +102,9 @@ def generate_demo(db: Database, *, products: int = 600, days: int = 120, seed: i
     start = today - timedelta(days=days)
     items = _catalogue(rng, products, days, report)
     cuits = _cuits(rng, len(SUPPLIERS))
-    rows = _simulate(rng, items, start, days, report)
+    price_log: list[PriceListLine] = []
+    rows = _simulate(rng, items, start, days, report, price_log)
+    markups = own_markups([(it.cost, it.price, it.iva) for it in items], price_log)
     rows.sort(key=lambda r: (r[0], r[1]))
     with db.write() as session:
         if session.scalar(select(func.count()).select_from(Product.__table__)):
@@ -119,12 +122,13 @@ def generate_demo(db: Database, *, products: int = 600, days: int = 120, seed: i
             "categoria_id": cat_ids[it.category], "unidad": it.unit, "costo": it.cost, "precio": it.price,
             "iva": it.iva, "stock_minimo": it.min_stock, "stock_maximo": it.max_stock,
             "proveedor_id": sup_by_key[it.supplier], "activo": True, "creado_en": opened,
-            "actualizado_en": it.updated or opened} for it in items])
+            "actualizado_en": it.updated or opened, "margen": markup} for it, markup in zip(items, markups)])
         ids = dict(session.execute(select(Product.sku, Product.id)).all())
         pids = [ids[it.sku] for it in items]
         stored = dict(session.execute(select(Supplier.id, Supplier.cuit)).all())
         rows = write_invoices(session, rows, items, pids, sup_by_key, {k: stored[i] for k, i in sup_by_key.items()},
                               seed=seed, location_id=DEP)
+        write_price_history(session, price_log, pids, {key: name for key, name, _ in SUPPLIERS})
         for done in range(0, len(rows), CHUNK):
             session.execute(insert(Movement.__table__), [{
                 "producto_id": pids[r[2]], "ubicacion_id": r[3], "tipo": r[4], "cantidad": r[5],
@@ -275,7 +279,8 @@ def _ensure_named(session, table, rows: list[dict]) -> dict[str, int]:  # noqa: 
 # --- simulation -----------------------------------------------------------------------------
 
 
-def _simulate(rng: random.Random, items: list[_Item], start: date, days: int, report: Progress) -> list[tuple]:
+def _simulate(rng: random.Random, items: list[_Item], start: date, days: int, report: Progress,
+              price_log: list[PriceListLine]) -> list[tuple]:
     """Rows (when, seq, item, location, type, delta, balance_after, cost, price, reason, reference, operation)."""
     rows: list[tuple] = []
     by_supplier: dict[str, list[_Item]] = {}
@@ -307,9 +312,10 @@ def _simulate(rng: random.Random, items: list[_Item], start: date, days: int, re
             if d and day.day == raise_day[key]:
                 step = Decimal(str(round(1 + rng.uniform(0.02, 0.04), 4)))
                 for it in group:
-                    it.cost = _money(it.cost * step)
-                    it.price = _shelf_price(it)
-                    it.updated = _at(day, 7, 0)
+                    before, it.cost, it.updated = (it.cost, it.price), _money(it.cost * step), _at(day, 7, 0)
+                    if d < days - HOLD_DAYS:  # the newest lists are not on the shelves yet
+                        it.price = _shelf_price(it)
+                    price_log.append(PriceListLine(it.updated, key, it.idx, *before, it.cost, it.price))
         if d == 0:
             when, operation = _at(day, 8, 0), op()
             for it in items:
