@@ -61,7 +61,9 @@ def _forget_rolled_back_batches(session: Session) -> None:
 def open_batch(session: Session, ctx: Context, *, operation: str, reason: str, description: str | None,
                percent: Decimal | None = None, filters: dict | None = None) -> PriceBatch:
     """A new batch row (its id goes on every history row of the batch)."""
-    batch = PriceBatch(operation=operation, reason=reason, percent=percent, description=description,
+    # The column holds 300 characters; a long filter (names up to 200 each) is cut, never refused.
+    batch = PriceBatch(operation=operation, reason=reason, percent=percent,
+                       description=description[:300] if description else None,
                        filters=filters, products=0, actor=ctx.actor, created_at=utcnow())
     session.add(batch)
     session.flush()

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context
+from minimarket.errors import InvalidInput
 from minimarket.pricing.models import REASONS, PriceChange
 from minimarket.types import utcnow
 
@@ -22,6 +23,9 @@ def record_change(session: Session, ctx: Context, *, product_id: int, cost_befor
     """Append one history row if cost or price changed; None when nothing changed."""
     if reason not in REASONS:
         raise ValueError(f"unknown price change reason {reason!r}")
+    if reference is not None and len(reference) > 100:
+        raise InvalidInput(f"reference: hasta 100 caracteres; se recibieron {len(reference)}",
+                           details={"field": "reference"})
     if Decimal(cost_before) == Decimal(cost_after) and Decimal(price_before) == Decimal(price_after):
         return None
     row = PriceChange(product_id=product_id, cost_before=cost_before, cost_after=cost_after,
