@@ -50,3 +50,21 @@ def test_after_a_cost_rise_the_lagging_report_names_the_product(client, admin, a
     assert [i["sku"] for i in body["items"]] == ["FIDEO-1"]
     assert client.get("/api/prices/lagging?limit=1&category=Nada", headers=admin).status_code == 422
     error_of(client.get("/api/prices/lagging?limit=0", headers=admin), 422, mentions="limit")
+
+
+def test_after_an_invoice_raises_a_cost_the_lagging_report_names_that_product(client, admin):
+    from tests.integration.invoice_helpers import invoice_body, supplier_store
+
+    supplier_store(client, admin)
+    client.patch("/api/prices/settings", headers=admin, json={"default_markup": "40"})
+    assert client.get("/api/prices/lagging", headers=admin).json()["count"] == 0
+    draft = client.post("/api/invoices", json=invoice_body(), headers=admin).json()
+    client.patch(f"/api/invoices/{draft['id']}", json={"matches": [{"line": 3, "product": "FIDEOS-1"}]},
+                 headers=admin)
+    confirmed = client.post(f"/api/invoices/{draft['id']}/confirm", headers=admin)
+    assert confirmed.status_code == 200, confirmed.text
+    body = client.get("/api/prices/lagging", headers=admin).json()
+    # YERBA-1: 1033.33 × 1.40 × 1.21 = 1750.46 → 1760 > 1700 on the shelf; the others still meet 40 %.
+    assert [(i["sku"], i["cost"], i["price"], i["suggested_price"]) for i in body["items"]] == [
+        ("YERBA-1", "1033.33", "1700.00", "1760.00")]
+    assert body["items"][0]["cost_changed_at"] is not None and body["items"][0]["last_purchase_at"] is not None
