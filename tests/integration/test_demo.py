@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import uuid
 from collections import defaultdict
@@ -22,7 +23,9 @@ from minimarket.catalog.models import Product
 from minimarket.db import Database
 from minimarket.errors import Conflict, InvalidInput
 from minimarket.migrations.runner import upgrade
+from minimarket.demo.catalog import REGIONAL_BRANDS
 from minimarket.demo.generator import DemoSummary, database_is_empty, generate_demo
+from minimarket.demo.plan import capacity, plan_catalogue
 from minimarket.stock.models import Balance, Movement
 from minimarket.stock.verify import verify_ledger
 from minimarket.suppliers.models import Supplier
@@ -306,3 +309,48 @@ def test_price_history_follows_the_monthly_lists(small) -> None:  # noqa: ANN001
         assert held, "the newest price lists are not on the shelves yet"
         assert {item["sku"] for item in lagging["items"]} == held
         assert all(item["replacement_cost"] >= item["cost"] for item in lagging["items"])
+
+
+# --- a large store: up to 100,000 products (what `minimarket demo --products` accepts) ---------------
+
+
+def test_the_catalogue_reaches_what_the_cli_accepts_with_unique_valid_codes() -> None:
+    assert capacity() >= 100_000
+    items = plan_catalogue(random.Random(42), 100_000, 30, lambda *_: None)
+    assert len(items) == 100_000
+    assert len({it.sku for it in items}) == 100_000 and all(SKU.match(it.sku) for it in items)
+    barcodes = [it.barcode for it in items]
+    assert len(set(barcodes)) == 100_000
+    assert all(len(b) == 13 and b.startswith("779") and is_valid_barcode(b) for b in barcodes)
+    assert len({it.name for it in items}) == 100_000 and max(len(it.name) for it in items) <= 200
+    assert len({it.category for it in items}) == 12
+    # The leading brands still sell the most: regional brands and big packs form the long tail.
+    regional = [it for it in items if it.brand in REGIONAL_BRANDS]
+    assert regional and sum(it.rate for it in regional) / len(regional) < sum(it.rate for it in items) / len(items)
+
+
+def test_small_stores_keep_the_leading_brands_only() -> None:
+    items = plan_catalogue(random.Random(42), capacity(0), 30, lambda *_: None)
+    assert not [it for it in items if it.brand in REGIONAL_BRANDS]
+
+
+def test_more_products_than_the_leading_brands_offer(database_url: str) -> None:
+    """Past the 6,527 products the templates' brands give (refused before): SQLite and PostgreSQL."""
+    db = Database(database_url)
+    calls: list[tuple[str, int, int]] = []
+    try:
+        summary = generate_demo(db, products=8_000, days=3, seed=9, today=FIXED_TODAY,
+                                progress=lambda *a: calls.append(a))
+        assert summary.products == 8_000 and summary.sales_lines > 0
+        with db.read() as session:
+            report = verify_ledger(session)
+            assert report.ok, report.mismatches[:5]
+            assert report.movements_checked == summary.movements
+            assert session.scalar(select(func.count(func.distinct(Product.barcode)))) == 8_000
+            assert session.scalar(select(func.count()).select_from(Product).where(
+                Product.brand.in_(REGIONAL_BRANDS))) > 0
+    finally:
+        db.dispose()
+    labels = [label for label, _, _ in calls]
+    assert {"Armando el catálogo", "Simulando ventas", "Guardando movimientos"} <= set(labels)
+    assert calls[-1][1] == calls[-1][2]

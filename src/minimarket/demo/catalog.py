@@ -331,3 +331,16 @@ CATEGORIES = (
 )
 
 PACK_SIZES = (2, 3, 4, 6, 10, 12, 24)  # extra presentations when the base catalogue runs out
+
+# A store asking for more products than the brands above can fill (up to 100,000) also gets these:
+# more pack presentations and regional brands (second-line makers, sold after the leading ones).
+# Smaller stores never use them, so a seed gives the same small store as before.
+EXTRA_PACK_SIZES = (5, 8, 15, 20, 30, 48)
+REGIONAL_BRANDS = (
+    "Don Anselmo", "La Pampeana", "El Ceibo", "Santa Clara", "Río Dulce", "Los Tilos", "Sierra Chica",
+    "Campo Verde", "La Quinta", "Del Sur", "Don Faustino", "La Chacra", "El Hornero", "San Javier",
+    "Los Alerces", "Valle Fértil", "La Cumbre", "Puerto Madryn", "Tres Arroyos", "El Ombú", "La Calandria",
+    "Don Benito", "Las Marías del Sur", "Altos del Paraná", "El Talar", "La Tranquerita", "Monte Grande",
+    "San Rafael", "Laguna Azul", "El Mirador", "Doña Rosa", "La Posta", "Los Aromos", "Ruta 40",
+    "El Boyero", "Cerro Colorado", "La Estanzuela", "Villa Ventana", "El Algarrobo", "Pampa Mía",
+)
