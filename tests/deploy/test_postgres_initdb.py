@@ -154,4 +154,5 @@ def test_compose_passes_one_password_to_the_script_and_the_exporter():
     assert exporter["DATA_SOURCE_URI"] == "postgres:5432/inventario_retail?sslmode=disable"
     assert "POSTGRES_EXPORTER_PASSWORD" in parse_env_file(ENV_PRODUCTION_EXAMPLE)
     assert SCRIPT.stat().st_mode & 0o111, "la imagen de postgres sólo ejecuta los .sh con permiso de ejecución"
-    assert sorted(p.name for p in SCRIPT.parent.iterdir()) == ["10-minimarket.sh", "20-postgres-exporter.sh"]
+    assert sorted(p.name for p in SCRIPT.parent.iterdir()) == ["10-minimarket.sh", "20-postgres-exporter.sh",
+                                                               "30-pg-stat-statements.sh"]

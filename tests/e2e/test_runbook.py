@@ -2,30 +2,37 @@
 as written (bare-metal variant) against a live system — PostgreSQL, Redis, the app and the CLI —
 and every alert in alerts.yml has its section in docs/RESPONDING_TO_ALERTS.md.
 
-The only rewrites are the ones an operator's machine makes for them: the app's port
-(`localhost:8080`), the database names (`inventario_retail`, `prueba_restore`) and the
-working directory. Prometheus/Alertmanager queries are exercised by test_observability_pipeline.py.
+The store runs on a private PostgreSQL cluster started the way docker-compose.production.yml
+starts it (pg_stat_statements preloaded, deploy/postgres/initdb/*.sh run in order), so the
+database really is `inventario_retail` and `psql -h 127.0.0.1 -U postgres` reaches it through
+PGPORT. The only rewrites are the ones an operator's machine makes for them: the app's port
+(`localhost:8080`) and the working directory. Prometheus/Alertmanager queries are exercised by test_observability_pipeline.py.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from tests.conftest import drop_pg_database, pg_url_for, redis_available
+from tests.conftest import redis_available
 from tests.e2e.conftest import clean_env, run_cli
+from tests.e2e.pg_cluster import private_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "docs" / "OPERATIONS_RUNBOOK.md"
 RESPONSES = ROOT / "docs" / "RESPONDING_TO_ALERTS.md"
 ALERTS = ROOT / "observability" / "prometheus" / "alerts.yml"
+COMPOSE = ROOT / "docker-compose.production.yml"
+INITDB = ROOT / "deploy" / "postgres" / "initdb"
 MARKER = "<!-- probar -->"
 BLOCK_TIMEOUT = 120
 
@@ -55,7 +62,8 @@ def runbook_blocks(text: str) -> list[tuple[str, str]]:
 
 def test_the_runbook_marks_the_commands_it_promises():
     headings = [h for h, _ in runbook_blocks(RUNBOOK.read_text(encoding="utf-8"))]
-    for section in ("P1", "P2", "PB1", "PB2", "PB4", "PB5", "Chequeo diario", "Respaldo", "Restauración"):
+    for section in ("P1", "P2", "PB1", "PB2", "Mantenimiento de la base", "PB4", "PB5", "Chequeo diario", "Respaldo",
+                    "Restauración"):
         assert any(h.startswith(section) for h in headings), f"no hay comandos probados en {section}: {headings}"
 
 
@@ -75,7 +83,26 @@ def test_every_alert_has_its_section_and_its_link_resolves():
 
 
 @pytest.fixture
-def store(pg_database: str, start_server, tmp_path: Path):  # noqa: ANN001, ANN201
+def postgres_as_deployed() -> Iterator[str]:
+    """A private cluster started as docker-compose.production.yml starts PostgreSQL
+    (pg_stat_statements preloaded) and initialised by deploy/postgres/initdb/*.sh in order, as the
+    image's entrypoint runs them; yields the superuser URL of `inventario_retail`."""
+    compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]["postgres"]
+    command = compose["command"]
+    settings = dict(arg.split("=", 1) for flag, arg in zip(command, command[1:]) if flag == "-c")
+    with private_cluster(settings) as admin_url:
+        url = make_url(admin_url)
+        env = {"PATH": os.environ["PATH"], "PGHOST": url.host, "PGPORT": str(url.port), "POSTGRES_USER": "postgres",
+               "POSTGRES_PASSWORD": secrets.token_hex(12), "POSTGRES_EXPORTER_PASSWORD": secrets.token_hex(12)}
+        for script in sorted(INITDB.glob("*.sh")):
+            done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, timeout=60,
+                                  check=False)
+            assert done.returncode == 0, f"{script.name}:\n{done.stdout}\n{done.stderr}"
+        yield url.set(database="inventario_retail").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def store(postgres_as_deployed: str, start_server, tmp_path: Path):  # noqa: ANN001, ANN201
     """A running store as the runbook expects it: demo data, a read-only key, TLS material,
     an encrypted integration key, last night's backup."""
     if not redis_available():
@@ -83,19 +110,18 @@ def store(pg_database: str, start_server, tmp_path: Path):  # noqa: ANN001, ANN2
     key_hex = secrets.token_hex(32)
     workdir = tmp_path / "tienda"
     workdir.mkdir()
-    env = clean_env(DATABASE_URL=pg_database, DATABASE_ENCRYPTION_KEY=key_hex)
-    for args in (["demo", "--products", "40", "--days", "10"],
+    url = postgres_as_deployed
+    env = clean_env(DATABASE_URL=url, DATABASE_ENCRYPTION_KEY=key_hex, PGPORT=str(make_url(url).port))
+    for args in (["db", "upgrade"], ["demo", "--products", "40", "--days", "10"],
                  ["certs", "generate", "--dest", "observability/prometheus/tls"],
                  ["secret", "set", "integration_api_key", "--value", "clave-del-proveedor-123"],
                  ["backup", "--dest", "backups", "--keep", "14"]):
         done = run_cli(args, env, workdir, timeout=BLOCK_TIMEOUT)
         assert done.returncode == 0, f"minimarket {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    server = start_server(pg_database, DATABASE_ENCRYPTION_KEY=key_hex)
+    server = start_server(url, DATABASE_ENCRYPTION_KEY=key_hex)
     key = server.create_key(name="operador", role="lectura")
-    restore_name = f"prueba_restore_{secrets.token_hex(4)}"
     yield {"server": server, "env": env, "workdir": workdir, "key": key, "key_hex": key_hex,
-           "restore_name": restore_name}
-    drop_pg_database(pg_url_for(restore_name))
+           "restore_name": "prueba_restore"}
 
 
 def _as_on_this_machine(script: str, *, port: int, database: str, restore_name: str) -> str:
@@ -122,6 +148,11 @@ def test_runbook_commands_run_against_a_live_system(store):  # noqa: ANN001
                                       f"--- servidor\n{server.log_tail()}")
         if heading.startswith("PB5"):
             assert "descifra" in done.stdout and " t" in done.stdout, done.stdout  # the secret decrypts in SQL
+        if heading.startswith("Mantenimiento de la base"):
+            # The slow-query lists have the store's own statements, and VACUUM ANALYZE ran.
+            assert "mean_exec_time" in done.stdout and "movimientos_stock" in done.stdout, done.stdout
+            assert re.search(r"\(\d+ rows\)", done.stdout) and "(0 rows)" not in done.stdout, done.stdout
+            assert "VACUUM" in done.stdout or "vacuuming" in done.stderr, done.stderr
         if heading.startswith("Restauración"):
             assert re.search(r"^\s+40$", done.stdout, re.MULTILINE), done.stdout  # every product came back
 
