@@ -72,7 +72,8 @@ def _ledger_line(ledger: dict) -> str:
 
 
 def backup_command(
-    dest: Annotated[Path, typer.Option("--dest", help="Carpeta de los respaldos")] = Path("backups"),
+    dest: Annotated[Path, typer.Option("--dest", envvar="BACKUP_DIR",
+                                       help="Carpeta de los respaldos (por defecto BACKUP_DIR o ./backups)")] = Path("backups"),
     keep: Annotated[int | None, typer.Option("--keep", min=1,
                                              help="Conserva los N respaldos más nuevos de esta base y borra el resto")] = None,
     no_config: Annotated[bool, typer.Option("--no-config", help="No incluir .env, certificados ni configs")] = False,

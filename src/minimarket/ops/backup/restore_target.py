@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from minimarket.ops.backup.manifest import BackupError, is_sqlite_url, normalise_url, plain_engine, sqlite_file
 
 # What the runbook tells the operator to run before a restore (services that hold the database).
-STOP_COMMAND = "docker-compose -f docker-compose.production.yml stop dashboard agente-deposito agente-negocio"
+STOP_COMMAND = "docker compose -f docker-compose.production.yml stop dashboard agente-deposito agente-negocio"
 SQLITE_LOCK_TIMEOUT = 1.0  # seconds to wait for an exclusive lock before calling the file "in use"
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$")
 
