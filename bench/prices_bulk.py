@@ -5,8 +5,9 @@
 
 Each run previews, applies (+20 % on every product, one batch, one transaction, committed) and
 undoes it through the same service functions the API calls. The baseline is the bare set-based
-statement `UPDATE productos SET precio = precio * 1.2` on the same rows in the same database:
-the least any bulk change can cost. Prices are checked back to the cent after every undo.
+statement `UPDATE productos SET precio = precio * 1.2, actualizado_en = now` on the same rows in
+the same database (the change marker is indexed, so neither can be a HOT update): the least any
+bulk change can cost. Prices are checked back to the cent after every undo.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -72,7 +74,8 @@ def run_backend(label: str, url: str, products: int, runs: int) -> list[tuple[st
         for _ in range(runs):
             def baseline() -> None:
                 with db.write() as session:
-                    session.execute(text("UPDATE productos SET precio = precio * 1.2"))
+                    session.execute(text("UPDATE productos SET precio = precio * 1.2, actualizado_en = :now"),
+                                    {"now": datetime.now(UTC)})
                     raise _Rollback
             samples["baseline"].append(_time_rollback(baseline))
             with db.read() as session:
@@ -92,7 +95,7 @@ def run_backend(label: str, url: str, products: int, runs: int) -> list[tuple[st
                 raise SystemExit(f"{label}: undo did not restore every price exactly")
         base = statistics.median(samples["baseline"])
         out = []
-        for name, text_ in (("baseline", "bare `UPDATE productos SET precio = precio * 1.2` (baseline)"),
+        for name, text_ in (("baseline", "bare `UPDATE productos SET precio = precio * 1.2, actualizado_en = …` (baseline)"),
                             ("preview", "preview (count + first 500 rows)"),
                             ("apply", "apply +20 % as one batch (history INSERT … SELECT, UPDATE … FROM, commit)"),
                             ("undo", "undo the batch (checks + restore + history, commit)")):
