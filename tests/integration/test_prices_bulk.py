@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from minimarket.catalog.models import Product
 from minimarket.pricing.models import PriceBatch, PriceChange
 from tests.integration.helpers import create_product, error_of, metric_value
 
@@ -164,3 +165,27 @@ def test_apply_gives_exactly_what_the_preview_promised(client, admin, rounding):
         assert {i["sku"]: (i["cost_after"], i["price_after"]) for i in promised} == {
             i["sku"]: after[i["sku"]] for i in promised}, change
         assert client.post(f"/api/prices/batches/{response.json()['batch_id']}/undo", headers=admin).status_code == 201
+
+
+def test_a_batch_whose_products_changed_meanwhile_is_refused_whole(client, admin, app):
+    from minimarket.accounts.audit import Context
+    from minimarket.errors import Conflict
+    from minimarket.pricing.batches import Planned, open_batch, write_batch
+
+    _store(client, admin)
+    before = _prices(client, admin)
+    with app.state.db.read() as session:
+        ids = dict(session.execute(select(Product.sku, Product.id)).all())
+    stale = [Planned(id=ids["ALM-1"], sku="ALM-1", name="x", vat=D("21"), target=D("35"), cost_before=D("1000.00"),
+                     cost_after=D("1000.00"), price_before=D("1633.33"), price_after=D("1700.00")),
+             # read before someone else changed it: 999.99 is no longer its price
+             Planned(id=ids["ALM-2"], sku="ALM-2", name="y", vat=D("21"), target=D("35"), cost_before=D("333.33"),
+                     cost_after=D("333.33"), price_before=D("999.99"), price_after=D("1100.00"))]
+    with pytest.raises(Conflict, match="cambió"):
+        with app.state.db.write() as session:
+            batch = open_batch(session, Context(actor="t"), operation="price_percent", reason="aumento_masivo",
+                               description="prueba")
+            write_batch(session, Context(actor="t"), batch, stale)
+    assert _prices(client, admin) == before  # the whole batch rolled back, ALM-1 included
+    with app.state.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(PriceBatch)) == 0
