@@ -38,6 +38,28 @@ PAGES = ["/", "/inventario", "/inventario?q=yerba", "/inventario?estado=bajo", "
          "/reportes", "/configuracion"]
 
 
+DEMO_MAX = 6000  # the demo's catalogue has about this many distinct products
+
+
+def add_catalog_only_products(db: Database, count: int) -> int:
+    """Fill the catalogue up to the target size with products that have no stock (no ledger rows needed)."""
+    if count <= 0:
+        return 0
+    from sqlalchemy import insert
+
+    from minimarket.catalog.models import Product
+    from minimarket.types import utcnow
+
+    now = utcnow()
+    rows = [{"sku": f"BENCH-{i:06d}", "name": f"Producto de prueba {i}", "unit": "u", "cost": 100 + i % 900,
+             "price": 200 + i % 1500, "vat_rate": 21, "min_stock": i % 5, "active": True, "created_at": now,
+             "updated_at": now} for i in range(count)]
+    with db.write() as session:
+        for chunk in range(0, count, 5000):
+            session.execute(insert(Product), rows[chunk:chunk + 5000])
+    return count
+
+
 def timings(client: TestClient, path: str, n: int) -> list[float]:
     client.get(path)  # warm-up
     out = []
@@ -64,8 +86,10 @@ def main() -> None:
     upgrade(url)
     db = Database(url)
     start = time.perf_counter()
-    summary = generate_demo(db, products=opts.products, days=opts.days, seed=7, progress=None)
-    print(f"store: {summary.products} products, {summary.movements} movements ({time.perf_counter() - start:.0f} s)")
+    summary = generate_demo(db, products=min(opts.products, DEMO_MAX), days=opts.days, seed=7, progress=None)
+    extra = add_catalog_only_products(db, opts.products - summary.products)
+    print(f"store: {summary.products + extra} products ({extra} without stock), {summary.movements} movements "
+          f"({time.perf_counter() - start:.0f} s)")
     with db.write() as session:
         user = create_user(session, Context(actor="bench"), username="bench", role="admin", password="bench-password")
         token = start_session(session, user=user, ip=None)

@@ -36,6 +36,7 @@ PAGE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/recuento"): STOCK,
     ("POST", "/recuento/revisar"): STOCK,
     ("POST", "/recuento/confirmar"): STOCK,
+    ("GET", "/precios/atrasados"): EVERYONE,
     ("GET", "/reportes"): EVERYONE,
     ("GET", "/reportes/inventario.{formato}"): EVERYONE,
     ("GET", "/reportes/movimientos.{formato}"): EVERYONE,
@@ -68,6 +69,7 @@ REQUESTS: dict[tuple[str, str], Callable[[int, str], Req]] = {
                                                                        "escaneos": "YERBA-1 3"}),
     ("POST", "/recuento/confirmar"): lambda n, c: ("/recuento/confirmar", {
         "csrf": c, "ubicacion": "SAL", "sku": "YERBA-1", "contado": str(n + 1), "idempotency_key": f"r-{n}"}),
+    ("GET", "/precios/atrasados"): lambda n, c: ("/precios/atrasados", None),
     ("GET", "/reportes"): lambda n, c: ("/reportes", None),
     ("GET", "/reportes/inventario.{formato}"): lambda n, c: ("/reportes/inventario.csv", None),
     ("GET", "/reportes/movimientos.{formato}"): lambda n, c: ("/reportes/movimientos.csv?producto=YERBA-1", None),

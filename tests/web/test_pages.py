@@ -184,3 +184,15 @@ def test_product_page_shows_the_price_history(client, app, shop, admin):
     assert changed.status_code == 200, changed.text
     page = client.get("/inventario/YERBA-1").text
     assert "Historia de precios" in page and "$ 2.000,00 → $ 2.500,00" in page and "<polyline" in page
+
+
+def test_lagging_prices_number_links_to_its_list(client, app, shop, admin):
+    sign_in(app, client, "lectura")
+    kpi_of = lambda html: re.search(r'href="/precios/atrasados".*?kpi-value">([^<]+)<', html, re.S).group(1)  # noqa: E731
+    assert kpi_of(client.get("/").text) == "Ver"  # never computed inline on Inicio: the list computes it
+    low = client.patch("/api/inventory/YERBA-1", json={"price": "1300.00"}, headers=admin)  # far below any target
+    assert low.status_code == 200, low.text
+    listing = client.get("/precios/atrasados").text
+    count = int(re.search(r"<p>(\d+) producto\(s\)", listing).group(1))
+    assert count >= 1 and "YERBA-1" in listing and "$ 1.300,00" in listing
+    assert kpi_of(client.get("/").text) == str(count)  # now Inicio shows the number for this catalogue

@@ -125,7 +125,7 @@ def current_kpis(db: Database, cache: Cache) -> Kpis:
     """The KPIs for the current marker and store day, from the cache when nothing changed."""
     with db.read() as session:
         marker = change_marker(session)
-    key = f"kpis:{_db_tag(db)}:{store_day_start().date().isoformat()}:{marker.key}"
+    key = f"kpis:{db_tag(db)}:{store_day_start().date().isoformat()}:{marker.key}"
     cached = cache.get_json(key)
     if cached is not None:
         return Kpis.from_json(cached)
@@ -134,7 +134,8 @@ def current_kpis(db: Database, cache: Cache) -> Kpis:
     return kpis
 
 
-def _db_tag(db: Database) -> str:
+def db_tag(db: Database) -> str:
+    """A short tag of the database: stores sharing one Redis keep their cached numbers apart."""
     import hashlib
 
     return hashlib.sha256(db.url.encode()).hexdigest()[:12]  # stores sharing one Redis keep apart

@@ -96,7 +96,9 @@ def _inventory_query(*, q: str | None, category: str | None, supplier: str | Non
     if out_of_stock is not None:
         stmt = stmt.where((stock <= 0) if out_of_stock else (stock > 0))
     if active is not None:
-        stmt = stmt.where(Product.active.is_(active))
+        # Not `activo IS 1`: SQLite would walk ix_productos_activo (almost every row) and sort them all,
+        # instead of reading the SKU index in order and stopping at the page (400 ms → ~1 ms at 100k).
+        stmt = stmt.where(func.coalesce(Product.active, False).is_(active))
     return stmt
 
 

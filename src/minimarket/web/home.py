@@ -14,14 +14,16 @@ from minimarket.accounts.permissions import READ
 from minimarket.accounts.sessions import SessionUser
 from minimarket.ar.money import format_ars, format_percent, format_qty
 from minimarket.reports import series
-from minimarket.reports.kpis import Kpis, change_marker, current_kpis, store_day_start, store_week_start
+from minimarket.reports.kpis import Kpis, current_kpis, db_tag, store_day_start, store_week_start
 from minimarket.web import charts
 from minimarket.web.auth import page_user, session_user
+from minimarket.web.prices import lagging_count
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 POLL_SECONDS = 2.0  # how often the event stream checks the change marker (one indexed MAX query)
 STREAM_SECONDS = 55  # then the stream ends and the browser reconnects: no connection lives forever
+CHARTS_TTL = 300
 
 
 def kpi_texts(k: Kpis) -> dict[str, str]:
@@ -38,11 +40,13 @@ def kpi_texts(k: Kpis) -> dict[str, str]:
 
 def _charts(request: Request) -> dict[str, str]:
     db, cache = request.app.state.db, request.app.state.cache
+    # Trends of 30 days: redrawn every CHARTS_TTL seconds at most, not on every movement (the
+    # inflation series alone reads every entrada of a year; about a second on a big store).
+    key = f"charts:{db_tag(db)}:{series.store_day_start().date()}"
+    cached = cache.get_json(key)
+    if cached is not None:
+        return cached
     with db.read() as session:
-        key = f"charts:{change_marker(session).key}:{series.store_day_start().date()}"
-        cached = cache.get_json(key)
-        if cached is not None:
-            return cached
         days = series.daily_in_vs_sales(session)
         top = series.top_products(session)
         categories = series.stock_value_by_category(session)
@@ -59,7 +63,7 @@ def _charts(request: Request) -> dict[str, str]:
                                         lambda v: format_percent(v))),
         "has_inflation": any(v is not None for _, v in inflation),
     }
-    cache.set_json(key, rendered, 300)
+    cache.set_json(key, rendered, CHARTS_TTL)
     return rendered
 
 
@@ -67,7 +71,7 @@ def _charts(request: Request) -> dict[str, str]:
 def home(request: Request, user: SessionUser = Depends(page_user(READ))) -> HTMLResponse:
     kpis = current_kpis(request.app.state.db, request.app.state.cache)
     empty = kpis.active_products == 0
-    return render(request, "home.html", user, kpis=kpi_texts(kpis), marker=kpis.marker, empty=empty,
+    return render(request, "home.html", user, kpis=kpi_texts(kpis), lagging=0 if empty else lagging_count(request), marker=kpis.marker, empty=empty,
                   charts=None if empty else _charts(request), day=store_day_start().date(),
                   week=store_week_start().date())
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from minimarket.accounts.permissions import READ, STOCK_WRITE
 from minimarket.accounts.sessions import SessionUser
 from minimarket.ar.money import format_qty
-from minimarket.catalog.queries import list_categories
+from minimarket.catalog.models import Category
 from minimarket.catalog.service import find_product
 from minimarket.errors import DomainError, NotFound
 from minimarket.pricing.history import history_of
@@ -68,7 +68,8 @@ def inventory_list(
                                                    per_page=PER_PAGE)
         except DomainError as exc:
             items, more, error = [], False, exc.message
-        categories = [c.name for c in list_categories(session)]
+        # Names only: list_categories also counts each category's products (a scan of the catalogue).
+        categories = sorted(session.scalars(select(Category.name)).all(), key=str.casefold)
         suppliers = session.scalars(select(Supplier.name).order_by(Supplier.name)).all()
     filters = _filters(q, categoria, proveedor, estado)
     page_link = lambda n: "/inventario?" + urlencode({**filters, "orden": orden, **({"dir": "desc"} if dir == "desc" else {}),  # noqa: E731

@@ -7,12 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from minimarket.accounts.permissions import READ
 from minimarket.accounts.sessions import SessionUser
 from minimarket.ar.dates import STORE_TZ
-from minimarket.catalog.queries import list_categories
+from minimarket.catalog.models import Category
 from minimarket.errors import DomainError
 from minimarket.reports import exports
 from minimarket.stock.locations import list_locations
@@ -31,7 +32,7 @@ Text = Annotated[str, Query(max_length=100)]
 @router.get("/reportes", response_class=HTMLResponse)
 def reports_page(request: Request, user: SessionUser = Depends(page_user(READ))) -> HTMLResponse:
     with request.app.state.db.read() as session:
-        categories = [c.name for c in list_categories(session)]
+        categories = sorted(session.scalars(select(Category.name)).all(), key=str.casefold)
         locations = [(loc.code, loc.name) for loc in list_locations(session)]
     return render(request, "reports.html", user, categories=categories, locations=locations,
                   types=LedgerType.__args__)
