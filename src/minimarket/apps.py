@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from minimarket import __version__
+from minimarket.alerts import api as alerts_api
 from minimarket.catalog import api as catalog_api
 from minimarket.config import Settings, csv_list, get_settings
 from minimarket.db import Database
@@ -47,7 +48,7 @@ SERVICES = {
 }
 # Which routers each deployable service serves; nginx routes /api/... by the same split.
 _READS = [inventory_api.read_router, catalog_api.read_router, stock_api.read_router]
-_NEGOCIO = [pricing_api.router, suppliers_api.router, invoices_api.router]
+_NEGOCIO = [pricing_api.router, suppliers_api.router, invoices_api.router, alerts_api.router]
 ROUTERS = {
     "dashboard": _READS,
     "deposito": [*_READS, inventory_api.write_router, stock_api.write_router],
@@ -169,7 +170,10 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     # metrics and log > Host check > CORS (so 429s carry its headers and preflights cost nothing)
     # > rate limit, which answers 429 before any route or dependency touches the database
     # > caller gate, which answers 401 before any route reads the body.
-    app.add_middleware(CallerGate)
+    # Alertmanager's webhook brings its own bearer token instead of an API key.
+    own_checks = ({alerts_api.WEBHOOK_PATH: alerts_api.webhook_caller}
+                  if alerts_api.router in ROUTERS[service] else {})
+    app.add_middleware(CallerGate, checks=own_checks)
     app.add_middleware(RateLimited, settings=settings, limiter=app.state.ratelimiter)
     if origins := csv_list(settings.cors_origins):
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PATCH", "DELETE"],

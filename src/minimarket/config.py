@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     # Bearer token that /metrics asks for (and that shows /health's error details); empty = /metrics open.
     metrics_token: str | None = None
     allowed_hosts: str = ""
+    # E-mail of the alerts Alertmanager delivers to /api/alerts/webhook (off when SMTP_HOST is empty).
+    # The password is the `smtp_password` secret; the recipients, the store setting `alertas.emails`.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_from: str | None = None
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
     @field_validator("database_url")
     @classmethod

@@ -23,6 +23,7 @@ ROUNDING = "precios.redondeo"  # one of pricing.rules.ROUNDING_RULES
 MONTHLY_INFLATION = "precios.inflacion_mensual"  # percent per month, for the replacement cost
 APPLY_SUGGESTED = "precios.aplicar_sugerido"  # "true": a new cost (invoice) also sets the suggested price
 DEPOSITO_CONFIRMS_INVOICES = "facturas.deposito_confirma"  # "true": the deposito role may confirm a receipt
+ALERT_EMAILS = "alertas.emails"  # comma-separated addresses that get the alert e-mails (`minimarket alerts emails`)
 
 
 class StoreSetting(Base):

@@ -60,7 +60,7 @@ SECURITY_HEADERS = ("strict-transport-security", "x-content-type-options", "x-fr
                     "permissions-policy", "content-security-policy")
 NGINX_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 NOT_ROUTED = {"/metrics", "/health", "/health/live"}  # what the tests themselves ask each process directly
-NEGOCIO_AREAS = ("suppliers", "invoices", "prices", "purchase-orders", "forecast")
+NEGOCIO_AREAS = ("suppliers", "invoices", "prices", "purchase-orders", "forecast", "alerts")
 RATE, BURST = 20, 40  # limit_req_zone ... rate=20r/s; limit_req ... burst=40
 MIB = 1_048_576
 
@@ -427,6 +427,7 @@ def test_every_app_route_lands_on_the_service_that_serves_it(stack):
     assert ("POST", "/api/sales") in routes and ("GET", "/api/inventory") in routes
     assert routes[("GET", "/api/prices/{sku}/history")] == "negocio"
     assert routes[("POST", "/api/suppliers/{supplier_id}/merge")] == "negocio"
+    assert routes[("POST", "/api/alerts/webhook")] == routes[("GET", "/api/alerts")] == "negocio"
     wrong = []
     with stack.https("clave-invalida") as client:  # 401 wherever it lands: nothing changes
         for (method, template), owner in sorted(routes.items()):

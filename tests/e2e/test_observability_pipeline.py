@@ -165,7 +165,7 @@ def render_prometheus(work: Path, tls: Path, *, app_port: int, prom_port: int, a
     return _dump(config, work / "prometheus.yml")
 
 
-def render_alertmanager(work: Path, tls: Path, webhook_url: str) -> tuple[Path, Path]:
+def render_alertmanager(work: Path, tls: Path, webhook_url: str, token: str = "token-e2e") -> tuple[Path, Path]:
     config = yaml.safe_load((AM_DIR / "alertmanager.yml").read_text(encoding="utf-8"))
 
     def shorten(route: dict) -> None:
@@ -178,8 +178,12 @@ def render_alertmanager(work: Path, tls: Path, webhook_url: str) -> tuple[Path, 
     shorten(config["route"])
     hooks = [hook for receiver in config["receivers"] for hook in receiver.get("webhook_configs", [])]
     assert hooks, "alertmanager.yml has no webhook receiver to point at the test's"
+    token_file = work / "webhook_token"  # alertmanager.yml's credentials_file, here (the stub ignores it)
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text(token + "\n", encoding="utf-8")
     for hook in hooks:
         hook["url"] = webhook_url
+        hook["http_config"]["authorization"]["credentials_file"] = str(token_file)
     web = (AM_DIR / "web.yml").read_text(encoding="utf-8")
     assert AM_TLS_DIR in web and "RequireAndVerifyClientCert" in web
     web_path = work / "web.yml"

@@ -26,6 +26,7 @@ EVERYONE = frozenset(ROLES)
 STOCK = frozenset({"admin", "encargado", "deposito"})
 CATALOG = frozenset({"admin", "encargado"})
 ADMIN = frozenset({"admin"})
+NOBODY: frozenset[str] = frozenset()  # no API key opens it: only its own bearer token (TOKEN_ROUTES)
 
 # (method, route template) → roles that may call it. Everyone else gets 403.
 ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
@@ -76,7 +77,13 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("PATCH", "/api/invoices/settings"): ADMIN,
     ("POST", "/api/prices/price-list/preview"): EVERYONE,
     ("POST", "/api/prices/price-list"): CATALOG,
+    ("GET", "/api/alerts"): EVERYONE,
+    ("POST", "/api/alerts/webhook"): NOBODY,
 }
+
+# Routes called by a machine with a bearer token instead of X-API-Key (Alertmanager's webhook);
+# an API key of any role is refused with 401 there (tests/integration/test_alerts_webhook.py has the token).
+TOKEN_ROUTES = {("POST", "/api/alerts/webhook")}
 
 # Routes outside /api that answer without a key (operations and the API documentation).
 OPEN_ROUTES = {"/", "/health", "/health/live", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc",
@@ -153,6 +160,11 @@ REQUESTS: dict[tuple[str, str], Callable[[int], Request]] = {
                                                            Upload({"file": ("l.csv", b"codigo;costo\nYERBA-1;900\n")})),
     ("POST", "/api/prices/price-list"): lambda n: ("/api/prices/price-list",
                                                    Upload({"file": ("l.csv", f"codigo;costo\nYERBA-1;{900 + n}\n")})),
+    ("GET", "/api/alerts"): lambda n: ("/api/alerts?active=true", None),
+    ("POST", "/api/alerts/webhook"): lambda n: ("/api/alerts/webhook", {
+        "version": "4", "status": "firing", "receiver": "critical", "alerts": [{
+            "status": "firing", "labels": {"alertname": "Prueba"}, "startsAt": "2026-11-30T21:00:00Z",
+            "fingerprint": f"{n:016x}"}]}),
 }
 
 
@@ -240,6 +252,11 @@ def test_role_table(client, admin, make_key, app, store, role):
         path, body = REQUESTS[route](ROLES.index(role) if method == "DELETE" else n * 10 + ROLES.index(role))
         rows, products = movement_rows(app), client.get("/api/inventory?limit=500", headers=admin).json()
         response = call(client, method, path, body, headers)
+        if route in TOKEN_ROUTES:
+            if response.status_code != 401 or response.json()["error"]["code"] != "no_autenticado":
+                mismatches.append(f"{method} {template}: an API key ({role}) should get 401, got "
+                                  f"{response.status_code}")
+            continue
         if role in allowed:
             if response.status_code not in (200, 201):
                 mismatches.append(f"{method} {template}: {role} should be allowed, got {response.status_code} "
@@ -259,10 +276,12 @@ def test_role_table(client, admin, make_key, app, store, role):
 def test_every_api_route_requires_a_key(client, app):
     for method, template in sorted(api_routes(app)):
         path, body = REQUESTS[(method, template)](0)
+        token_route = (method, template) in TOKEN_ROUTES
         for headers in ({}, {"X-API-Key": ""}):
             response = call(client, method, path, body, headers)
-            error_of(response, 401, code="no_autenticado", mentions="X-API-Key")
-            assert response.headers.get("WWW-Authenticate") == "ApiKey", f"{method} {template}"
+            error_of(response, 401, code="no_autenticado", mentions="Authorization" if token_route else "X-API-Key")
+            expected = 'Bearer realm="alertmanager"' if token_route else "ApiKey"
+            assert response.headers.get("WWW-Authenticate") == expected, f"{method} {template}"
 
 
 @pytest.mark.parametrize("presented", [

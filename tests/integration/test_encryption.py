@@ -49,6 +49,7 @@ PLAINTEXTS = {
     "integration_api_key": "api-7Hq2-ÑANDÚ-clave-de-integracion",
     "smtp_password": "smtp-p4ss'\"\\;--ñ",
     "webhook_secret": "whsec_" + "x" * 300,
+    "alertmanager_webhook_token": "amtok-" + "f0" * 32,
 }
 PB5_SELECT = ("SELECT decrypt_data(api_key_encrypted, current_setting('minimarket.encryption_key')) "
               "FROM system_config LIMIT 1;")
@@ -153,7 +154,8 @@ def test_head_is_applied_and_schema_matches_models(db: Database, backend: str) -
         assert inspector.get_pk_constraint("ajustes")["name"] == "pk_ajustes"
         assert inspector.get_pk_constraint("system_config")["name"] == "pk_system_config"
         assert {c["name"] for c in inspector.get_columns("system_config")} == {
-            "id", "api_key_encrypted", "smtp_password_encrypted", "webhook_secret_encrypted", "actualizado_en"}
+            "id", "api_key_encrypted", "smtp_password_encrypted", "webhook_secret_encrypted",
+            "alertmanager_token_encrypted", "actualizado_en"}
         assert [c["name"] for c in inspector.get_check_constraints("system_config")] == ["ck_system_config_single_row"]
         assert conn.execute(text("SELECT id FROM system_config")).scalars().all() == [1]
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
@@ -385,7 +387,7 @@ def test_rotate_key_re_encrypts_everything(db: Database, backend: str, key: str)
     set_all(db, key)
     before = blobs(db)
     with db.write() as session:
-        assert rotate_key(session, key, new) == 3
+        assert rotate_key(session, key, new) == len(SECRET_FIELDS)
     after = blobs(db)
     assert all(after[c] != before[c] and after[c][1:9].hex() == key_id(new) for c in after)
     with db.read() as session:
@@ -576,7 +578,7 @@ def test_cli_rotate(cli_env: dict[str, str], database_url: str, key: str) -> Non
         result = invoke(keys_app, ["rotate", "--new-key", new, "--yes"], cli_env)
         assert result.exit_code == 0, result.output
         out = flat(result.output)
-        assert f"3 secreto(s) re-cifrado(s) con la clave nueva (id {key_id(new)})" in out
+        assert f"{len(SECRET_FIELDS)} secreto(s) re-cifrado(s) con la clave nueva (id {key_id(new)})" in out
         assert "DATABASE_ENCRYPTION_KEY" in out and ".env.production" in out and "reiniciá los servicios" in out
         assert new not in result.output and key not in result.output
 
@@ -595,7 +597,7 @@ def test_cli_rotate(cli_env: dict[str, str], database_url: str, key: str) -> Non
         assert blobs(database) == before
         with database.read() as session:
             rotations = session.scalars(select(AuditEntry.after).where(AuditEntry.action == "secrets.rotate_key")).all()
-        assert rotations == [{"from_key_id": key_id(key), "to_key_id": key_id(new), "secrets": 3}]
+        assert rotations == [{"from_key_id": key_id(key), "to_key_id": key_id(new), "secrets": len(SECRET_FIELDS)}]
     finally:
         database.dispose()
 

@@ -31,7 +31,9 @@ from tests.observability.helpers import (
 )
 
 CONFIG = ALERTMANAGER / "alertmanager.yml"
-WEBHOOK = "http://127.0.0.1:9095/alertas"
+WEBHOOK = "http://agente-negocio:8002/api/alerts/webhook"  # the store's own receiver (agente-negocio)
+TOKEN_FILE = "/etc/alertmanager/secrets/webhook_token"
+TOKEN = "token-de-prueba-" + "9" * 32
 
 
 # --- routing (amtool, no server) ------------------------------------------------------------------
@@ -60,6 +62,13 @@ def test_grouping_and_default_webhook():
     assert set(receivers) == {"critical", "warning"}
     for receiver in receivers.values():
         assert [hook["url"] for hook in receiver["webhook_configs"]] == [WEBHOOK]
+        for hook in receiver["webhook_configs"]:
+            assert hook["send_resolved"] is True
+            assert hook["http_config"]["authorization"] == {"type": "Bearer", "credentials_file": TOKEN_FILE}
+    compose = load_yaml(OBS / "docker-compose.observability.yml")
+    assert "./alertmanager/secrets:/etc/alertmanager/secrets:ro" in compose["services"]["alertmanager"]["volumes"]
+    ignored = (ALERTMANAGER / "secrets" / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "*" in ignored  # the token file is never committed
     assert "slack_configs" in CONFIG.read_text(encoding="utf-8")  # where to plug Slack is documented
 
 
@@ -81,7 +90,7 @@ class Webhook:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/alertas"
+        return f"http://127.0.0.1:{self.server.server_address[1]}/api/alerts/webhook"
 
 
 @pytest.fixture
@@ -91,7 +100,8 @@ def webhook() -> Iterator[Webhook]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
             length = int(self.headers.get("Content-Length", 0))
-            received.append({"path": self.path, **json.loads(self.rfile.read(length))})
+            received.append({"path": self.path, "authorization": self.headers.get("Authorization"),
+                             **json.loads(self.rfile.read(length))})
             self.send_response(200)
             self.end_headers()
 
@@ -143,7 +153,10 @@ class RunningAlertmanager:
 def alertmanager(tmp_path: Path, tls_dir: Path, webhook: Webhook) -> Iterator[RunningAlertmanager]:
     binary = need_binary("prometheus-alertmanager")
     config = tmp_path / "alertmanager.yml"
-    config.write_text(CONFIG.read_text(encoding="utf-8").replace(WEBHOOK, webhook.url), encoding="utf-8")
+    token_file = tmp_path / "webhook_token"
+    token_file.write_text(TOKEN + "\n", encoding="utf-8")
+    config.write_text(CONFIG.read_text(encoding="utf-8").replace(WEBHOOK, webhook.url)
+                      .replace(TOKEN_FILE, str(token_file)), encoding="utf-8")
     web = tmp_path / "web.yml"
     web.write_text(with_local_paths((ALERTMANAGER / "web.yml").read_text(encoding="utf-8"),
                                     {"/etc/alertmanager/tls/": tls_dir}), encoding="utf-8")
@@ -252,6 +265,9 @@ def test_critical_alerts_reach_the_webhook_without_the_silenced_ones(alertmanage
     assert webhook.received, "Alertmanager no llamó al webhook"
     notified = [(n["receiver"], a["labels"]["alertname"]) for n in webhook.received for a in n["alerts"]]
     assert ("critical", "ServiceDown") in notified
+    # The path and the bearer token the app's webhook checks (the file's trailing newline is dropped).
+    assert {(n["path"], n["authorization"]) for n in webhook.received} == {("/api/alerts/webhook",
+                                                                            f"Bearer {TOKEN}")}
     assert all(name != "HighErrorRate" for _, name in notified)
 
 

@@ -55,7 +55,10 @@ class Refusal:
     reason: str  # a label of minimarket_auth_failures_total
     message: str  # Spanish, for the caller
     presented: str | None = None  # the credential as sent, only for its public prefix in the log
-    status: int = 401  # 403: a valid session whose write lacks its CSRF token
+    status: int = 401  # 403: a valid session whose write lacks its CSRF token; 503: a route whose own
+    # credential is not configured yet
+    challenge: str = "ApiKey"  # WWW-Authenticate of a 401 (a webhook's check says "Bearer")
+    code: str = "no_autenticado"
 
 
 CallerCheck = Callable[[dict[str, Any], Any], "Caller | Refusal"]
@@ -150,8 +153,8 @@ class CallerGate:
             if outcome.status == 403:
                 await _answer(send, 403, error_body("sin_permiso", outcome.message), [])
                 return
-            await _answer(send, 401, error_body("no_autenticado", outcome.message),
-                          [(b"www-authenticate", b"ApiKey")])
+            headers = [(b"www-authenticate", outcome.challenge.encode())] if outcome.status == 401 else []
+            await _answer(send, outcome.status, error_body(outcome.code, outcome.message), headers)
             return
         state = scope.setdefault("state", {})
         state["caller"] = outcome

@@ -18,6 +18,7 @@ from minimarket.cli.backup import register as register_backup_commands
 from minimarket.cli.certs import certs_app
 from minimarket.cli.keys import keys_app, secrets_app
 from minimarket.cli.users import user_app
+from minimarket.cli.alerts import alerts_app
 
 app = typer.Typer(help="Mini Market: inventario, precios y operaciones para minimercados.", no_args_is_help=True)
 db_app = typer.Typer(help="Base de datos: migraciones.", no_args_is_help=True)
@@ -28,6 +29,7 @@ app.add_typer(certs_app, name="certs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(secrets_app, name="secret")
 app.add_typer(user_app, name="user")
+app.add_typer(alerts_app, name="alerts")
 register_backup_commands(app, db_app)  # backup, restore; db migrate-to
 
 CLI_CONTEXT_ACTOR = "cli"

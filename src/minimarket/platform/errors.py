@@ -138,7 +138,7 @@ def validation_response(errors: list[dict[str, Any]]) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "ApiKey"} if exc.status_code == 401 else None
+        headers = {"WWW-Authenticate": getattr(exc, "challenge", "ApiKey")} if exc.status_code == 401 else None
         return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -31,6 +31,8 @@ SECRET_FIELDS = {
     "integration_api_key": "api_key_encrypted",
     "smtp_password": "smtp_password_encrypted",
     "webhook_secret": "webhook_secret_encrypted",
+    # Bearer token Alertmanager presents to POST /api/alerts/webhook (alertmanager.yml credentials_file).
+    "alertmanager_webhook_token": "alertmanager_token_encrypted",
 }
 
 

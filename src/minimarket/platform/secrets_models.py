@@ -26,4 +26,5 @@ class SystemSecrets(Base):
     api_key_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     smtp_password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     webhook_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    alertmanager_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column("actualizado_en", Timestamp, default=utcnow, onupdate=utcnow)
