@@ -5,27 +5,29 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from minimarket.ar.barcode import barcode_problem
+from minimarket.plain_input import MoneyIn, NameText, NonNegativeQuantityIn, PlainDecimal
 from minimarket.types import storable_text
 
 SKU_PATTERN = re.compile(r"^[A-Z0-9._-]{1,40}$")
 VAT_RATES = {Decimal("0"), Decimal("10.5"), Decimal("21"), Decimal("27")}
 
-MoneyIn = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
-QtyIn = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=3)]
+QtyIn = NonNegativeQuantityIn
 
 
 def normalise_sku(raw: str) -> str:
-    sku = raw.strip().upper()
-    if not SKU_PATTERN.match(sku):
+    sku = raw.strip()
+    # ASCII first: "ß".upper() is "SS" and "ı".upper() is "I", look-alikes of other SKUs.
+    if not sku.isascii() or not SKU_PATTERN.match(sku.upper()):
         raise ValueError(
-            "el SKU debe tener de 1 a 40 caracteres: letras, números, punto, guion o guion bajo (ej. ALM-0001)"
+            "el SKU debe tener de 1 a 40 caracteres: letras sin acentos, números, punto, guion o guion bajo "
+            "(ej. ALM-0001)"
         )
-    return sku
+    return sku.upper()
 
 
 def normalise_barcode(raw: str | None) -> str | None:
@@ -69,16 +71,17 @@ class _ProductRules(BaseModel):
 
 class ProductFields(_ProductRules):
     barcode: str | None = Field(default=None, description="EAN-13, EAN-8 o UPC-A con dígito verificador")
-    name: str = Field(min_length=1, max_length=200)
-    brand: str | None = Field(default=None, max_length=100)
-    category: str | None = Field(default=None, max_length=100, description="Nombre de la categoría; se crea si no existe")
+    name: NameText = Field(min_length=1, max_length=200)
+    brand: NameText | None = Field(default=None, max_length=100)
+    category: NameText | None = Field(default=None, max_length=100,
+                                      description="Nombre de la categoría; se crea si no existe")
     unit: Literal["u", "kg", "l"] = "u"
     cost: MoneyIn = Field(default=Decimal("0"), description="Costo neto de IVA")
     price: MoneyIn = Field(default=Decimal("0"), description="Precio de góndola con IVA")
-    vat_rate: Decimal = Field(default=Decimal("21"), description="0, 10.5, 21 o 27")
+    vat_rate: PlainDecimal = Field(default=Decimal("21"), description="0, 10.5, 21 o 27")
     min_stock: QtyIn = Decimal("0")
     max_stock: QtyIn | None = None
-    supplier: str | None = Field(default=None, max_length=200, description="Nombre o CUIT del proveedor")
+    supplier: NameText | None = Field(default=None, max_length=200, description="Nombre o CUIT del proveedor")
     active: bool = True
 
     @model_validator(mode="after")
@@ -109,16 +112,16 @@ class ProductUpdate(_ProductRules):
     """Only the fields sent change."""
 
     barcode: str | None = None
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    brand: str | None = Field(default=None, max_length=100)
-    category: str | None = Field(default=None, max_length=100)
+    name: NameText | None = Field(default=None, min_length=1, max_length=200)
+    brand: NameText | None = Field(default=None, max_length=100)
+    category: NameText | None = Field(default=None, max_length=100)
     unit: Literal["u", "kg", "l"] | None = None
     cost: MoneyIn | None = None
     price: MoneyIn | None = None
-    vat_rate: Decimal | None = None
+    vat_rate: PlainDecimal | None = None
     min_stock: QtyIn | None = None
     max_stock: QtyIn | None = None
-    supplier: str | None = Field(default=None, max_length=200)
+    supplier: NameText | None = Field(default=None, max_length=200)
     active: bool | None = None
 
     @model_validator(mode="after")

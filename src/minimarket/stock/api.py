@@ -15,6 +15,7 @@ from minimarket.api.deps import get_db, get_env_settings, require
 from minimarket.api.writes import write_once
 from minimarket.config import Settings
 from minimarket.db import Database
+from minimarket.platform.json_numbers import PlainNumbersRoute
 from minimarket.stock import service
 from minimarket.stock.locations import list_locations as _locations
 from minimarket.stock.schemas import (
@@ -34,7 +35,8 @@ from minimarket.stock.schemas import (
 )
 
 read_router = APIRouter(prefix="/api", tags=["stock"])
-write_router = APIRouter(prefix="/api", tags=["stock"])
+# JSON numbers keep their text: quantities and money written as 1e3 are refused, not rounded.
+write_router = APIRouter(prefix="/api", route_class=PlainNumbersRoute, tags=["stock"])
 IDEMPOTENCY_NOTE = "Enviá `Idempotency-Key` para reintentar sin duplicar."
 
 

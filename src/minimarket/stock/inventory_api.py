@@ -17,9 +17,11 @@ from minimarket.stock import service as stock_service
 from minimarket.catalog.schemas import ProductCreate, ProductDetail, ProductPage, ProductUpdate
 from minimarket.config import Settings
 from minimarket.db import Database
+from minimarket.platform.json_numbers import PlainNumbersRoute
 
 read_router = APIRouter(prefix="/api", tags=["inventario"])
-write_router = APIRouter(prefix="/api", tags=["inventario"])
+# JSON numbers keep their text: quantities and money written as 1e3 are refused, not rounded.
+write_router = APIRouter(prefix="/api", route_class=PlainNumbersRoute, tags=["inventario"])
 
 
 @read_router.get("/inventory", response_model=ProductPage, summary="Listar productos con su stock")

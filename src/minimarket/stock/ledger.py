@@ -3,7 +3,10 @@
 The balance moves with `UPDATE … SET cantidad = cantidad + d WHERE … AND cantidad + d >= 0
 RETURNING cantidad`, so the check and the change are one statement: PostgreSQL re-evaluates
 the condition after taking the row lock, and SQLite runs write units of work under BEGIN
-IMMEDIATE. No balance is ever read into Python, changed and written back.
+IMMEDIATE. No balance is ever read into Python, changed and written back. The same
+condition keeps the balance inside its NUMERIC column (`minimarket.limits.QUANTITY`), so a
+write that would overflow is refused on both backends instead of failing (PostgreSQL) or
+being stored inexactly (SQLite).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context
 from minimarket.catalog.models import Product
+from minimarket.limits import QUANTITY, check_result
 from minimarket.platform.metrics import SALES_REVENUE, SALES_TICKETS, STOCK_MOVEMENTS, STOCK_REFUSED
 from minimarket.stock.models import Balance, Location, Movement
 from minimarket.stock.rules import insufficient
@@ -38,6 +42,7 @@ class Leg:
     unit_price: Decimal | None = None
     reason: str | None = None
     reference: str | None = None
+    field: str = "quantity"  # the request field this leg comes from, named in errors
 
 
 def new_operation_id() -> str:
@@ -63,11 +68,19 @@ def current_balance(session: Session, product_id: int, location_id: int, *, lock
 
 
 def apply_delta(session: Session, *, product: Product, location: Location, delta: Decimal,
-                allow_negative: bool) -> Decimal:
-    """Move the balance by `delta` atomically; returns the new balance or raises InsufficientStock."""
+                allow_negative: bool, field: str = "quantity") -> Decimal:
+    """Move the balance by `delta` atomically; returns the new balance.
+
+    Raises InsufficientStock below zero, OutOfRange when the movement or the balance would not
+    fit its column; in both cases nothing was written.
+    """
+    where = {"field": field, "sku": product.sku, "location": location.code}
+    check_result(delta, QUANTITY, field=field, subject=f"el movimiento de '{product.sku}' en {location.code}",
+                 details=where)
     ensure_balance_row(session, product.id, location.id)
     new_qty = func.round(_balances.c.cantidad + delta, 3)
-    conditions = [_balances.c.producto_id == product.id, _balances.c.ubicacion_id == location.id]
+    conditions = [_balances.c.producto_id == product.id, _balances.c.ubicacion_id == location.id,
+                  new_qty <= QUANTITY.maximum, new_qty >= -QUANTITY.maximum]
     if delta < 0 and not allow_negative:
         conditions.append(new_qty >= 0)
     stmt = (
@@ -78,8 +91,10 @@ def apply_delta(session: Session, *, product: Product, location: Location, delta
     )
     after = session.execute(stmt).scalar()
     if after is None:
-        STOCK_REFUSED.inc()
         available = current_balance(session, product.id, location.id)
+        check_result(available + delta, QUANTITY, field=field,
+                     subject=f"el saldo de '{product.sku}' en {location.code}", details=where)
+        STOCK_REFUSED.inc()
         raise insufficient(sku=product.sku, location=location.code, available=available, requested=-delta)
     return Decimal(after).quantize(Decimal("0.001"))
 
@@ -98,7 +113,7 @@ def post_legs(session: Session, ctx: Context, legs: list[Leg], *, allow_negative
     for i in order:
         leg = legs[i]
         after = apply_delta(session, product=leg.product, location=leg.location, delta=leg.delta,
-                            allow_negative=allow_negative)
+                            allow_negative=allow_negative, field=leg.field)
         movement = Movement(
             product_id=leg.product.id,
             location_id=leg.location.id,

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from minimarket.plain_input import MoneyIn as Money
+from minimarket.plain_input import NameText, NonNegativeQuantityIn, NoteText
+from minimarket.plain_input import PositiveQuantityIn as PositiveQty
+from minimarket.plain_input import QuantityIn as Qty
 from minimarket.types import storable_text
 
 MAX_LINES = 500
-Qty = Annotated[Decimal, Field(max_digits=12, decimal_places=3, allow_inf_nan=False)]
-PositiveQty = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3, allow_inf_nan=False)]
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False)]
 MovementType = Literal["entrada", "venta", "salida", "ajuste", "merma", "devolucion"]
 # What the ledger holds: the client types plus the transfer legs, which only /api/transfers writes.
 LedgerType = Literal["entrada", "venta", "salida", "ajuste", "merma", "devolucion", "transferencia"]
@@ -33,8 +34,8 @@ class MovementIn(_In):
     quantity: Qty = Field(description="Positiva (salvo ajuste, que puede ser negativa); hasta 3 decimales")
     location: str | None = Field(default=None, max_length=20, description="Código de ubicación; por defecto la configurada")
     unit_cost: Money | None = Field(default=None, description="Costo unitario neto; por defecto el costo del producto")
-    reason: str | None = Field(default=None, max_length=500)
-    reference: str | None = Field(default=None, max_length=100, description="Remito, factura, nota…")
+    reason: NoteText | None = Field(default=None, max_length=500)
+    reference: NameText | None = Field(default=None, max_length=100, description="Remito, factura, nota…")
 
 
 class BatchLine(MovementIn):
@@ -73,12 +74,12 @@ class BatchOut(BaseModel):
 
 class CountLine(_In):
     sku: str = Field(min_length=1, max_length=40)
-    counted: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=3, allow_inf_nan=False)]
+    counted: NonNegativeQuantityIn
 
 
 class StocktakeIn(_In):
     location: str | None = Field(default=None, max_length=20)
-    reason: str | None = Field(default=None, max_length=500)
+    reason: NoteText | None = Field(default=None, max_length=500)
     lines: list[CountLine] = Field(min_length=1, max_length=MAX_LINES)
 
     @model_validator(mode="after")
@@ -114,7 +115,7 @@ class TransferLine(_In):
 class TransferIn(_In):
     from_location: str = Field(max_length=20)
     to_location: str = Field(max_length=20)
-    reason: str | None = Field(default=None, max_length=500)
+    reason: NoteText | None = Field(default=None, max_length=500)
     lines: list[TransferLine] = Field(min_length=1, max_length=MAX_LINES)
 
     @model_validator(mode="after")

@@ -134,7 +134,7 @@ def _record_lines(session: Session, ctx: Context, lines: list[BatchLine], policy
             raise Conflict(f"{field}sku: '{product.sku}' está desactivado y no se puede vender")
         legs.append(Leg(product=product, location=lookup.location(line.location), type=line.type, delta=delta,
                         unit_cost=line.unit_cost, unit_price=product.price if line.type == "venta" else None,
-                        reason=line.reason, reference=line.reference))
+                        reason=line.reason, reference=line.reference, field=f"{field}quantity"))
     operation_id, movements = _post_operation(session, ctx, legs, allow_negative=policy.allow_negative,
                                     idempotency_key=idempotency_key)
     record_audit(session, ctx, action="stock.movements", entity="operacion", entity_id=operation_id,
@@ -173,13 +173,13 @@ def take_stocktake(session: Session, ctx: Context, *, count: StocktakeIn, settin
         previous[product.id] = current_balance(session, product.id, location.id, lock=True)
     reason = count.reason or "Recuento de inventario"
     legs, results = [], []
-    for product, line in zip(products, count.lines, strict=True):
+    for i, (product, line) in enumerate(zip(products, count.lines, strict=True)):
         difference = line.counted - previous[product.id]
         results.append(CountResult(sku=product.sku, previous=previous[product.id], counted=to_qty(line.counted),
                                    difference=to_qty(difference), movement_id=None))
         if difference != 0:
             legs.append(Leg(product=product, location=location, type="ajuste", delta=difference, reason=reason,
-                            reference="recuento"))
+                            reference="recuento", field=f"lines[{i}].counted"))
     operation_id, movements = _post_operation(session, ctx, legs, allow_negative=True, idempotency_key=idempotency_key)
     by_sku = {m.sku: m.id for m in movements}
     for result in results:
@@ -202,9 +202,9 @@ def transfer_stock(session: Session, ctx: Context, *, transfer: TransferIn, sett
         check_unit_quantity(product.unit, line.quantity, sku=product.sku)
         reason = transfer.reason or f"Transferencia {origin.code} → {destination.code}"
         legs.append(Leg(product=product, location=origin, type="transferencia", delta=-line.quantity, reason=reason,
-                        reference=destination.code))
+                        reference=destination.code, field=f"lines[{i}].quantity"))
         legs.append(Leg(product=product, location=destination, type="transferencia", delta=line.quantity,
-                        reason=reason, reference=origin.code))
+                        reason=reason, reference=origin.code, field=f"lines[{i}].quantity"))
     operation_id, movements = _post_operation(session, ctx, legs, allow_negative=policy.allow_negative,
                                     idempotency_key=idempotency_key)
     record_audit(session, ctx, action="stock.transfer", entity="operacion", entity_id=operation_id,
@@ -235,7 +235,7 @@ def record_sale(session: Session, ctx: Context, *, sale: SaleIn, settings: Setti
         price = line.unit_price if line.unit_price is not None else product.price
         total += to_money(price * line.quantity)
         legs.append(Leg(product=product, location=location, type="venta", delta=-line.quantity, unit_price=price,
-                        reference=f"ticket:{sale.ticket_id}"[:100]))
+                        reference=f"ticket:{sale.ticket_id}"[:100], field=f"lines[{i}].quantity"))
     operation_id, movements = _post_operation(session, ctx, legs, allow_negative=policy.allow_negative,
                                     idempotency_key=f"ticket:{sale.ticket_id}", occurred_at=sale.sold_at)
     note_sale(session, total)
@@ -302,7 +302,7 @@ def register_product(session: Session, ctx: Context, *, data: ProductCreate, set
         check_unit_quantity(product.unit, data.initial_stock, sku=product.sku)
         location = resolve_location(session, data.location or policy.default_location)
         post_legs(session, ctx, [Leg(product=product, location=location, type="entrada", delta=data.initial_stock,
-                                     reason="Stock inicial", reference="alta")],
+                                     reason="Stock inicial", reference="alta", field="initial_stock")],
                   allow_negative=policy.allow_negative, operation_id=new_operation_id())
     return product
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.orm import Session
 
 from minimarket import store_settings
@@ -48,12 +48,25 @@ def _q(value: object) -> Decimal:
     return Decimal(str(value or 0)).quantize(_MILLI)
 
 
+def _exact_sum(session: Session):  # noqa: ANN202
+    """SUM of ledger quantities without rounding error, and how to turn it back into a Decimal.
+
+    PostgreSQL adds NUMERIC exactly. SQLite keeps NUMERIC values as REAL (each one exact to
+    3 places within the column limit, but a sum of many drifts), so it adds whole thousandths
+    as 64-bit integers instead.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        return func.sum(cast(func.round(Movement.quantity * 1000), Integer)), lambda v: Decimal(v or 0).scaleb(-3)
+    return func.sum(Movement.quantity), lambda v: v
+
+
 def verify_ledger(session: Session) -> VerifyReport:
     """Recompute balances from the ledger (sums and the last row's balance_after) and compare."""
+    total_of, to_decimal = _exact_sum(session)
     sums = {
-        (p, loc): (_q(total), n)
+        (p, loc): (_q(to_decimal(total)), n)
         for p, loc, total, n in session.execute(
-            select(Movement.product_id, Movement.location_id, func.sum(Movement.quantity), func.count())
+            select(Movement.product_id, Movement.location_id, total_of, func.count())
             .group_by(Movement.product_id, Movement.location_id)
         )
     }
