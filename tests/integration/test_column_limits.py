@@ -69,7 +69,7 @@ def test_a_stocktake_difference_that_does_not_fit_a_ledger_row_is_refused(client
     # With negative stock allowed the balance can sit at -TOP; counting TOP would need a
     # ledger row of 2 × TOP, which the `cantidad` column cannot hold.
     with app.state.db.write() as session:
-        from minimarket.stock.locations import set_negative_stock_allowed
+        from minimarket.stock.policy import set_negative_stock_allowed
 
         set_negative_stock_allowed(session, allowed=True)
     create_product(client, admin, "KG-NEG", unit="kg")

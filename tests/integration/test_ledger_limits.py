@@ -32,12 +32,13 @@ from sqlalchemy.orm import Session
 import minimarket.models  # noqa: F401  (every table is mapped)
 from minimarket.accounts.audit import Context
 from minimarket.catalog.models import Product
+from minimarket.config import Settings
 from minimarket.db import Database
 from minimarket.errors import InsufficientStock
 from minimarket.limits import QUANTITY, OutOfRange
 from minimarket.migrations.runner import upgrade
 from minimarket.stock.models import Balance, Location, Movement
-from minimarket.stock.schemas import BatchLine, StocktakeIn, TransferIn
+from minimarket.stock.schemas import BatchIn, StocktakeIn, TransferIn
 from minimarket.stock.service import register_movements, take_stocktake, transfer_stock
 from minimarket.stock.verify import verify_ledger
 from tests.conftest import create_pg_database, drop_pg_database, need_postgres
@@ -193,19 +194,20 @@ def expected(balances: dict[str, Decimal], step: Batch | Transfer | Count,
 
 
 def run(db: Database, step: Batch | Transfer | Count, allow_negative: bool) -> None:
+    store = Settings(_env_file=None, default_location="DEP", allow_negative_stock=allow_negative)
     with db.write() as session:
         if isinstance(step, Count):
             count = StocktakeIn.model_validate({"location": step.location,
                                                 "lines": [{"sku": SKU, "counted": str(step.counted)}]})
-            take_stocktake(session, CTX, count=count, default_location="DEP")
+            take_stocktake(session, CTX, count=count, settings=store)
         elif isinstance(step, Transfer):
             transfer = TransferIn.model_validate({"from_location": step.origin, "to_location": step.destination,
                                                   "lines": [{"sku": SKU, "quantity": str(step.quantity)}]})
-            transfer_stock(session, CTX, transfer=transfer, allow_negative=allow_negative)
+            transfer_stock(session, CTX, transfer=transfer, settings=store)
         else:
-            lines = [BatchLine.model_validate({"sku": SKU, "type": kind, "quantity": str(quantity),
-                                               "location": location}) for kind, quantity, location in step.lines]
-            register_movements(session, CTX, lines=lines, default_location="DEP", allow_negative=allow_negative)
+            batch = BatchIn.model_validate({"lines": [{"sku": SKU, "type": kind, "quantity": str(quantity),
+                                                       "location": location} for kind, quantity, location in step.lines]})
+            register_movements(session, CTX, batch=batch, settings=store)
 
 
 def stored(session: Session) -> tuple[dict[str, Decimal], int]:
