@@ -15,6 +15,7 @@ from minimarket.catalog.schemas import ProductCreate, ProductUpdate
 from minimarket.errors import Conflict, InvalidInput, NotFound
 from minimarket.pricing.history import record_change
 from minimarket.suppliers.service import supplier_by_ref
+from minimarket.unique_names import find_or_create
 
 AUDITED_FIELDS = ("sku", "barcode", "name", "brand", "unit", "cost", "price", "vat_rate", "min_stock",
                   "max_stock", "active")
@@ -23,7 +24,9 @@ AUDITED_FIELDS = ("sku", "barcode", "name", "brand", "unit", "cost", "price", "v
 def find_product(session: Session, ref: str, *, lock: bool = False) -> Product:
     """A product by SKU (any case) or by barcode; NotFound names what was asked."""
     ref = ref.strip()
-    stmt = select(Product).where((Product.sku == ref.upper()) | (Product.barcode == ref))
+    # SKUs are ASCII: folding case of anything else would turn "ßabc" into "SSABC", another product.
+    sku = ref.upper() if ref.isascii() else ref
+    stmt = select(Product).where((Product.sku == sku) | (Product.barcode == ref))
     if lock:
         stmt = stmt.with_for_update(of=Product)
     product = session.scalars(stmt).first()
@@ -36,12 +39,10 @@ def category_by_name(session: Session, name: str | None, *, create: bool) -> Cat
     if name is None or not name.strip():
         return None
     name = name.strip()
-    found = session.scalars(select(Category).where(func.lower(Category.name) == name.lower())).first()
-    if found is None and create:
-        found = Category(name=name)
-        session.add(found)
-        session.flush()
-    return found
+    match = func.lower(Category.name) == name.lower()
+    if not create:
+        return session.scalars(select(Category).where(match)).first()
+    return find_or_create(session, Category, match=match, name=name, values={"nombre": name})
 
 
 def snapshot(product: Product) -> dict[str, Any]:
@@ -64,6 +65,18 @@ def _check_unique(session: Session, *, sku: str | None, barcode: str | None, exc
             )
 
 
+def _flush_unique(session: Session, *, sku: str | None, barcode: str | None, exclude_id: int | None = None) -> None:
+    """Flush in a savepoint; a concurrent twin that took the SKU or barcode first is a 409 naming which."""
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        # The constraint waited for the twin's commit, so it is visible now: say what it took.
+        _check_unique(session, sku=sku, barcode=barcode, exclude_id=exclude_id)
+        raise Conflict("Otro pedido simultáneo registró el mismo SKU o código de barras; revisá y reintentá",
+                       code="sku_duplicado") from exc
+
+
 def create_product(session: Session, ctx: Context, *, data: ProductCreate) -> Product:
     """Register a product in the catalog (its opening stock is the stock area's job)."""
     _check_unique(session, sku=data.sku, barcode=data.barcode)
@@ -72,12 +85,7 @@ def create_product(session: Session, ctx: Context, *, data: ProductCreate) -> Pr
     product.category = category_by_name(session, data.category, create=True)
     product.supplier = supplier_by_ref(session, data.supplier)
     session.add(product)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:  # a concurrent twin won the race for the SKU or barcode
-        raise Conflict(f"sku: ya existe un producto con SKU '{data.sku}' o el mismo código de barras",
-                       code="sku_duplicado") from exc
+    _flush_unique(session, sku=data.sku, barcode=data.barcode)
     record_audit(session, ctx, action="product.create", entity="producto", entity_id=product.sku,
                  after=snapshot(product))
     return product
@@ -99,7 +107,7 @@ def update_product(session: Session, ctx: Context, *, sku: str, changes: Product
     max_stock = product.max_stock
     if max_stock is not None and Decimal(max_stock) < Decimal(product.min_stock):
         raise InvalidInput("max_stock no puede ser menor que min_stock")
-    session.flush()
+    _flush_unique(session, sku=None, barcode=product.barcode if "barcode" in sent else None, exclude_id=product.id)
     after = snapshot(product)
     if after != before:
         record_audit(session, ctx, action="product.update", entity="producto", entity_id=product.sku,

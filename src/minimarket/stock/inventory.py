@@ -15,6 +15,7 @@ from minimarket.ar.money import to_money, to_qty
 from minimarket.catalog.models import Category, Product
 from minimarket.catalog.schemas import LocationStock, ProductDetail, ProductOut
 from minimarket.errors import InvalidInput
+from minimarket.search import contains_text
 from minimarket.stock.models import Balance, Location
 from minimarket.suppliers.models import Supplier
 from minimarket.suppliers.service import supplier_matches
@@ -84,9 +85,8 @@ def _inventory_query(*, q: str | None, category: str | None, supplier: str | Non
             .outerjoin(Category, Category.id == Product.category_id)
             .outerjoin(Supplier, Supplier.id == Product.supplier_id))
     if q:
-        like = f"%{q.strip().lower()}%"
-        stmt = stmt.where(or_(func.lower(Product.name).like(like), func.lower(Product.sku).like(like),
-                              Product.barcode == q.strip(), func.lower(Product.brand).like(like)))
+        stmt = stmt.where(or_(contains_text(Product.name, q), contains_text(Product.sku, q),
+                              Product.barcode == q.strip(), contains_text(Product.brand, q)))
     if category:
         stmt = stmt.where(func.lower(Category.name) == category.strip().lower())
     if supplier:

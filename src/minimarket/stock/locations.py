@@ -10,7 +10,9 @@ from minimarket.stock.models import Location
 
 
 def resolve_location(session: Session, code: str) -> Location:
-    location = session.scalars(select(Location).where(Location.code == code.strip().upper())).first()
+    # Codes are ASCII: "ſal".upper() would be "SAL", a look-alike finding a real location.
+    key = code.strip().upper() if code.isascii() else code
+    location = session.scalars(select(Location).where(Location.code == key)).first()
     if location is None or not location.active:
         known = session.scalars(select(Location.code).where(Location.active.is_(True))).all()
         raise InvalidInput(

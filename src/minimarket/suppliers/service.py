@@ -15,6 +15,8 @@ from minimarket.errors import Conflict, InvalidInput, NotFound
 from minimarket.invoices.models import Invoice  # a merge moves the merged supplier's invoices too
 from minimarket.suppliers.models import AssignmentRule, Supplier, SupplierCode
 from minimarket.suppliers.schemas import SupplierCreate, SupplierOut, SupplierPage, SupplierUpdate
+from minimarket.search import contains_text
+from minimarket.unique_names import find_or_create
 
 EDITABLE = ("code", "name", "cuit", "phone", "email", "address", "order_days", "lead_time_days", "min_order",
             "notes", "active")
@@ -43,11 +45,9 @@ def supplier_by_ref(session: Session, ref: str | None) -> Supplier | None:
         if found is None:
             raise NotFound(f"supplier: no hay un proveedor con CUIT {ref}; cargalo primero o usá su nombre")
         return _followed(session, found)
-    found = session.scalars(select(Supplier).where(func.lower(Supplier.name) == ref.lower())).first()
-    if found is None:
-        found = Supplier(name=ref)
-        session.add(found)
-        session.flush()
+    # Race-free: concurrent products naming the same new supplier share one row.
+    found = find_or_create(session, Supplier, match=func.lower(Supplier.name) == ref.lower(), name=ref,
+                           values={"nombre": ref})
     return _followed(session, found)
 
 
@@ -99,8 +99,7 @@ def list_suppliers(session: Session, *, q: str | None = None, active: bool | Non
     """Suppliers by id; `incomplete=true` lists those 'a completar' (no CUIT yet)."""
     stmt = select(Supplier)
     if q:
-        like = f"%{q.strip().lower()}%"
-        stmt = stmt.where(or_(func.lower(Supplier.name).like(like), func.lower(Supplier.code).like(like),
+        stmt = stmt.where(or_(contains_text(Supplier.name, q), contains_text(Supplier.code, q),
                               Supplier.cuit == normalise_cuit(q)))
     if active is not None:
         stmt = stmt.where(Supplier.active.is_(active))
