@@ -21,6 +21,7 @@ LAST_BACKUP = "backup.ultimo_exito"  # epoch seconds of the last verified backup
 DEFAULT_MARKUP = "precios.margen_defecto"  # percent over cost when neither product nor category sets one
 ROUNDING = "precios.redondeo"  # one of pricing.rules.ROUNDING_RULES
 MONTHLY_INFLATION = "precios.inflacion_mensual"  # percent per month, for the replacement cost
+SALE_MAX_DISCOUNT = "ventas.descuento_maximo"  # percent below the shelf price any seller may charge (default 0)
 APPLY_SUGGESTED = "precios.aplicar_sugerido"  # "true": a new cost (invoice) also sets the suggested price
 DEPOSITO_CONFIRMS_INVOICES = "facturas.deposito_confirma"  # "true": the deposito role may confirm a receipt
 ALERT_EMAILS = "alertas.emails"  # comma-separated addresses that get the alert e-mails (`minimarket alerts emails`)

@@ -20,6 +20,8 @@ class Context:
     request_id: str | None = None
     # Stable identity of the credential (API key id); scopes Idempotency-Key values.
     principal_id: str | None = None
+    # The caller's role (API keys); None for the command line and internal jobs.
+    role: str | None = None
 
 
 def _jsonable(value: Any) -> Any:

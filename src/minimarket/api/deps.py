@@ -45,6 +45,7 @@ def require(permission: frozenset[str]) -> Callable[..., Context]:
                 f"El rol '{caller.role}' no puede realizar esta operación; "
                 f"se necesita uno de: {', '.join(sorted(permission))}"
             )
-        return Context(actor=caller.actor, request_id=state.get("request_id"), principal_id=caller.principal_id)
+        return Context(actor=caller.actor, request_id=state.get("request_id"), principal_id=caller.principal_id,
+                       role=caller.role)
 
     return dependency

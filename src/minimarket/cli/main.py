@@ -383,6 +383,35 @@ def negative_stock(
     console.print("Stock negativo: " + ("[yellow]permitido[/yellow]" if current else "[green]rechazado[/green]"))
 
 
+@app.command("sale-discount")
+def sale_discount(
+    maximum: Annotated[str | None, typer.Option("--max", help="Porcentaje bajo el precio de góndola (0 a 100)")] = None,
+) -> None:
+    """Muestra o cambia cuánto por debajo del precio de góndola puede vender cualquier rol (por defecto 0 %)."""
+    from minimarket.accounts.audit import record_audit
+    from minimarket.errors import InvalidInput
+    from minimarket.stock.sale_prices import max_discount, parse_percent, set_max_discount
+
+    try:
+        wanted = None if maximum is None else parse_percent(maximum)
+    except InvalidInput as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
+    database = Database(_settings().database_url)
+    try:
+        with database.write() as session:
+            current = max_discount(session)
+            if wanted is not None:
+                set_max_discount(session, wanted)
+                record_audit(session, _ctx(), action="settings.sale_discount", entity="ajustes",
+                             entity_id="ventas.descuento_maximo", before={"percent": current}, after={"percent": wanted})
+                current = wanted
+    finally:
+        database.dispose()
+    console.print(f"Descuento máximo sin encargado: {format(current.normalize(), 'f')} % "
+                  "(más abajo sólo venden encargado y admin)")
+
+
 @app.command()
 def version() -> None:
     """Muestra la versión."""

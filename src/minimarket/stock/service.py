@@ -34,6 +34,7 @@ from minimarket.stock.ledger import (
 from minimarket.stock.locations import resolve_location
 from minimarket.stock.models import Balance, Location, Movement
 from minimarket.stock.policy import StockPolicy, load_stock_policy
+from minimarket.stock.sale_prices import Discount, audit_discounts, check_discounts
 from minimarket.stock.rules import check_unit_quantity, signed_quantity
 from minimarket.stock.schemas import (
     BatchIn,
@@ -74,9 +75,10 @@ class _Lookup:
         return self._products[key]
 
     def location(self, code: str | None) -> Location:
-        key = (code or self.default_location).strip().upper()
+        raw = (code or self.default_location).strip()
+        key = raw.upper() if raw.isascii() else raw  # never fold a look-alike into a real code
         if key not in self._locations:
-            self._locations[key] = resolve_location(self.session, key)
+            self._locations[key] = resolve_location(self.session, raw)
         return self._locations[key]
 
 
@@ -225,7 +227,7 @@ def record_sale(session: Session, ctx: Context, *, sale: SaleIn, settings: Setti
     policy = load_stock_policy(session, settings)
     lookup = _Lookup(session, policy.default_location)
     location = lookup.location(sale.location)
-    legs = []
+    legs, discounts = [], []
     total = Decimal("0")
     for i, line in enumerate(sale.lines):
         product = lookup.product(line.sku, field=f"lines[{i}].sku")
@@ -233,12 +235,17 @@ def record_sale(session: Session, ctx: Context, *, sale: SaleIn, settings: Setti
             raise Conflict(f"lines[{i}].sku: '{product.sku}' está desactivado y no se puede vender")
         check_unit_quantity(product.unit, line.quantity, sku=product.sku)
         price = line.unit_price if line.unit_price is not None else product.price
+        if price < product.price:
+            discounts.append(Discount(line=i, product=product, shelf_price=to_money(product.price),
+                                      unit_price=to_money(price), quantity=to_qty(line.quantity)))
         total += to_money(price * line.quantity)
         legs.append(Leg(product=product, location=location, type="venta", delta=-line.quantity, unit_price=price,
                         reference=f"ticket:{sale.ticket_id}"[:100], field=f"lines[{i}].quantity"))
+    check_discounts(session, ctx, discounts)
     operation_id, movements = _post_operation(session, ctx, legs, allow_negative=policy.allow_negative,
                                     idempotency_key=f"ticket:{sale.ticket_id}", occurred_at=sale.sold_at)
     note_sale(session, total)
+    audit_discounts(session, ctx, ticket_id=sale.ticket_id, discounts=discounts)
     record_audit(session, ctx, action="stock.sale", entity="venta", entity_id=sale.ticket_id,
                  after={"location": location.code, "total": str(total), "lines": len(legs)})
     return SaleOut(ticket_id=sale.ticket_id, operation_id=operation_id, total=total, movements=movements)
