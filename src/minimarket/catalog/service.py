@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -65,10 +67,18 @@ def _check_unique(session: Session, *, sku: str | None, barcode: str | None, exc
             )
 
 
-def _flush_unique(session: Session, *, sku: str | None, barcode: str | None, exclude_id: int | None = None) -> None:
-    """Flush in a savepoint; a concurrent twin that took the SKU or barcode first is a 409 naming which."""
+@contextmanager
+def _claiming_unique(session: Session, *, sku: str | None, barcode: str | None,
+                     exclude_id: int | None = None) -> Iterator[None]:
+    """Changes made inside are flushed in a savepoint; a twin that took the SKU or barcode first is a 409.
+
+    The savepoint opens before the changes: `begin_nested()` flushes what is pending, and a
+    unique violation there would abort the whole transaction (PostgreSQL) instead of the savepoint.
+    """
+    session.flush()
     try:
         with session.begin_nested():
+            yield
             session.flush()
     except IntegrityError as exc:
         # The constraint waited for the twin's commit, so it is visible now: say what it took.
@@ -84,8 +94,8 @@ def create_product(session: Session, ctx: Context, *, data: ProductCreate) -> Pr
     product = Product(**fields)
     product.category = category_by_name(session, data.category, create=True)
     product.supplier = supplier_by_ref(session, data.supplier)
-    session.add(product)
-    _flush_unique(session, sku=data.sku, barcode=data.barcode)
+    with _claiming_unique(session, sku=data.sku, barcode=data.barcode):
+        session.add(product)
     record_audit(session, ctx, action="product.create", entity="producto", entity_id=product.sku,
                  after=snapshot(product))
     return product
@@ -98,16 +108,17 @@ def update_product(session: Session, ctx: Context, *, sku: str, changes: Product
     sent = changes.model_fields_set
     if "barcode" in sent:
         _check_unique(session, sku=None, barcode=changes.barcode, exclude_id=product.id)
-    for name in sent - {"category", "supplier"}:
-        setattr(product, name, getattr(changes, name))
-    if "category" in sent:
-        product.category = category_by_name(session, changes.category, create=True)
-    if "supplier" in sent:
-        product.supplier = supplier_by_ref(session, changes.supplier)
-    max_stock = product.max_stock
-    if max_stock is not None and Decimal(max_stock) < Decimal(product.min_stock):
-        raise InvalidInput("max_stock no puede ser menor que min_stock")
-    _flush_unique(session, sku=None, barcode=product.barcode if "barcode" in sent else None, exclude_id=product.id)
+    with _claiming_unique(session, sku=None, barcode=changes.barcode if "barcode" in sent else None,
+                          exclude_id=product.id):
+        for name in sent - {"category", "supplier"}:
+            setattr(product, name, getattr(changes, name))
+        if "category" in sent:
+            product.category = category_by_name(session, changes.category, create=True)
+        if "supplier" in sent:
+            product.supplier = supplier_by_ref(session, changes.supplier)
+        max_stock = product.max_stock
+        if max_stock is not None and Decimal(max_stock) < Decimal(product.min_stock):
+            raise InvalidInput("max_stock no puede ser menor que min_stock")
     after = snapshot(product)
     if after != before:
         record_audit(session, ctx, action="product.update", entity="producto", entity_id=product.sku,
