@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from minimarket.accounts.models import AuditEntry
 from minimarket.cli.main import app as cli_app
+from minimarket.config import get_settings
 from minimarket.stock.sale_prices import max_discount, set_max_discount
 from tests.integration.helpers import assert_ledger_clean, create_product, error_of, movement_rows, total_stock
 
@@ -85,18 +86,25 @@ def test_the_store_setting_lets_any_seller_go_that_far_below(client, admin, make
         ("ACEITE", "1395.00", "apikey:caja-1")]
 
 
-def test_sale_discount_command_shows_and_changes_the_setting(app, database_url, monkeypatch):
+@pytest.fixture
+def cli_on(database_url, monkeypatch):  # noqa: ANN001, ANN201
+    """The command line pointed at the test's database (its Settings are cached per process)."""
     monkeypatch.setenv("DATABASE_URL", database_url)
-    runner = CliRunner()
-    shown = runner.invoke(cli_app, ["sale-discount"])
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
+
+
+def test_sale_discount_command_shows_and_changes_the_setting(app, cli_on):
+    shown = cli_on.invoke(cli_app, ["sale-discount"])
     assert shown.exit_code == 0, shown.output
     assert "0 %" in shown.output
-    changed = runner.invoke(cli_app, ["sale-discount", "--max", "7.5"])
+    changed = cli_on.invoke(cli_app, ["sale-discount", "--max", "7.5"])
     assert changed.exit_code == 0 and "7.5 %" in changed.output, changed.output
     with app.state.db.read() as session:
         assert max_discount(session) == Decimal("7.5")
     for bad in ("-1", "101", "5,5", "1e1", "abc"):
-        refused = runner.invoke(cli_app, ["sale-discount", "--max", bad])
+        refused = cli_on.invoke(cli_app, ["sale-discount", "--max", bad])
         assert refused.exit_code == 2, (bad, refused.output)
     with app.state.db.read() as session:
         assert max_discount(session) == Decimal("7.5")
