@@ -1,0 +1,1 @@
+"""Demand forecast, reorder suggestions and purchase orders."""
