@@ -15,6 +15,7 @@ from minimarket.config import Settings
 from minimarket.db import Database
 from minimarket.cli.terminal import console, err, load_settings, progress_bars
 from minimarket.cli.backup import register as register_backup_commands
+from minimarket.cli.store import register as register_store_commands
 from minimarket.cli.certs import certs_app
 from minimarket.cli.keys import keys_app, secrets_app
 from minimarket.cli.users import user_app
@@ -31,6 +32,7 @@ app.add_typer(secrets_app, name="secret")
 app.add_typer(user_app, name="user")
 app.add_typer(alerts_app, name="alerts")
 register_backup_commands(app, db_app)  # backup, restore; db migrate-to
+register_store_commands(app)  # sale-discount
 
 CLI_CONTEXT_ACTOR = "cli"
 
@@ -381,35 +383,6 @@ def negative_stock(
     finally:
         database.dispose()
     console.print("Stock negativo: " + ("[yellow]permitido[/yellow]" if current else "[green]rechazado[/green]"))
-
-
-@app.command("sale-discount")
-def sale_discount(
-    maximum: Annotated[str | None, typer.Option("--max", help="Porcentaje bajo el precio de góndola (0 a 100)")] = None,
-) -> None:
-    """Muestra o cambia cuánto por debajo del precio de góndola puede vender cualquier rol (por defecto 0 %)."""
-    from minimarket.accounts.audit import record_audit
-    from minimarket.errors import InvalidInput
-    from minimarket.stock.sale_prices import max_discount, parse_percent, set_max_discount
-
-    try:
-        wanted = None if maximum is None else parse_percent(maximum)
-    except InvalidInput as exc:
-        err.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(2) from exc
-    database = Database(_settings().database_url)
-    try:
-        with database.write() as session:
-            current = max_discount(session)
-            if wanted is not None:
-                set_max_discount(session, wanted)
-                record_audit(session, _ctx(), action="settings.sale_discount", entity="ajustes",
-                             entity_id="ventas.descuento_maximo", before={"percent": current}, after={"percent": wanted})
-                current = wanted
-    finally:
-        database.dispose()
-    console.print(f"Descuento máximo sin encargado: {format(current.normalize(), 'f')} % "
-                  "(más abajo sólo venden encargado y admin)")
 
 
 @app.command()
