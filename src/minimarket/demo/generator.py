@@ -30,6 +30,7 @@ from minimarket.ar.dates import STORE_TZ
 from minimarket.catalog.models import Category, Product
 from minimarket.db import Database
 from minimarket.errors import Conflict, InvalidInput
+from minimarket.demo.bulk import bulk_insert
 from minimarket.demo.catalog import CATEGORIES, SUPPLIERS
 from minimarket.demo.invoices import supplier_fields, write_invoices
 from minimarket.demo.prices import PriceListLine, own_markups, write_price_history
@@ -152,44 +153,3 @@ def _ensure_named(session: Session, table: Table, rows: list[dict]) -> dict[str,
     if new:
         session.execute(insert(table), new)
     return dict(session.execute(select(table.c.nombre, table.c.id)).all())
-
-
-def bulk_insert(session: Session, table: Table, columns: tuple[str, ...], rows) -> None:  # noqa: ANN001
-    """Insert many rows in the session's transaction: COPY on PostgreSQL, executemany on SQLite.
-
-    Values go through the columns' own bind processing (the same conversion an ORM insert does),
-    so what lands in the database is what `insert()` would have written, only faster.
-    """
-    connection = session.connection()
-    dialect = connection.dialect
-    # Columns left out that have a Python-side default get it, as insert() would give them.
-    defaults = [(c.name, c.default.arg if c.default.is_scalar else c.default.arg(None))
-                for c in table.c if c.name not in columns and c.default is not None and not c.primary_key
-                and (c.default.is_scalar or c.default.is_callable)]
-    if defaults:
-        columns = (*columns, *(name for name, _ in defaults))
-        fixed = tuple(value for _, value in defaults)
-        rows = (tuple(row) + fixed for row in rows)
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
-    converting = [(i, p) for i, p in enumerate(processors) if p is not None]
-
-    def bound(row: tuple) -> tuple:
-        if not converting:
-            return row
-        values = list(row)
-        for i, process in converting:
-            values[i] = process(values[i])
-        return tuple(values)
-
-    raw = connection.connection.driver_connection
-    if dialect.name == "postgresql":
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(bound(row))
-        return
-    cursor = raw.cursor()
-    try:
-        cursor.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                           (bound(row) for row in rows))
-    finally:
-        cursor.close()

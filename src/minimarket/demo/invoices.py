@@ -17,6 +17,7 @@ from sqlalchemy import insert
 
 from minimarket.ar.dates import STORE_TZ
 from minimarket.ar.invoices import LineAmount, breakdown_from_lines, line_net, rate_label
+from minimarket.demo.bulk import bulk_insert
 from minimarket.invoices.models import Invoice, InvoiceLine
 from minimarket.invoices.service import NET_FIELDS, VAT_FIELDS
 
@@ -54,12 +55,12 @@ def write_invoices(session, rows: list[tuple], items: Sequence, product_ids: lis
         lines_of.append(delivery)
     stmt = insert(Invoice.__table__).returning(Invoice.__table__.c.id, sort_by_parameter_order=True)
     ids = list(session.execute(stmt, headers).scalars())
-    session.execute(insert(InvoiceLine.__table__), [
-        {"factura_id": invoice_id, "linea": n, "codigo_barras": items[r[2]].barcode, "sku": items[r[2]].sku,
-         "codigo_proveedor": None, "descripcion": items[r[2]].name[:200], "producto_id": product_ids[r[2]],
-         "cantidad": r[5], "costo_unitario": r[7], "iva": items[r[2]].iva, "descuento_pct": Decimal("0"),
-         "neto": line_net(r[5], r[7])}
-        for invoice_id, delivery in zip(ids, lines_of, strict=True) for n, r in enumerate(delivery, 1)])
+    bulk_insert(session, InvoiceLine.__table__, ("factura_id", "linea", "codigo_barras", "sku", "codigo_proveedor",
+                                                 "descripcion", "producto_id", "cantidad", "costo_unitario", "iva",
+                                                 "descuento_pct", "neto"), (
+        (invoice_id, n, items[r[2]].barcode, items[r[2]].sku, None, items[r[2]].name[:200], product_ids[r[2]], r[5],
+         r[7], items[r[2]].iva, Decimal("0"), line_net(r[5], r[7]))
+        for invoice_id, delivery in zip(ids, lines_of, strict=True) for n, r in enumerate(delivery, 1)))
     reference = {op: f"factura:{invoice_id}" for op, invoice_id in zip(deliveries, ids, strict=True)}
     return [r[:10] + (reference[r[11]],) + r[11:] if r[4] == "entrada" and r[11] in reference else r for r in rows]
 

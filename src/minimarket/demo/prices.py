@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from minimarket.demo.bulk import bulk_insert
 from minimarket.pricing.models import PriceBatch, PriceChange
 from minimarket.store_settings import MONTHLY_INFLATION, write_value
 
@@ -78,10 +78,9 @@ def write_price_history(session: Session, log: list[PriceListLine], product_ids:
     session.add_all(batches.values())
     session.flush()
     if log:
-        session.execute(insert(PriceChange.__table__), [{
-            "producto_id": product_ids[line.item], "costo_antes": line.cost_before, "costo_despues": line.cost_after,
-            "precio_antes": line.price_before, "precio_despues": line.price_after, "motivo": "lista_proveedor",
-            "lote_id": batches[(line.when, line.supplier)].id, "actor": ACTOR, "creado_en": line.when}
-            for line in log])
+        bulk_insert(session, PriceChange.__table__, ("producto_id", "costo_antes", "costo_despues", "precio_antes",
+                                                     "precio_despues", "motivo", "lote_id", "actor", "creado_en"), (
+            (product_ids[line.item], line.cost_before, line.cost_after, line.price_before, line.price_after,
+             "lista_proveedor", batches[(line.when, line.supplier)].id, ACTOR, line.when) for line in log))
     write_value(session, MONTHLY_INFLATION, DEMO_MONTHLY_INFLATION)
     return len(log)
