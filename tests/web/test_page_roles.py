@@ -47,6 +47,7 @@ PAGE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/configuracion/usuarios/estado"): ADMIN,
     ("POST", "/configuracion/usuarios/contrasena"): ADMIN,
     ("POST", "/configuracion/stock-negativo"): ADMIN,
+    ("POST", "/configuracion/precios"): ADMIN,
     ("POST", "/salir"): EVERYONE,
     ("GET", "/eventos/inicio"): EVERYONE,  # a stream: checked in test_home.py (401 without a session)
 }
@@ -85,6 +86,8 @@ REQUESTS: dict[tuple[str, str], Callable[[int, str], Req]] = {
         "csrf": c, "usuario": "victima", "contrasena": f"otra-clave-{n:04d}"}),
     ("POST", "/configuracion/stock-negativo"): lambda n, c: ("/configuracion/stock-negativo",
                                                             {"csrf": c, "permitir": "no"}),
+    ("POST", "/configuracion/precios"): lambda n, c: ("/configuracion/precios", {
+        "csrf": c, "margen": "40", "redondeo": "10", "inflacion": "3,5"}),
     ("POST", "/salir"): lambda n, c: ("/salir", {"csrf": c}),
 }
 SKIPPED_IN_TABLE = {("GET", "/eventos/inicio"), ("POST", "/salir")}  # a stream; ends the session (own test)

@@ -196,3 +196,20 @@ def test_lagging_prices_number_links_to_its_list(client, app, shop, admin):
     count = int(re.search(r"<p>(\d+) producto\(s\)", listing).group(1))
     assert count >= 1 and "YERBA-1" in listing and "$ 1.300,00" in listing
     assert kpi_of(client.get("/").text) == str(count)  # now Inicio shows the number for this catalogue
+
+
+def test_configuracion_sets_markup_rounding_and_inflation(client, app, admin):
+    csrf = sign_in(app, client, "admin")
+    saved = client.post("/configuracion/precios", data={"csrf": csrf, "margen": "40", "redondeo": "10",
+                                                        "inflacion": "3,5"})
+    assert saved.status_code == 200 and "guardados" in saved.text
+    settings = client.get("/api/prices/settings", headers=admin).json()
+    assert Decimal(settings["default_markup"]) == 40 and Decimal(settings["monthly_inflation"]) == Decimal("3.5")
+    assert 'value="3,5"' in client.get("/configuracion").text  # shown back in es-AR
+    bad = client.post("/configuracion/precios", data={"csrf": csrf, "margen": "mucho", "redondeo": "10",
+                                                      "inflacion": "3"})
+    assert bad.status_code == 422 and alerts(bad.text) == ["Margen: 'mucho' no es un número; escribí por ejemplo 35 o 3,5"]
+    wrong = client.post("/configuracion/precios", data={"csrf": csrf, "margen": "40", "redondeo": "7",
+                                                        "inflacion": "3"})
+    assert wrong.status_code == 422 and alerts(wrong.text)[0].startswith("rounding: usá una de")
+    assert Decimal(client.get("/api/prices/settings", headers=admin).json()["monthly_inflation"]) == Decimal("3.5")

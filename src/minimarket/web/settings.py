@@ -13,6 +13,8 @@ from minimarket.accounts.permissions import ADMIN, READ
 from minimarket.accounts.sessions import SessionUser
 from minimarket.accounts.users import create_user, disable_user, enable_user, list_users, reset_password
 from minimarket.errors import DomainError, InvalidInput
+from minimarket.pricing.rules import ROUNDING_RULES
+from minimarket.pricing.settings import load_pricing_settings, update_pricing_settings
 from minimarket.stock.policy import negative_stock_allowed, set_negative_stock_allowed
 from minimarket.web.auth import form_user, page_context, page_user
 from minimarket.web.templating import render
@@ -26,14 +28,16 @@ def _page(request: Request, user: SessionUser, *, status: int = 200, notice: str
     is_admin = user.role in ADMIN
     with request.app.state.db.read() as session:
         own_keys = [k for k in list_api_keys(session, user_id=user.user_id) if k.revoked_at is None]
-        context = {"own_keys": own_keys, "users": [], "all_keys": [], "negative": None}
+        context = {"own_keys": own_keys, "users": [], "all_keys": [], "negative": None, "pricing": None}
         if is_admin:
             context.update(users=list_users(session),
                            all_keys=[k for k in list_api_keys(session) if k.revoked_at is None],
-                           negative=negative_stock_allowed(session, default=settings.allow_negative_stock))
+                           negative=negative_stock_allowed(session, default=settings.allow_negative_stock),
+                           pricing=load_pricing_settings(session))
         # Rendered inside the read: the rows are read as the template walks them.
         return render(request, "settings.html", user, status_code=status, notice=notice, error=error,
-                      new_key=new_key, is_admin=is_admin, roles=("admin", "encargado", "deposito", "lectura"), **context)
+                      new_key=new_key, is_admin=is_admin, roles=("admin", "encargado", "deposito", "lectura"),
+                      rounding_rules=ROUNDING_RULES, **context)
 
 
 def _act(request: Request, user: SessionUser, work, notice: str, status: int = 200) -> HTMLResponse:  # noqa: ANN001
@@ -122,3 +126,23 @@ def negative_stock(request: Request, user: SessionUser = Depends(form_user(ADMIN
                      entity_id="stock.permitir_negativo", before={"allowed": before}, after={"allowed": permitir == "si"})
 
     return _act(request, user, work, "Política de stock negativo guardada.")
+
+
+@router.post("/configuracion/precios", response_class=HTMLResponse)
+def pricing_settings(request: Request, user: SessionUser = Depends(form_user(ADMIN)),
+                     margen: Annotated[str, Form(max_length=20)] = "",
+                     redondeo: Annotated[str, Form(max_length=30)] = "",
+                     inflacion: Annotated[str, Form(max_length=20)] = "") -> HTMLResponse:
+    """Default markup, rounding rule and monthly inflation: the same service as PATCH /api/prices/settings."""
+    from minimarket.web.movements import parse_quantity
+
+    def work(session, ctx):  # noqa: ANN001, ANN202
+        changes = {"rounding": redondeo}
+        for field, label, raw in (("default_markup", "Margen", margen), ("monthly_inflation", "Inflación", inflacion)):
+            try:
+                changes[field] = parse_quantity(raw)
+            except InvalidInput:
+                raise InvalidInput(f"{label}: '{raw}' no es un número; escribí por ejemplo 35 o 3,5") from None
+        update_pricing_settings(session, ctx, changes=changes)
+
+    return _act(request, user, work, "Precios: margen, redondeo e inflación guardados.")
