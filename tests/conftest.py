@@ -1,21 +1,15 @@
 """Shared fixtures: fresh SQLite and PostgreSQL databases from a migrated template, apps, API keys.
 
-PostgreSQL and Redis are real. Outside CI a test that needs an unreachable PostgreSQL or
-Redis is skipped; with CI set it fails instead, so CI never silently skips them.
+The helpers they use (test databases, settings, need_postgres/need_redis) are in tests/helpers.py.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
-from functools import cache
 from pathlib import Path
 
 import pytest
-import redis
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from minimarket.accounts.audit import Context
@@ -23,78 +17,19 @@ from minimarket.accounts.keys import create_api_key
 from minimarket.apps import create_app
 from minimarket.config import Settings
 from minimarket.migrations.runner import upgrade
-
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-IN_CI = bool(os.environ.get("CI"))
+from tests.helpers import create_pg_database, drop_pg_database, make_settings, need_postgres
 
 
-def _pg_url(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
+TESTS = Path(__file__).parent
+SLOW_LAYERS = ("e2e", "deploy", "observability")  # each a marker: `pytest -m "not e2e and not deploy …"`
 
 
-PG_URL = _pg_url(PG_URL)
-
-
-@cache
-def pg_available() -> bool:
-    try:
-        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-
-
-@cache
-def redis_available() -> bool:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def need_postgres() -> None:
-    if not pg_available():
-        if IN_CI:
-            pytest.fail(f"PostgreSQL no responde en {PG_URL} y CI exige estas pruebas")
-        pytest.skip("PostgreSQL no disponible (definí TEST_POSTGRES_URL)")
-
-
-def need_redis() -> None:
-    if not redis_available():
-        if IN_CI:
-            pytest.fail(f"Redis no responde en {REDIS_URL} y CI exige estas pruebas")
-        pytest.skip("Redis no disponible (definí TEST_REDIS_URL)")
-
-
-def _admin_engine():  # noqa: ANN202
-    return create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-
-
-def pg_url_for(name: str) -> str:
-    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def create_pg_database(template: str | None = None) -> str:
-    """A new empty (or template-copied) PostgreSQL database; returns its URL."""
-    name = f"mm_t_{uuid.uuid4().hex[:12]}"
-    engine = _admin_engine()
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
-    engine.dispose()
-    return pg_url_for(name)
-
-
-def drop_pg_database(url: str) -> None:
-    name = make_url(url).database
-    engine = _admin_engine()
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of a slow layer by its directory, so the fast loop can leave them out."""
+    for item in items:
+        layer = Path(item.path).relative_to(TESTS).parts[0]
+        if layer in SLOW_LAYERS:
+            item.add_marker(getattr(pytest.mark, layer))
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +48,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -130,10 +65,6 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     url = create_pg_database(template)
     yield url
     drop_pg_database(url)
-
-
-def make_settings(database_url: str, **overrides) -> Settings:  # noqa: ANN003
-    return Settings(_env_file=None, database_url=database_url, minimarket_env="development", **overrides)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import STARTUP_TIMEOUT, Server, clean_env, cli_command, free_port, wait_healthy
+from tests.e2e.servers import STARTUP_TIMEOUT, Server, clean_env, cli_command, free_port, wait_healthy
 from tests.observability.helpers import ROOT
 
 DEPLOY = ROOT / "deploy"

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.conftest import _admin_engine, create_pg_database, drop_pg_database, need_postgres
+from tests.helpers import admin_engine, create_pg_database, drop_pg_database, need_postgres
 from tests.deploy.helpers import COMPOSE, DEPLOY, ENV_PRODUCTION_EXAMPLE, free_port, parse_env_file
 from tests.observability.helpers import OBS, load_yaml, need_binary
 
@@ -51,7 +51,7 @@ def run_script(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def drop_role(name: str) -> None:
     assert name.startswith("mm_t_exp_"), name  # never any other role
-    with _admin_engine().connect() as conn:
+    with admin_engine().connect() as conn:
         conn.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
 
 
@@ -79,7 +79,7 @@ def role_url(role: ExporterRole) -> str:
 def test_the_script_creates_a_least_privilege_monitoring_role(exporter_role):
     result = created(exporter_role)
     assert result.returncode == 0, result.stderr
-    with _admin_engine().connect() as conn:
+    with admin_engine().connect() as conn:
         attrs = conn.execute(text(
             "SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolinherit, rolcanlogin, "
             "rolconnlimit FROM pg_roles WHERE rolname = :n"), {"n": exporter_role.name}).one()
@@ -108,7 +108,7 @@ def test_the_script_refuses_to_run_without_a_password(exporter_role):
                          exporter_role.database})
     assert result.returncode != 0
     assert "POSTGRES_EXPORTER_PASSWORD" in result.stderr
-    with _admin_engine().connect() as conn:
+    with admin_engine().connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM pg_roles WHERE rolname = :n"), {"n": exporter_role.name}) == 0
 
 

@@ -28,7 +28,7 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 from minimarket.platform.logging import LOG_FIELDS
-from tests.e2e.conftest import STOP_TIMEOUT, StartServer, clean_env, cli_command, free_port, measure, tail
+from tests.e2e.servers import STOP_TIMEOUT, StartServer, clean_env, cli_command, free_port, measure, tail
 
 pytestmark = pytest.mark.timeout(180)
 

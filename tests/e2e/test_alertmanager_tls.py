@@ -29,9 +29,9 @@ from typer.testing import CliRunner
 
 from minimarket.ops.tls import generate_tls_material
 from minimarket.cli.certs import certs_app
-from tests.e2e.conftest import free_port, measure, stop_process, tail
+from tests.e2e.servers import free_port, measure, stop_process, tail
+from tests.helpers import skip_outside_ci
 
-IN_CI = bool(os.environ.get("CI"))
 STARTUP_TIMEOUT = 20.0
 ALERT_TIMEOUT = 30.0
 TEST_ALERT = "MinimarketTLSPrueba"
@@ -51,10 +51,7 @@ def _binary(env_var: str, *candidates: str) -> str:
         found = shutil.which(option) or (option if os.access(option, os.X_OK) else None)
         if found:
             return found
-    message = f"none of {', '.join(o for o in options if o)} found (set {env_var} to the binary)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+    skip_outside_ci(f"no se encontró ninguno de {', '.join(o for o in options if o)} (definí {env_var} con el binario)")
 
 
 @dataclass
@@ -313,8 +310,8 @@ def test_rotation_keeping_the_ca_as_in_the_runbook(tmp_path: Path) -> None:
 def test_repo_web_config_and_compose_healthcheck_work_with_generated_material(tmp_path: Path) -> None:
     """observability/alertmanager/web.yml and amtool-http.yml (container paths pointed at tmp) with our certs."""
     web, amtool_http = REPO_AM_DIR / "web.yml", REPO_AM_DIR / "amtool-http.yml"
-    if not (web.is_file() and amtool_http.is_file()):
-        pytest.skip("observability/alertmanager/web.yml or amtool-http.yml not in this checkout")
+    # The repo's own files: a checkout without them is broken, so this fails instead of skipping.
+    assert web.is_file() and amtool_http.is_file(), f"faltan {web} o {amtool_http} en el repositorio"
     am_bin = _binary("ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager", "alertmanager")
     amtool = _binary("AMTOOL_BIN", "/usr/bin/amtool", "amtool")
     tls = tmp_path / "tls"

@@ -28,7 +28,7 @@ from minimarket.migrations.runner import upgrade
 from minimarket.demo.generator import generate_demo
 from minimarket.stock.models import Movement
 from minimarket.stock.verify import verify_ledger
-from tests.e2e.conftest import CLI_TIMEOUT, StartServer, measure
+from tests.e2e.servers import CLI_TIMEOUT, StartServer, measure
 
 pytestmark = pytest.mark.timeout(180)
 

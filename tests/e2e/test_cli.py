@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import create_pg_database, drop_pg_database, need_postgres
-from tests.e2e.conftest import Server, StartServer, clean_env, free_port, measure, run_cli
+from tests.helpers import create_pg_database, drop_pg_database, need_postgres
+from tests.e2e.servers import Server, StartServer, clean_env, free_port, measure, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 

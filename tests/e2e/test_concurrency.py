@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, measure
+from tests.e2e.servers import Server, measure
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, need_redis
-from tests.e2e.conftest import free_port, run_cli
+from tests.helpers import REDIS_URL, need_redis
+from tests.e2e.servers import free_port, run_cli
 from tests.e2e.test_alertmanager_tls import STARTUP_TIMEOUT, Proc, _binary, _start, _start_alertmanager, _wait
 
 SKIP_OBSERVABILITY = ["--skip", "prometheus", "--skip", "alertmanager"]

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, create_pg_database, drop_pg_database, need_postgres, need_redis
-from tests.e2e.conftest import Server, StartServer, TcpProxy, free_port, measure, pg_upstream, via_proxy
+from tests.helpers import REDIS_URL, create_pg_database, drop_pg_database, need_postgres, need_redis
+from tests.e2e.servers import Server, StartServer, TcpProxy, free_port, measure, pg_upstream, via_proxy
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -171,7 +171,9 @@ def test_unreachable_redis_fails_health_naming_cache(start_server: StartServer, 
     assert body["status"] == "fail" and body["failing"] == ["cache"]
     assert body["checks"]["cache"]["status"] == "fail" and body["checks"]["cache"]["error"]
     assert body["checks"]["database"]["status"] == "ok"
-    assert seconds < 3.0  # the cache check is bounded by the client's connect timeout
+    # What matters is that /health answers instead of hanging: the cache check is bounded by the client's
+    # 0.5 s connect timeout, and the margin is for a loaded 2-core CI machine (the request gives up at 10 s).
+    assert seconds < 8.0, f"/health took {seconds:.1f} s with Redis down"
     measure("/health with Redis on a closed port", f"503 in {seconds:.3f} s")
 
 

@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from minimarket.ops.tls import generate_tls_material
-from tests.e2e.conftest import Server, StartServer, TcpProxy, free_port, measure, tail, via_proxy
+from tests.e2e.servers import Server, StartServer, TcpProxy, free_port, measure, tail, via_proxy
 from tests.e2e.test_alertmanager_tls import TLS_REFUSAL, Proc, _binary, _client, _context, _start, _wait
 from tests.e2e.test_health_faults import poll_until
 

@@ -23,9 +23,9 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from tests.conftest import redis_available
-from tests.e2e.conftest import clean_env, run_cli
 from tests.e2e.pg_cluster import private_cluster
+from tests.e2e.servers import clean_env, run_cli
+from tests.helpers import need_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "docs" / "OPERATIONS_RUNBOOK.md"
@@ -105,8 +105,7 @@ def postgres_as_deployed() -> Iterator[str]:
 def store(postgres_as_deployed: str, start_server, tmp_path: Path):  # noqa: ANN001, ANN201
     """A running store as the runbook expects it: demo data, a read-only key, TLS material,
     an encrypted integration key, last night's backup."""
-    if not redis_available():
-        pytest.fail("Redis no responde") if "CI" in clean_env() else pytest.skip("Redis no disponible")
+    need_redis()
     key_hex = secrets.token_hex(32)
     workdir = tmp_path / "tienda"
     workdir.mkdir()

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from minimarket.accounts.audit import Context
 from minimarket.accounts.keys import revoke_api_key
 from minimarket.platform.logging import configure_logging
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 from tests.logging_state import preserved_logging
 from tests.integration.helpers import error_of, metric_labels, metric_value
 

@@ -18,7 +18,7 @@ from minimarket.accounts.audit import Context
 from minimarket.accounts.keys import revoke_api_key
 from minimarket.accounts.models import ApiKey
 from minimarket.apps import create_app
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 from tests.integration.helpers import create_product, error_of, movement_rows
 
 ROLES = ("admin", "encargado", "deposito", "lectura")

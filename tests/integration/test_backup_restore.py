@@ -47,7 +47,7 @@ from minimarket.stock.schemas import BatchIn, BatchLine, SaleIn, SaleLine
 from minimarket.stock.service import record_sale, register_movements
 from minimarket.stock.verify import verify_ledger
 from minimarket.store_settings import LAST_BACKUP, read_value_from
-from tests.conftest import drop_pg_database, make_settings, pg_url_for
+from tests.helpers import drop_pg_database, make_settings, pg_url_for
 
 pytestmark = pytest.mark.timeout(120)
 

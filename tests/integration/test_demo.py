@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import uuid
@@ -29,10 +28,10 @@ from minimarket.demo.plan import capacity, plan_catalogue
 from minimarket.stock.models import Balance, Movement
 from minimarket.stock.verify import verify_ledger
 from minimarket.suppliers.models import Supplier
+from tests.helpers import PG_URL, skip_outside_ci
 
 SKU = re.compile(r"^[A-Z0-9._-]{1,40}$")
 MILLI = Decimal("0.001")
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 FIXED_TODAY = date(2026, 3, 16)
 
 
@@ -227,9 +226,7 @@ def test_postgresql_generate_and_verify() -> None:
             pass
     except OperationalError as exc:
         admin.dispose()
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL no disponible en {PG_URL}: {exc.orig}")
+        skip_outside_ci(f"PostgreSQL no disponible en {PG_URL}: {exc.orig}")
     name = f"mm_demo_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -43,7 +43,7 @@ from minimarket.platform.secrets import (
 )
 from minimarket.platform.secrets_models import SystemSecrets
 from minimarket.stock.policy import negative_stock_allowed, set_negative_stock_allowed
-from tests.conftest import IN_CI, PG_URL, create_pg_database, drop_pg_database, need_postgres
+from tests.helpers import PG_URL, create_pg_database, drop_pg_database, need_postgres, skip_outside_ci
 
 PLAINTEXTS = {
     "integration_api_key": "api-7Hq2-ÑANDÚ-clave-de-integracion",
@@ -87,9 +87,7 @@ def fresh_url(backend: str, tmp_path: Path) -> Iterator[str]:
 def need_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        if IN_CI:
-            pytest.fail(f"{name} no está instalado y CI exige esta prueba")
-        pytest.skip(f"{name} no está instalado")
+        skip_outside_ci(f"{name} no está instalado")
     return path
 
 

@@ -19,7 +19,7 @@ from minimarket.ops.backup.manifest import describe_url
 from minimarket.demo.generator import generate_demo
 from minimarket.stock.models import Movement
 from minimarket.types import utcnow
-from tests.conftest import create_pg_database, drop_pg_database, need_postgres, pg_url_for
+from tests.helpers import create_pg_database, drop_pg_database, need_postgres, pg_url_for
 from tests.integration.test_backup_restore import ledger_ok, out, post_entry, run_cli, skus
 
 pytestmark = pytest.mark.timeout(120)

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from minimarket.apps import create_app
 from minimarket.config import ConfigError
 from minimarket.platform.limiter import MemoryLimiter
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 from tests.integration.helpers import error_of, metric_value
 
 PER_KEY = 5

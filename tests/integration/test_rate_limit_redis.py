@@ -16,8 +16,8 @@ from minimarket.accounts.audit import Context
 from minimarket.accounts.keys import create_api_key
 from minimarket.apps import create_app
 from minimarket.platform.limiter import PREFIX, FallbackLimiter, RedisLimiter
-from tests.conftest import REDIS_URL, make_settings, need_redis
-from tests.e2e.conftest import TcpProxy
+from tests.e2e.servers import TcpProxy
+from tests.helpers import REDIS_URL, make_settings, need_redis
 from tests.integration.helpers import error_of, metric_value
 
 pytestmark = pytest.mark.redis

@@ -34,7 +34,7 @@ from minimarket.ops.store_metrics import stock_cache_key
 from minimarket.store_settings import LAST_BACKUP
 from minimarket.stock.verify import record_verification, verify_ledger
 from minimarket.types import utcnow
-from tests.conftest import REDIS_URL, make_settings, need_redis
+from tests.helpers import REDIS_URL, make_settings, need_redis
 from tests.integration.helpers import create_product, error_of, metric_value
 
 STOCK_GAUGES = ("minimarket_products_active", "minimarket_products_below_minimum", "minimarket_products_out_of_stock")

@@ -10,7 +10,7 @@ import pytest
 
 from minimarket.apps import create_app
 from minimarket.ops.tls import generate_tls_material
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 
 @pytest.fixture(scope="session")

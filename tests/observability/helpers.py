@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
 import shutil
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-import pytest
 import yaml
+
+from tests.helpers import skip_outside_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 OBS = ROOT / "observability"
@@ -23,7 +23,6 @@ RULE_FILES = (ALERTS, RECORDING)
 RULE_TESTS = sorted((PROM / "tests").glob("*.yml"))
 ALERTMANAGER = OBS / "alertmanager"
 DASHBOARDS = sorted((OBS / "grafana" / "dashboards").glob("*.json"))
-IN_CI = bool(os.environ.get("CI"))
 
 # Debian packages that ship each binary (for the skip message).
 PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager",
@@ -35,10 +34,7 @@ def need_binary(name: str) -> str:
     """Path of an external tool; outside CI a missing tool skips the test, in CI it fails it."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} no está instalado (apt-get install {PACKAGES.get(name, name)})"
-        if IN_CI:
-            pytest.fail(f"{message} y CI exige estas pruebas")
-        pytest.skip(message)
+        skip_outside_ci(f"{name} no está instalado (apt-get install {PACKAGES.get(name, name)})")
     return path
 
 
@@ -47,10 +43,7 @@ def need_module(name: str):  # noqa: ANN201
     try:
         return importlib.import_module(name)
     except ImportError:
-        message = f"falta el paquete {name} (pip install -e '.[dev]')"
-        if IN_CI:
-            pytest.fail(f"{message} y CI exige estas pruebas")
-        pytest.skip(message)
+        skip_outside_ci(f"falta el paquete {name} (pip install -e '.[dev]')")
 
 
 def run(*args: str | Path, cwd: Path | None = None, timeout: int = 120) -> subprocess.CompletedProcess[str]:
