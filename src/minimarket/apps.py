@@ -10,7 +10,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse
 
 from minimarket import __version__
 from minimarket.alerts import api as alerts_api
@@ -22,14 +22,13 @@ from minimarket.migrations.runner import SchemaCheck
 from minimarket.api.gate import Caller, CallerGate, api_key_caller
 from minimarket.platform.cache import make_cache
 from minimarket.platform.docs import install_docs
-from minimarket.platform.errors import error_body, install_error_handlers
-from minimarket.platform.health import check_health, without_details
+from minimarket.platform.errors import install_error_handlers
 from minimarket.platform.http import ObservedApp
 from minimarket.platform.idempotency import purge_expired
-from minimarket.platform.metrics import render_metrics
 from minimarket.platform.limiter import LimiterCollector, make_limiter
 from minimarket.platform.ratelimit import RateLimited
 from minimarket.platform.security import SecurityHeaders, TrustedHosts, bearer_token_ok
+from minimarket.platform.service_routes import service_router
 from minimarket.pricing import api as pricing_api
 from minimarket.ops.backup.scheduler import start_backup_scheduler
 from minimarket.ops.store_metrics import StoreCollector
@@ -93,31 +92,32 @@ def _sees_health_details(request: Request, settings: Settings) -> bool:
         return False
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    task = asyncio.create_task(_purge_idempotency_periodically(app))
+    backup_task = start_backup_scheduler(app)
+    try:
+        yield
+    finally:
+        task.cancel()
+        if backup_task is not None:
+            backup_task.cancel()
+        app.state.db.dispose()
+        if hasattr(app.state.cache, "close"):
+            app.state.cache.close()
+
+
 def create_app(service: str = "all", settings: Settings | None = None) -> FastAPI:
+    """One deployable service (or all of them): its routers, state, error handlers and middleware."""
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     settings = settings or get_settings()
     settings.check()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_purge_idempotency_periodically(app))
-        backup_task = start_backup_scheduler(app)
-        try:
-            yield
-        finally:
-            task.cancel()
-            if backup_task is not None:
-                backup_task.cancel()
-            app.state.db.dispose()
-            if hasattr(app.state.cache, "close"):
-                app.state.cache.close()
-
     app = FastAPI(
         title=SERVICES[service],
         version=__version__,
         description="API de Mini Market. Todas las rutas /api requieren el encabezado `X-API-Key`.",
-        lifespan=lifespan,
+        lifespan=_lifespan,
         docs_url=None,  # served by install_docs from the local package, not from a CDN
         redoc_url=None,
     )
@@ -142,30 +142,13 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
         @app.get("/", include_in_schema=False)
         def root() -> RedirectResponse:
             return RedirectResponse("/docs")  # deposito and negocio serve no pages
-    peers = _peers(service, settings)
+    app.include_router(service_router(service, settings, _peers(service, settings),
+                                      sees_details=lambda request: _sees_health_details(request, settings)))
+    _add_middleware(app, service, settings)
+    return app
 
-    @app.get("/health", tags=["operación"], summary="Estado del servicio y sus dependencias")
-    def health(request: Request) -> JSONResponse:
-        status, body = check_health(service=service, db=request.app.state.db, cache=request.app.state.cache,
-                                    peers=peers, schema=request.app.state.schema,
-                                    limiter=request.app.state.ratelimiter if settings.rate_limit_enabled else None)
-        if not _sees_health_details(request, settings):
-            body = without_details(body)
-        return JSONResponse(body, status_code=status)
 
-    @app.get("/health/live", tags=["operación"], summary="El proceso responde (sin revisar dependencias)")
-    def live() -> dict[str, str]:
-        return {"status": "ok", "service": service}
-
-    @app.get("/metrics", tags=["operación"], summary="Métricas Prometheus")
-    def metrics(request: Request) -> Response:
-        if settings.metrics_token and not bearer_token_ok(request.scope, settings.metrics_token):
-            return JSONResponse(error_body("no_autenticado", "Falta el token de métricas o no coincide: enviá "
-                                           "Authorization: Bearer <METRICS_TOKEN>"),
-                                status_code=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
-        payload, content_type = render_metrics(request.app.state.metrics)
-        return Response(payload, media_type=content_type)
-
+def _add_middleware(app: FastAPI, service: str, settings: Settings) -> None:
     # Outermost first: security headers (on every answer, 400/413/429 included) > request id,
     # metrics and log > Host check > CORS (so 429s carry its headers and preflights cost nothing)
     # > rate limit, which answers 429 before any route or dependency touches the database
@@ -183,4 +166,3 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
         app.add_middleware(TrustedHosts, allowed_hosts=csv_list(settings.allowed_hosts))
     app.add_middleware(ObservedApp, service=service, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, production=settings.is_production)
-    return app

@@ -1,6 +1,6 @@
 """CLI for backups: `minimarket backup`, `minimarket restore`, `minimarket db migrate-to`.
 
-The commands are plain functions so cli.py can register them on its own Typer apps
+The commands are plain functions so cli/main.py registers them on its own Typer apps
 (`register(app, db_app)`); `app` here is a standalone Typer app with the same commands
 (`python -m minimarket.cli.backup …`, and the tests).
 """
@@ -8,22 +8,16 @@ The commands are plain functions so cli.py can register them on its own Typer ap
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from minimarket.cli.terminal import console, err, load_settings, progress_bars
-
+from minimarket.cli.terminal import OperatorErrors, console, describe_failure, err, fail, load_settings, progress_bars
 
 _YES = {"s", "si", "sí", "y", "yes"}
-
-
-_settings = load_settings
-
-
-_progress = progress_bars
 
 
 def _confirm(question: str) -> bool:
@@ -71,6 +65,13 @@ def _ledger_line(ledger: dict) -> str:
 # --------------------------------------------------------------------------- backup
 
 
+def _unwritable(dest: Path, exc: OSError) -> str:
+    if exc.filename is None or not str(exc.filename).startswith(str(dest)):
+        return describe_failure(exc)
+    return (f"No se pudo escribir el respaldo en {dest} ({exc.strerror}). Elegí otra carpeta con --dest "
+            "o revisá sus permisos y el espacio libre.")
+
+
 def backup_command(
     dest: Annotated[Path, typer.Option("--dest", envvar="BACKUP_DIR",
                                        help="Carpeta de los respaldos (por defecto BACKUP_DIR o ./backups)")] = Path("backups"),
@@ -84,15 +85,16 @@ def backup_command(
     from minimarket.ops.backup.archive import create_backup, total_rows
     from minimarket.ops.backup.manifest import BackupError, describe_target
 
-    settings = _settings()
+    settings = load_settings()
     err.print(f"Respaldando {describe_target(settings.database_url)} …")
     try:
-        with _progress() as report:
+        with progress_bars() as report:
             result = create_backup(settings.database_url, dest, keep=keep, include_config=not no_config,
                                    config_root=config_root, progress=report)
     except BackupError as exc:
-        err.print(f"[red]El respaldo falló:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise fail(f"El respaldo falló: {exc}", cause=exc) from exc
+    except OSError as exc:  # e.g. --dest under a file, on a read-only disk, or without permission
+        raise fail(_unwritable(dest, exc), cause=exc) from exc
     m = result.manifest
     movements = m["tables"].get("movimientos_stock", {}).get("rows", 0)
     console.print(f"[green]Respaldo listo[/green]: {result.path} ({_size(result.size)}, permisos 0600) "
@@ -126,7 +128,35 @@ def restore_command(
                                                      "configuración en esta carpeta (nunca pisa uno distinto)")] = None,
 ) -> None:
     """Restaura un respaldo, lo verifica (filas, checksums, libro) y sale con error ante cualquier diferencia."""
-    from minimarket.ops.backup.restore import check_revision, open_backup, restore_backup, restore_config
+    from minimarket.ops.backup.restore import RestoreError, restore_backup
+
+    settings = load_settings()
+    with tempfile.TemporaryDirectory(prefix="minimarket-restaurar-") as tmp:
+        plan = _plan_restore(settings.database_url, file, Path(tmp), into=into, force=force)
+        if not yes and not _confirm(_restore_question(plan)):
+            err.print("Cancelado: no se cambió nada.")
+            raise typer.Exit(1)
+        try:
+            with progress_bars() as report:
+                result = restore_backup(plan.opened, plan.target, force=force, progress=report)
+        except RestoreError as exc:
+            raise fail(f"La restauración falló: {exc}", cause=exc) from exc
+        _report_restore(result, plan)
+        _after_restore(plan, with_config=with_config, into=into)
+
+
+@dataclass(frozen=True)
+class _RestorePlan:
+    opened: Any  # OpenedBackup: the archive read and checked
+    target: Any  # Target: where it goes
+    exists: bool  # the target holds a database that will be replaced
+    at_head: bool  # the backup's schema is the code's
+
+
+def _plan_restore(url: str, file: Path, workdir: Path, *, into: str | None, force: bool) -> _RestorePlan:
+    """Read and check the archive and the target; anything wrong ends here, before any question."""
+    from minimarket.ops.backup.manifest import sqlite_file
+    from minimarket.ops.backup.restore import check_revision, open_backup
     from minimarket.ops.backup.restore_target import (
         RestoreError,
         in_use_message,
@@ -135,74 +165,74 @@ def restore_command(
         sqlite_in_use,
         target_exists,
     )
-    from minimarket.ops.backup.manifest import sqlite_file
 
-    settings = _settings()
-    with tempfile.TemporaryDirectory(prefix="minimarket-restaurar-") as tmp:
-        try:
-            opened = open_backup(file, Path(tmp))
-            at_head = check_revision(opened.manifest)
-            target = resolve_target(settings.database_url, into)
-            if opened.manifest["backend"] != target.backend:
-                raise RestoreError(
-                    f"El respaldo es de {opened.manifest['backend']} y el destino es {target.backend}: restauralo "
-                    f"en una base {opened.manifest['backend']} con --into y después copiala con "
-                    "`minimarket db migrate-to`")
-            exists = target_exists(target)
-            if target.new and exists:
-                raise RestoreError(f"{target.description} ya existe: --into restaura sólo en una base nueva")
-            if exists and not force:
-                if target.backend == "postgresql":
-                    sessions = pg_sessions(target.url)
-                    if sessions:
-                        raise RestoreError(in_use_message(target, sessions))
-                elif sqlite_in_use(sqlite_file(target.url)):
-                    raise RestoreError(in_use_message(target, []))
-        except RestoreError as exc:
-            err.print(f"[red]No se restaura:[/red] {exc}")
-            raise typer.Exit(1) from exc
-        except Exception as exc:  # noqa: BLE001 - e.g. the PostgreSQL server does not answer
-            err.print(f"[red]No se restaura:[/red] {str(exc).splitlines()[0][:300]}")
-            raise typer.Exit(1) from exc
-        m = opened.manifest
-        movements = m["tables"].get("movimientos_stock", {}).get("rows", 0)
-        action = "REEMPLAZAR" if exists else "crear"
-        question = (f"Se va a {action} {target.description} con el respaldo del {m['created_at']} "
-                    f"({m['backend']}, revisión {m['schema_revision']}, {_thousands(movements)} movimientos).")
-        if exists:
-            question += " Lo que tenga ahora esa base se pierde."
-        if not yes and not _confirm(question):
-            err.print("Cancelado: no se cambió nada.")
-            raise typer.Exit(1)
-        try:
-            with _progress() as report:
-                result = restore_backup(opened, target, force=force, progress=report)
-        except RestoreError as exc:
-            err.print(f"[red]La restauración falló:[/red] {exc}")
-            raise typer.Exit(1) from exc
-        console.print(_checks_table(result.checks, "Filas en el respaldo", "Filas restauradas"))
-        console.print(_ledger_line(result.ledger))
-        if not result.replaced:
-            err.print(f"[red]El respaldo no coincide con su manifiesto: no se restauró.[/red] {target.description} "
-                      "quedó como estaba; la copia de prueba se descartó. Probá con otro respaldo.")
-            raise typer.Exit(1)
-        if not result.ok:
-            err.print(f"[red]Se restauró {target.description}, pero el libro de movimientos tiene diferencias[/red] "
-                      "(ya estaban en el respaldo). Revisalas con `minimarket verify`.")
-            raise typer.Exit(1)
-        console.print(f"[green]Restauración verificada[/green]: {target.description} tiene exactamente los datos del "
-                      f"respaldo ({len(result.checks)} tablas).", soft_wrap=True)
-        if not at_head:
-            console.print(f"[yellow]El respaldo es de la revisión {m['schema_revision']}:[/yellow] "
-                          "ejecutá `minimarket db upgrade` antes de iniciar el sistema.")
-        if with_config is not None:
-            for rel, status in restore_config(opened, with_config):
-                console.print(f"  {rel}: {status}")
-        elif m.get("config_files"):
-            console.print(f"El respaldo incluye {len(m['config_files'])} archivo(s) de configuración; para "
-                          "recuperarlos usá --with-config CARPETA.")
-        if into is not None:
-            console.print("La base original (DATABASE_URL) no se tocó.")
+    try:
+        opened = open_backup(file, workdir)
+        at_head = check_revision(opened.manifest)
+        target = resolve_target(url, into)
+        if opened.manifest["backend"] != target.backend:
+            raise RestoreError(
+                f"El respaldo es de {opened.manifest['backend']} y el destino es {target.backend}: restauralo "
+                f"en una base {opened.manifest['backend']} con --into y después copiala con "
+                "`minimarket db migrate-to`")
+        exists = target_exists(target)
+        if target.new and exists:
+            raise RestoreError(f"{target.description} ya existe: --into restaura sólo en una base nueva")
+        if exists and not force:
+            if target.backend == "postgresql":
+                sessions = pg_sessions(target.url)
+                if sessions:
+                    raise RestoreError(in_use_message(target, sessions))
+            elif sqlite_in_use(sqlite_file(target.url)):
+                raise RestoreError(in_use_message(target, []))
+    except RestoreError as exc:
+        raise fail(f"No se restaura: {exc}", cause=exc) from exc
+    except Exception as exc:  # noqa: BLE001 - e.g. the PostgreSQL server does not answer
+        raise fail(f"No se restaura: {describe_failure(exc)}", cause=exc) from exc
+    return _RestorePlan(opened=opened, target=target, exists=exists, at_head=at_head)
+
+
+def _restore_question(plan: _RestorePlan) -> str:
+    m = plan.opened.manifest
+    movements = m["tables"].get("movimientos_stock", {}).get("rows", 0)
+    question = (f"Se va a {'REEMPLAZAR' if plan.exists else 'crear'} {plan.target.description} con el respaldo del "
+                f"{m['created_at']} ({m['backend']}, revisión {m['schema_revision']}, {_thousands(movements)} "
+                "movimientos).")
+    if plan.exists:
+        question += " Lo que tenga ahora esa base se pierde."
+    return question
+
+
+def _report_restore(result, plan: _RestorePlan) -> None:  # noqa: ANN001
+    """The verification table; exit code 1 unless the restored database verified and replaced the target."""
+    console.print(_checks_table(result.checks, "Filas en el respaldo", "Filas restauradas"))
+    console.print(_ledger_line(result.ledger))
+    target = plan.target.description
+    if not result.replaced:
+        raise fail(f"El respaldo no coincide con su manifiesto: no se restauró. {target} quedó como estaba; la copia "
+                   "de prueba se descartó. Probá con otro respaldo.")
+    if not result.ok:
+        raise fail(f"Se restauró {target}, pero el libro de movimientos tiene diferencias (ya estaban en el "
+                   "respaldo). Revisalas con `minimarket verify`.")
+    console.print(f"[green]Restauración verificada[/green]: {target} tiene exactamente los datos del "
+                  f"respaldo ({len(result.checks)} tablas).", soft_wrap=True)
+
+
+def _after_restore(plan: _RestorePlan, *, with_config: Path | None, into: str | None) -> None:
+    from minimarket.ops.backup.restore import restore_config
+
+    m = plan.opened.manifest
+    if not plan.at_head:
+        console.print(f"[yellow]El respaldo es de la revisión {m['schema_revision']}:[/yellow] "
+                      "ejecutá `minimarket db upgrade` antes de iniciar el sistema.")
+    if with_config is not None:
+        for rel, status in restore_config(plan.opened, with_config):
+            console.print(f"  {rel}: {status}")
+    elif m.get("config_files"):
+        console.print(f"El respaldo incluye {len(m['config_files'])} archivo(s) de configuración; para "
+                      "recuperarlos usá --with-config CARPETA.")
+    if into is not None:
+        console.print("La base original (DATABASE_URL) no se tocó.")
 
 
 # --------------------------------------------------------------------------- migrate-to
@@ -216,7 +246,7 @@ def migrate_to_command(
     from minimarket.ops.backup.manifest import describe_target
     from minimarket.ops.backup.migrate import MigrateError, migrate_store
 
-    settings = _settings()
+    settings = load_settings()
     try:
         target_text = describe_target(url)
     except Exception as exc:  # noqa: BLE001 - a malformed URL
@@ -228,7 +258,7 @@ def migrate_to_command(
         err.print("Cancelado: no se cambió nada.")
         raise typer.Exit(1)
     try:
-        with _progress() as report:
+        with progress_bars() as report:
             result = migrate_store(settings.database_url, url, progress=report)
     except MigrateError as exc:
         err.print(f"[red]No se migró:[/red] {exc}")
@@ -254,7 +284,8 @@ def register(main_app: typer.Typer, db_app: typer.Typer) -> None:
     db_app.command("migrate-to")(migrate_to_command)
 
 
-app = typer.Typer(help="Respaldos de Mini Market: backup, restore, db migrate-to.", no_args_is_help=True)
+app = typer.Typer(cls=OperatorErrors, help="Respaldos de Mini Market: backup, restore, db migrate-to.",
+                  no_args_is_help=True)
 _db_app = typer.Typer(help="Base de datos.", no_args_is_help=True)
 app.add_typer(_db_app, name="db")
 register(app, _db_app)

@@ -1,11 +1,5 @@
 """`minimarket keys` (DATABASE_ENCRYPTION_KEY) and `minimarket secret` (the encrypted secrets).
 
-Registered in cli.py with::
-
-    from minimarket.cli.keys import keys_app, secrets_app
-    app.add_typer(keys_app, name="keys")
-    app.add_typer(secrets_app, name="secret")
-
 Secret values and keys are never echoed nor logged: values come from a hidden prompt, stdin
 or --value, and `secret get` prints a value only with --show.
 """
@@ -14,8 +8,6 @@ from __future__ import annotations
 
 import secrets as pysecrets
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -23,7 +15,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from minimarket.config import Settings
-from minimarket.db import Database
 from minimarket.platform.crypto import DecryptError, KeyFormatError, key_id, validate_key
 from minimarket.platform.secrets import (
     SECRET_FIELDS,
@@ -34,7 +25,7 @@ from minimarket.platform.secrets import (
     secrets_status,
     set_secret,
 )
-from minimarket.cli.terminal import load_settings
+from minimarket.cli.terminal import cli_context, fail, load_settings, open_store
 
 keys_app = typer.Typer(help="Clave de cifrado de la base (DATABASE_ENCRYPTION_KEY): estado, rotación.",
                        no_args_is_help=True)
@@ -43,7 +34,6 @@ secrets_app = typer.Typer(help="Secretos de la tienda, cifrados en la base (" + 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-ACTOR = "cli"
 ENV_REMINDER = (
     "Ahora: (1) guardá la clave nueva en DATABASE_ENCRYPTION_KEY de .env.production (y en el gestor de "
     "contraseñas), (2) reiniciá los servicios, (3) comprobá con: minimarket keys status. "
@@ -51,54 +41,28 @@ ENV_REMINDER = (
 )
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]{escape(message)}[/red]")
-    return typer.Exit(code)
-
-
-_settings = load_settings
-
-
 def _current_key(settings: Settings) -> str:
     key = settings.database_encryption_key
     if not key:
-        raise _fail("DATABASE_ENCRYPTION_KEY no está configurada; generá una con: minimarket keys generate", 2)
+        raise fail("DATABASE_ENCRYPTION_KEY no está configurada; generá una con: minimarket keys generate", code=2)
     try:
         validate_key(key)
     except KeyFormatError as exc:
-        raise _fail(f"DATABASE_ENCRYPTION_KEY: {exc}", 2) from exc
+        raise fail(f"DATABASE_ENCRYPTION_KEY: {exc}", code=2) from exc
     return key
 
 
-@contextmanager
-def _database(settings: Settings) -> Iterator[Database]:
-    """The store's database at the code's revision (the embedded SQLite upgrades itself, like `serve`)."""
-    from minimarket.migrations.runner import current_revision, head_revision, upgrade
-
-    if settings.is_sqlite:
-        upgrade(settings.database_url)
-    database = Database(settings.database_url)
-    try:
-        current = current_revision(database.engine)
-        if current != head_revision():
-            raise _fail(f"La base está en la revisión {current or 'vacía'} y el código espera {head_revision()}. "
-                        "Ejecutá: minimarket db upgrade")
-        yield database
-    finally:
-        database.dispose()
-
-
 def _audit(session, action: str, entity_id: str | None, after: dict | None = None) -> None:  # noqa: ANN001
-    from minimarket.accounts.audit import Context, record_audit
+    from minimarket.accounts.audit import record_audit
 
     # Never the value: only which secret and under which key id.
-    record_audit(session, Context(actor=ACTOR), action=action, entity="system_config", entity_id=entity_id,
+    record_audit(session, cli_context(), action=action, entity="system_config", entity_id=entity_id,
                  after=after)
 
 
 def _check_name(name: str) -> str:
     if name not in SECRET_FIELDS:
-        raise _fail(f"Secreto desconocido '{name}'; usá uno de: {', '.join(SECRET_FIELDS)}", 2)
+        raise fail(f"Secreto desconocido '{name}'; usá uno de: {', '.join(SECRET_FIELDS)}", code=2)
     return name
 
 
@@ -121,9 +85,9 @@ def keys_generate() -> None:
 @keys_app.command("status")
 def keys_status() -> None:
     """Id de la clave configurada y, por secreto: si está cargado y si se descifra con esa clave."""
-    settings = _settings()
+    settings = load_settings()
     key = _current_key(settings)
-    with _database(settings) as database, database.read() as session:
+    with open_store(settings) as database, database.read() as session:
         statuses = secrets_status(session, key)
     console.print(f"Clave configurada (DATABASE_ENCRYPTION_KEY): id [bold]{key_id(key)}[/bold]")
     failing = 0
@@ -136,7 +100,7 @@ def keys_status() -> None:
             failing += 1
             console.print(f"  {status.name}: [red]FALLA[/red]: {escape(status.error or '')}")
     if failing:
-        raise _fail(f"{failing} secreto(s) no se descifran con la clave configurada (ver runbook PB5).")
+        raise fail(f"{failing} secreto(s) no se descifran con la clave configurada (ver runbook PB5).")
 
 
 @keys_app.command("rotate")
@@ -147,27 +111,27 @@ def keys_rotate(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="No pedir confirmación")] = False,
 ) -> None:
     """Re-cifra todos los secretos con una clave nueva, en una sola transacción (todo o nada)."""
-    settings = _settings()
+    settings = load_settings()
     old_key = _current_key(settings)
     if new_key is None:
         new_key = typer.prompt("Clave nueva (64 hex)", hide_input=True, confirmation_prompt=True)
     try:
         validate_key(new_key)
     except KeyFormatError as exc:
-        raise _fail(f"Clave nueva inválida: {exc}. Generá una con: minimarket keys generate", 2) from exc
+        raise fail(f"Clave nueva inválida: {exc}. Generá una con: minimarket keys generate", code=2) from exc
     if bytes.fromhex(new_key) == bytes.fromhex(old_key):
-        raise _fail("La clave nueva es igual a la actual (DATABASE_ENCRYPTION_KEY); no hay nada que rotar.", 2)
+        raise fail("La clave nueva es igual a la actual (DATABASE_ENCRYPTION_KEY); no hay nada que rotar.", code=2)
     old_id, new_id = key_id(old_key), key_id(new_key)
     if not yes:
         typer.confirm(f"¿Re-cifrar todos los secretos de la clave {old_id} a la clave {new_id}?", abort=True)
-    with _database(settings) as database:
+    with open_store(settings) as database:
         try:
             with database.write() as session:
                 count = rotate_key(session, old_key, new_key)
                 _audit(session, "secrets.rotate_key", None, {"from_key_id": old_id, "to_key_id": new_id,
                                                              "secrets": count})
         except DecryptError as exc:
-            raise _fail(f"Rotación cancelada, no se cambió nada: {exc}") from exc
+            raise fail(f"Rotación cancelada, no se cambió nada: {exc}") from exc
     console.print(f"{count} secreto(s) re-cifrado(s) con la clave nueva (id [bold]{new_id}[/bold]).")
     console.print(f"[yellow]{escape(ENV_REMINDER)}[/yellow]")
 
@@ -191,18 +155,18 @@ def secret_set(
 ) -> None:
     """Guarda un secreto cifrado; el valor se pide sin mostrarlo (o por stdin / --value)."""
     _check_name(name)
-    settings = _settings()
+    settings = load_settings()
     key = _current_key(settings)
     secret = _read_value(value)
     if secret == "":
-        raise _fail("El valor está vacío; no se guardó nada.", 2)
-    with _database(settings) as database:
+        raise fail("El valor está vacío; no se guardó nada.", code=2)
+    with open_store(settings) as database:
         try:
             with database.write() as session:
                 set_secret(session, name, secret, key)
                 _audit(session, "secrets.set", name, {"key_id": key_id(key)})
         except (DecryptError, UnknownSecret, ValueError) as exc:
-            raise _fail(f"No se guardó: {exc}") from exc
+            raise fail(f"No se guardó: {exc}") from exc
     console.print(f"Secreto {name} guardado, cifrado con la clave {key_id(key)}.")
 
 
@@ -213,15 +177,15 @@ def secret_get(
 ) -> None:
     """Comprueba que un secreto está cargado y se descifra; con --show imprime el valor."""
     _check_name(name)
-    settings = _settings()
+    settings = load_settings()
     key = _current_key(settings)
-    with _database(settings) as database, database.read() as session:
+    with open_store(settings) as database, database.read() as session:
         try:
             plaintext = get_secret(session, name, key)
         except DecryptError as exc:
-            raise _fail(f"No se puede descifrar: {exc}") from exc
+            raise fail(f"No se puede descifrar: {exc}") from exc
     if plaintext is None:
-        raise _fail(f"El secreto {name} no está cargado. Cargalo con: minimarket secret set {name}")
+        raise fail(f"El secreto {name} no está cargado. Cargalo con: minimarket secret set {name}")
     if show:
         typer.echo(plaintext)
     else:
@@ -236,10 +200,10 @@ def secret_clear(
 ) -> None:
     """Borra un secreto (por ejemplo, uno cifrado con una clave perdida, para volver a cargarlo)."""
     _check_name(name)
-    settings = _settings()
+    settings = load_settings()
     if not yes:
         typer.confirm(f"¿Borrar el secreto {name}? No se puede deshacer.", abort=True)
-    with _database(settings) as database:
+    with open_store(settings) as database:
         with database.write() as session:
             removed = clear_secret(session, name)
             if removed:

@@ -1,20 +1,31 @@
-"""What every `minimarket` command shares on the terminal: consoles, checked settings, progress bars."""
+"""What every `minimarket` command shares on the terminal: consoles, checked settings, the store's
+database at the code's revision, progress bars, and one Spanish line for an operational failure."""
 
 from __future__ import annotations
 
+import os
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import InterfaceError, OperationalError
+from typer.core import TyperGroup
 
+from minimarket.accounts.audit import Context
 from minimarket.config import ConfigError, Settings, get_settings
+from minimarket.db import Database
 
 console = Console()
 err = Console(stderr=True)
 
 ProgressReport = Callable[[str, int, int], None]
+CLI_ACTOR = "cli"
+_debug = {"on": False}  # set by `minimarket --debug`
 
 
 def load_settings() -> Settings:
@@ -26,6 +37,93 @@ def load_settings() -> Settings:
         err.print(f"[red]Configuración inválida:[/red] {exc}")
         raise typer.Exit(2) from exc
     return settings
+
+
+def set_debug(enabled: bool) -> None:
+    _debug["on"] = enabled
+
+
+def debug_requested() -> bool:
+    """`--debug` or LOG_LEVEL=DEBUG (environment or .env): show tracebacks of failures."""
+    if _debug["on"] or os.environ.get("LOG_LEVEL", "").strip().upper() == "DEBUG":
+        return True
+    try:
+        return get_settings().log_level.strip().upper() == "DEBUG"
+    except Exception:  # noqa: BLE001 - unreadable settings are reported by the command itself
+        return False
+
+
+def fail(message: str, *, cause: BaseException | None = None, code: int = 1) -> typer.Exit:
+    """Print one Spanish line (and, when debugging, the traceback of `cause`); return the Exit to raise."""
+    if cause is not None and debug_requested():
+        traceback.print_exception(cause, file=err.file)
+    err.print(f"[red]{escape(message)}[/red]", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What failed and what to do, in one line, for errors no command handled itself."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return (f"No se pudo usar la base de datos ({first_line(exc.orig or exc)}). Revisá que el servidor esté "
+                "en marcha y que DATABASE_URL sea correcta.")
+    if isinstance(exc, PermissionError):
+        return f"Sin permiso sobre {exc.filename or 'un archivo'}: revisá los permisos o elegí otra ruta."
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"Error del sistema de archivos{where}: {exc.strerror or first_line(exc)}. Revisá la ruta y el espacio libre."
+    return (f"Error inesperado ({type(exc).__name__}: {first_line(exc)}). Repetí con `minimarket --debug …` "
+            "para ver el detalle y reportalo.")
+
+
+class OperatorErrors(TyperGroup):
+    """The top-level command group: an error no command handled ends in one line and exit code 1."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence before a traceback
+            raise fail(describe_failure(exc), cause=exc) from exc
+
+
+def cli_context() -> Context:
+    """Who acts when the operator runs a command (the audit's actor)."""
+    return Context(actor=CLI_ACTOR)
+
+
+def ensure_schema(settings: Settings, database: Database) -> None:
+    """The embedded SQLite upgrades itself (like `serve`); PostgreSQL is upgraded by the operator
+    (`minimarket db upgrade`), so a database at another revision is refused with exit code 1."""
+    from minimarket.migrations.runner import current_revision, head_revision, upgrade
+
+    if settings.is_sqlite:
+        upgrade(settings.database_url)
+    current = current_revision(database.engine)
+    if current != head_revision():
+        raise fail(f"La base está en la revisión {current or 'vacía'} y el código espera {head_revision()}. "
+                   "Ejecutá: minimarket db upgrade")
+
+
+@contextmanager
+def open_store(settings: Settings, *, at_head: bool = True) -> Iterator[Database]:
+    """The store's database for one command, disposed on exit; with `at_head`, at the code's revision.
+
+    A database that does not answer, here or inside the command, ends in one line and exit code 1.
+    """
+    database = Database(settings.database_url)
+    try:
+        if at_head:
+            ensure_schema(settings, database)
+        yield database
+    except (OperationalError, InterfaceError) as exc:
+        raise fail(describe_failure(exc), cause=exc) from exc
+    finally:
+        database.dispose()
 
 
 @contextmanager

@@ -282,19 +282,26 @@ def generate_tls_material(dest: Path, *, days: int = 825, ca_days: int = 3650,
         files[dest / f"{leaf}.key"] = (_key_pem(key), KEY_MODE, key_owner)
 
     dest.mkdir(parents=True, exist_ok=True)
-    present = [dest / name for name in ALL_FILES if (dest / name).exists()]
-    if overwrite and present:
-        backup = _backup_dir(dest)
-        backup.mkdir(mode=BACKUP_DIR_MODE)
-        os.chmod(backup, BACKUP_DIR_MODE)
-        try:
-            for path in present:
-                shutil.copy2(path, backup / path.name)  # keeps 0600 on the old keys
-        except OSError:
-            shutil.rmtree(backup, ignore_errors=True)  # no half backup; nothing was replaced yet
-            raise
+    if overwrite:
+        _back_up_present(dest)
     _write_all(files)
     return list(files)
+
+
+def _back_up_present(dest: Path) -> None:
+    """Copy the files about to be replaced into dest/backup_YYYYMMDD_HHMMSS/ (all or none)."""
+    present = [dest / name for name in ALL_FILES if (dest / name).exists()]
+    if not present:
+        return
+    backup = _backup_dir(dest)
+    backup.mkdir(mode=BACKUP_DIR_MODE)
+    os.chmod(backup, BACKUP_DIR_MODE)
+    try:
+        for path in present:
+            shutil.copy2(path, backup / path.name)  # keeps 0600 on the old keys
+    except OSError:
+        shutil.rmtree(backup, ignore_errors=True)  # no half backup; nothing was replaced yet
+        raise
 
 
 def last_backup(dest: Path) -> Path | None:

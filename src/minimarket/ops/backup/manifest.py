@@ -36,7 +36,7 @@ class BackupError(Exception):
     """A backup could not be made; the message (Spanish) says why and what to do."""
 
 
-def _no_progress(_stage: str, _done: int, _total: int) -> None:
+def no_progress(_stage: str, _done: int, _total: int) -> None:
     return None
 
 
@@ -81,7 +81,7 @@ def canonical_value(value: Any, type_: Any) -> Any:
     return value  # text, and JSON documents already parsed by the column type
 
 
-def _order_by(table: Any, dialect: str) -> list[Any]:
+def primary_key_order(table: Any, dialect: str) -> list[Any]:
     """Primary key columns (all columns without one), strings in byte order on both backends."""
     columns = list(table.primary_key.columns) or [c for c in table.columns if not isinstance(c.type, JSON)]
     # PostgreSQL's default collation is locale-aware; "C" matches SQLite's BINARY (code point) order.
@@ -96,7 +96,7 @@ def reflect_tables(conn: Connection) -> MetaData:
 
 def table_digests(conn: Connection, progress: Progress | None = None) -> dict[str, TableDigest]:
     """Row count and canonical SHA-256 of every table the connection sees (in its transaction)."""
-    report = progress or _no_progress
+    report = progress or no_progress
     dialect = conn.dialect.name
     tables = [t for name, t in sorted(reflect_tables(conn).tables.items()) if name not in SKIPPED_TABLES]
     report("Tablas", 0, len(tables))
@@ -107,7 +107,7 @@ def table_digests(conn: Connection, progress: Progress | None = None) -> dict[st
         digest = hashlib.sha256()
         digest.update(json.dumps(names, separators=(",", ":")).encode() + b"\n")
         rows = 0
-        stmt = select(*table.columns).order_by(*_order_by(table, dialect)).execution_options(yield_per=FETCH_BATCH)
+        stmt = select(*table.columns).order_by(*primary_key_order(table, dialect)).execution_options(yield_per=FETCH_BATCH)
         for row in conn.execute(stmt):
             data = row._mapping
             canonical = {name: canonical_value(data[name], types[name]) for name in names}
@@ -156,6 +156,79 @@ def describe_url(url: str, progress: Progress | None = None) -> dict[str, Any]:
             return describe_database(conn, progress)
     finally:
         engine.dispose()
+
+
+# --------------------------------------------------------------------------- comparing and checking
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    table: str
+    expected_rows: int | None
+    actual_rows: int | None
+    expected_sha256: str | None
+    actual_sha256: str | None
+
+    @property
+    def ok(self) -> bool:
+        return (self.expected_rows is not None and self.expected_rows == self.actual_rows
+                and self.expected_sha256 == self.actual_sha256)
+
+    @property
+    def problem(self) -> str:
+        if self.expected_rows is None:
+            return "tabla que no está en el respaldo"
+        if self.actual_rows is None:
+            return "falta la tabla"
+        if self.expected_rows != self.actual_rows:
+            return f"filas: {self.actual_rows} en lugar de {self.expected_rows}"
+        if self.expected_sha256 != self.actual_sha256:
+            return "contenido distinto (checksum)"
+        return "OK"
+
+
+def compare_tables(expected: dict[str, Any], actual: dict[str, Any]) -> list[TableCheck]:
+    """Table by table, rows and checksum of one description against another (backup, restore, migrate-to)."""
+    checks = []
+    for name in sorted(set(expected) | set(actual)):
+        e, a = expected.get(name), actual.get(name)
+        checks.append(TableCheck(table=name, expected_rows=e["rows"] if e else None,
+                                 actual_rows=a["rows"] if a else None,
+                                 expected_sha256=e["sha256"] if e else None,
+                                 actual_sha256=a["sha256"] if a else None))
+    return checks
+
+
+_KINDS = {int: "un número entero", str: "texto", dict: "un objeto", list: "una lista"}
+_MANIFEST_FIELDS = {"format": int, "backend": str, "created_at": str, "tables": dict, "database_file": dict}
+
+
+def _is(value: Any, kind: type) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def manifest_type_problem(manifest: dict[str, Any]) -> str | None:
+    """The first field of a read manifest whose value has the wrong type ("tables.productos.rows …"), or None."""
+    for key, kind in _MANIFEST_FIELDS.items():
+        if not _is(manifest[key], kind):
+            return f"{key} debería ser {_KINDS[kind]}"
+    if manifest.get("schema_revision") is not None and not _is(manifest["schema_revision"], str):
+        return "schema_revision debería ser texto"
+    for name, entry in manifest["tables"].items():
+        for field, kind in (("rows", int), ("sha256", str)):
+            if not _is(entry, dict) or not _is(entry.get(field), kind):
+                return f"tables.{name}.{field} debería ser {_KINDS[kind]}"
+    if not _is(manifest["database_file"].get("sha256"), str):
+        return "database_file.sha256 debería ser texto"
+    if not _is(manifest.get("ledger", {}), dict):
+        return "ledger debería ser un objeto"
+    files = manifest.get("config_files", [])
+    if not _is(files, list):
+        return "config_files debería ser una lista"
+    for i, entry in enumerate(files):
+        if not _is(entry, dict) or not _is(entry.get("path"), str) or not _is(entry.get("sha256"), str):
+            return f"config_files[{i}] debería tener path y sha256 (texto)"
+    return None
 
 
 # --------------------------------------------------------------------------- URLs and connections

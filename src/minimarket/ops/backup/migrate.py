@@ -22,8 +22,10 @@ from sqlalchemy.engine import Connection, Engine
 from minimarket.ops.backup.manifest import (
     SKIPPED_TABLES,
     Progress,
-    _no_progress,
-    _order_by,
+    TableCheck,
+    compare_tables,
+    no_progress,
+    primary_key_order,
     canonical_value,
     describe_database,
     describe_target,
@@ -33,7 +35,6 @@ from minimarket.ops.backup.manifest import (
     plain_engine,
     sqlite_file,
 )
-from minimarket.ops.backup.restore import TableCheck, compare_tables
 
 BATCH_SIZE = 2000
 
@@ -99,17 +100,9 @@ def _seeded_keys() -> tuple[str, dict[str, set[tuple]]]:
             engine.dispose()
 
 
-def _revision(url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
+def _check_source_exists(url: str) -> None:
     if is_sqlite_url(url) and not sqlite_file(url).exists():
         raise MigrateError(f"No existe la base {describe_target(url)}")
-    engine = plain_engine(url)
-    try:
-        with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-    finally:
-        engine.dispose()
 
 
 def _only_seeded(conn: Connection, target_url: str, head: str, seeded: dict[str, set[tuple]]) -> None:
@@ -162,25 +155,12 @@ def _reset_sequences(conn: Connection, tables: list[Any]) -> None:
 def migrate_store(source_url: str, target_url: str, *, progress: Progress | None = None,
                   batch_size: int = BATCH_SIZE) -> MigrateReport:
     """Copy every table from source to an empty target and verify the copy."""
-    from minimarket.migrations.runner import head_revision, upgrade
-    from minimarket.models import metadata
-
     started = time.perf_counter()
-    report = progress or _no_progress
+    report = progress or no_progress
     source_url, target_url = normalise_url(source_url), normalise_url(target_url)
     if source_url == target_url:
         raise MigrateError("El origen y el destino son la misma base")
-    head = head_revision()
-    try:
-        revision = _revision(source_url)
-    except MigrateError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one Spanish line for the operator
-        raise MigrateError(f"No se pudo leer la base origen {describe_target(source_url)}: "
-                           f"{str(exc).splitlines()[0][:300]}") from exc
-    if revision != head:
-        raise MigrateError(f"La base origen está en la revisión {revision or 'vacía'} y el código espera "
-                           f"{head}: ejecutá primero `minimarket db upgrade`")
+    _check_source_exists(source_url)
     seeded_head, seeded = _seeded_keys()
     try:
         check_target_empty(target_url, seeded_head, seeded)
@@ -189,46 +169,40 @@ def migrate_store(source_url: str, target_url: str, *, progress: Progress | None
     except Exception as exc:  # noqa: BLE001 - one Spanish line for the operator
         raise MigrateError(f"No se pudo abrir la base destino {describe_target(target_url)}: "
                            f"{str(exc).splitlines()[0][:300]}") from exc
+    source_description, copied = _copy(source_url, target_url, seeded_head, seeded, report, batch_size)
+    target_description = describe_url(target_url, report)
+    checks = compare_tables(source_description["tables"], target_description["tables"])
+    return MigrateReport(source=describe_target(source_url), target=describe_target(target_url),
+                         revision=target_description["schema_revision"], checks=checks,
+                         ledger=target_description["ledger"], rows_copied=copied,
+                         seconds=time.perf_counter() - started)
+
+
+def _copy(source_url: str, target_url: str, seeded_head: str, seeded: dict[str, set[tuple]], report: Progress,
+          batch_size: int) -> tuple[dict[str, Any], int]:
+    """Describe the source and copy it, both in one read snapshot; the source's revision is checked there, once."""
+    from alembic.runtime.migration import MigrationContext
+
+    from minimarket.migrations.runner import head_revision, upgrade
+
     source = _engine(source_url, snapshot=True)
     try:
-        with source.connect() as sconn:
+        try:
+            sconn = source.connect()
+        except Exception as exc:  # noqa: BLE001 - one Spanish line for the operator
+            raise MigrateError(f"No se pudo leer la base origen {describe_target(source_url)}: "
+                               f"{str(exc).splitlines()[0][:300]}") from exc
+        with sconn:
             if sconn.dialect.name == "postgresql":
                 sconn = sconn.execution_options(postgresql_readonly=True)
-            from alembic.runtime.migration import MigrationContext
-
-            revision = MigrationContext.configure(sconn).get_current_revision()
+            revision, head = MigrationContext.configure(sconn).get_current_revision(), head_revision()
             if revision != head:
                 raise MigrateError(f"La base origen está en la revisión {revision or 'vacía'} y el código espera "
                                    f"{head}: ejecutá primero `minimarket db upgrade`")
-            source_description = describe_database(sconn, report)
+            description = describe_database(sconn, report)
             upgrade(target_url)  # the target gets the same schema from the same migrations
-            tables = [t for t in metadata.sorted_tables if t.name not in SKIPPED_TABLES]
-            total = sum(source_description["tables"].get(t.name, {}).get("rows", 0) for t in tables)
-            copied = 0
-            report("Filas copiadas", 0, total)
-            target = _engine(target_url)
-            try:
-                with target.connect() as tconn:
-                    write = tconn.execution_options(minimarket_write=True)  # SQLite: BEGIN IMMEDIATE
-                    with write.begin():
-                        if write.dialect.name == "postgresql":
-                            # Nobody else writes the target while it is checked, emptied and filled.
-                            names = ", ".join(write.dialect.identifier_preparer.quote(t.name) for t in tables)
-                            write.exec_driver_sql(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
-                        _only_seeded(write, target_url, seeded_head, seeded)  # still empty, inside the lock
-                        for table in reversed(tables):
-                            write.execute(table.delete())  # only what the migrations seeded (checked above)
-                        for table in tables:
-                            stmt = select(*table.columns).order_by(*_order_by(table, sconn.dialect.name))
-                            result = sconn.execute(stmt.execution_options(yield_per=batch_size))
-                            for rows in result.partitions(batch_size):
-                                write.execute(table.insert(), [dict(r._mapping) for r in rows])
-                                copied += len(rows)
-                                report("Filas copiadas", copied, total)
-                        if write.dialect.name == "postgresql":
-                            _reset_sequences(write, tables)
-            finally:
-                target.dispose()
+            copied = _fill_target(sconn, target_url, description, seeded_head, seeded, report, batch_size)
+        return description, copied
     except MigrateError:
         raise
     except Exception as exc:  # noqa: BLE001 - the target's transaction rolled back
@@ -236,9 +210,38 @@ def migrate_store(source_url: str, target_url: str, *, progress: Progress | None
                            f"esquema solo): {str(exc).splitlines()[0][:300]}") from exc
     finally:
         source.dispose()
-    target_description = describe_url(target_url, report)
-    checks = compare_tables(source_description["tables"], target_description["tables"])
-    return MigrateReport(source=describe_target(source_url), target=describe_target(target_url),
-                         revision=target_description["schema_revision"], checks=checks,
-                         ledger=target_description["ledger"], rows_copied=copied,
-                         seconds=time.perf_counter() - started)
+
+
+def _fill_target(sconn: Connection, target_url: str, description: dict[str, Any], seeded_head: str,
+                 seeded: dict[str, set[tuple]], report: Progress, batch_size: int) -> int:
+    """Every table in foreign-key order, in ONE target transaction; returns the rows copied."""
+    from minimarket.models import metadata
+
+    tables = [t for t in metadata.sorted_tables if t.name not in SKIPPED_TABLES]
+    total = sum(description["tables"].get(t.name, {}).get("rows", 0) for t in tables)
+    copied = 0
+    report("Filas copiadas", 0, total)
+    target = _engine(target_url)
+    try:
+        with target.connect() as tconn:
+            write = tconn.execution_options(minimarket_write=True)  # SQLite: BEGIN IMMEDIATE
+            with write.begin():
+                if write.dialect.name == "postgresql":
+                    # Nobody else writes the target while it is checked, emptied and filled.
+                    names = ", ".join(write.dialect.identifier_preparer.quote(t.name) for t in tables)
+                    write.exec_driver_sql(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+                _only_seeded(write, target_url, seeded_head, seeded)  # still empty, inside the lock
+                for table in reversed(tables):
+                    write.execute(table.delete())  # only what the migrations seeded (checked above)
+                for table in tables:
+                    stmt = select(*table.columns).order_by(*primary_key_order(table, sconn.dialect.name))
+                    result = sconn.execute(stmt.execution_options(yield_per=batch_size))
+                    for rows in result.partitions(batch_size):
+                        write.execute(table.insert(), [dict(r._mapping) for r in rows])
+                        copied += len(rows)
+                        report("Filas copiadas", copied, total)
+                if write.dialect.name == "postgresql":
+                    _reset_sequences(write, tables)
+    finally:
+        target.dispose()
+    return copied

@@ -33,17 +33,17 @@ from minimarket.ops.backup.archive import (
     ARCHIVE_FORMAT,
     CONFIG_PREFIX,
     MANIFEST_NAME,
-    PG_DUMP_NAME,
-    SQLITE_NAME,
-    _fsync_dir,
-    pg_params,
-    run_pg_tool,
+    fsync_dir,
     sha256_file,
 )
+from minimarket.ops.backup.dumps import PG_DUMP_NAME, SQLITE_NAME, pg_params, run_pg_tool
 from minimarket.ops.backup.manifest import (
     BackupError,
     Progress,
-    _no_progress,
+    TableCheck,
+    compare_tables,
+    manifest_type_problem,
+    no_progress,
     describe_url,
     plain_engine,
     sqlite_file,
@@ -107,15 +107,7 @@ def open_backup(archive: Path, workdir: Path) -> OpenedBackup:
         raise
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise RestoreError(f"El respaldo está dañado o incompleto (no se pudo leer el .tar.gz: {exc})") from exc
-    if MANIFEST_NAME not in extracted:
-        raise RestoreError("El respaldo no tiene manifest.json: no se puede verificar, así que no se restaura")
-    try:
-        manifest = json.loads(extracted[MANIFEST_NAME][0].read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RestoreError(f"El manifest.json del respaldo está dañado: {exc}") from exc
-    missing = [key for key in _REQUIRED_KEYS if not isinstance(manifest, dict) or key not in manifest]
-    if missing:
-        raise RestoreError(f"El manifest.json del respaldo está incompleto (falta: {', '.join(missing)})")
+    manifest = _read_manifest(extracted)
     if manifest["format"] != ARCHIVE_FORMAT:
         raise RestoreError(f"Formato de respaldo {manifest['format']} desconocido (este programa lee el "
                            f"{ARCHIVE_FORMAT}): el respaldo es de una versión más nueva; actualizá Mini Market")
@@ -142,6 +134,24 @@ def open_backup(archive: Path, workdir: Path) -> OpenedBackup:
                         config_files=configs)
 
 
+def _read_manifest(extracted: dict[str, tuple[Path, int]]) -> dict[str, Any]:
+    """manifest.json, complete and with every field of the type this code reads."""
+    if MANIFEST_NAME not in extracted:
+        raise RestoreError("El respaldo no tiene manifest.json: no se puede verificar, así que no se restaura")
+    try:
+        manifest = json.loads(extracted[MANIFEST_NAME][0].read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RestoreError(f"El manifest.json del respaldo está dañado: {exc}") from exc
+    missing = [key for key in _REQUIRED_KEYS if not isinstance(manifest, dict) or key not in manifest]
+    if missing:
+        raise RestoreError(f"El manifest.json del respaldo está incompleto (falta: {', '.join(missing)})")
+    problem = manifest_type_problem(manifest)
+    if problem:
+        raise RestoreError(f"El manifest.json del respaldo tiene un valor inválido ({problem}): el respaldo está "
+                           "dañado o fue editado, así que no se restaura. Probá con otro respaldo.")
+    return manifest
+
+
 def check_revision(manifest: dict[str, Any]) -> bool:
     """Raise if the backup's schema is unknown to this code (newer); True when it is exactly head."""
     from alembic.script import ScriptDirectory
@@ -164,43 +174,6 @@ def check_revision(manifest: dict[str, Any]) -> bool:
 
 
 # --------------------------------------------------------------------------- the target
-
-
-@dataclass(frozen=True)
-class TableCheck:
-    table: str
-    expected_rows: int | None
-    actual_rows: int | None
-    expected_sha256: str | None
-    actual_sha256: str | None
-
-    @property
-    def ok(self) -> bool:
-        return (self.expected_rows is not None and self.expected_rows == self.actual_rows
-                and self.expected_sha256 == self.actual_sha256)
-
-    @property
-    def problem(self) -> str:
-        if self.expected_rows is None:
-            return "tabla que no está en el respaldo"
-        if self.actual_rows is None:
-            return "falta la tabla"
-        if self.expected_rows != self.actual_rows:
-            return f"filas: {self.actual_rows} en lugar de {self.expected_rows}"
-        if self.expected_sha256 != self.actual_sha256:
-            return "contenido distinto (checksum)"
-        return "OK"
-
-
-def compare_tables(expected: dict[str, Any], actual: dict[str, Any]) -> list[TableCheck]:
-    checks = []
-    for name in sorted(set(expected) | set(actual)):
-        e, a = expected.get(name), actual.get(name)
-        checks.append(TableCheck(table=name, expected_rows=e["rows"] if e else None,
-                                 actual_rows=a["rows"] if a else None,
-                                 expected_sha256=e["sha256"] if e else None,
-                                 actual_sha256=a["sha256"] if a else None))
-    return checks
 
 
 @dataclass
@@ -245,7 +218,7 @@ def _may_replace(report: RestoreReport) -> bool:
 def restore_backup(opened: OpenedBackup, target: Target, *, force: bool = False,
                    progress: Progress | None = None) -> RestoreReport:
     """Restore into staging, verify, and replace the target only if the copy verifies."""
-    report = progress or _no_progress
+    report = progress or no_progress
     backend = opened.manifest["backend"]
     if backend != target.backend:
         raise RestoreError(
@@ -286,7 +259,7 @@ def _restore_sqlite(opened: OpenedBackup, target: Target, *, force: bool, progre
         for suffix in ("-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         os.replace(staging, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         result.replaced = True
         return result
     finally:
@@ -301,6 +274,18 @@ def _copy_ownership(original: Path, replacement: Path) -> None:
         os.chown(replacement, info.st_uid, info.st_gid)
     except PermissionError:
         pass  # not root: the file is ours already, as the original was
+
+
+def _pg_restore(opened: OpenedBackup, staging_url: str, progress: Progress) -> None:
+    progress("pg_restore", 0, 1)
+    params = pg_params(staging_url)
+    try:
+        run_pg_tool(["pg_restore", *params.args, "--no-owner", "--no-privileges", "--exit-on-error",
+                     "--single-transaction", f"--dbname={params.database}", str(opened.database_file)],
+                    params.env, "pg_restore")
+    except BackupError as exc:
+        raise RestoreError(f"El respaldo no se pudo cargar (¿archivo dañado?): {exc}") from exc
+    progress("pg_restore", 1, 1)
 
 
 def _restore_postgres(opened: OpenedBackup, target: Target, *, force: bool, progress: Progress) -> RestoreReport:
@@ -321,15 +306,7 @@ def _restore_postgres(opened: OpenedBackup, target: Target, *, force: bool, prog
             # template0: pg_restore recreates every object (pgcrypto included) without clashes.
             conn.execute(text(f"CREATE DATABASE {quote_ident(staging)} TEMPLATE template0"))
             created = True
-        progress("pg_restore", 0, 1)
-        params = pg_params(staging_url)
-        try:
-            run_pg_tool(["pg_restore", *params.args, "--no-owner", "--no-privileges", "--exit-on-error",
-                         "--single-transaction", f"--dbname={params.database}", str(opened.database_file)],
-                        params.env, "pg_restore")
-        except BackupError as exc:
-            raise RestoreError(f"El respaldo no se pudo cargar (¿archivo dañado?): {exc}") from exc
-        progress("pg_restore", 1, 1)
+        _pg_restore(opened, staging_url, progress)
         description = describe_url(staging_url, progress)
         result = _report(opened, target, description, replaced=False)
         if not _may_replace(result):
