@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from tests.conftest import IN_CI
-from tests.e2e.conftest import Server, StartServer, cli_command, run_cli
+from tests.helpers import skip_outside_ci
+from tests.e2e.servers import Server, StartServer, cli_command, run_cli
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -31,9 +31,7 @@ PASSWORD = "clave-del-navegador"
 
 def need_chromium() -> None:
     if not Path(CHROMIUM).exists():
-        if IN_CI:
-            pytest.fail(f"Chromium no está en {CHROMIUM} y CI exige estas pruebas (apt-get install chromium)")
-        pytest.skip("Chromium de Debian no instalado (apt-get install -y chromium)")
+        skip_outside_ci(f"Chromium de Debian no está en {CHROMIUM} (apt-get install -y chromium)")
 
 
 @pytest.fixture

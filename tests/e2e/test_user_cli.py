@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import StartServer, cli_command, clean_env, free_port, run_cli
+from tests.e2e.servers import StartServer, cli_command, clean_env, free_port, run_cli
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from minimarket.apps import create_app
 from minimarket.config import ConfigError
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 from tests.integration.helpers import error_of
 
 TOKEN = secrets.token_hex(24)

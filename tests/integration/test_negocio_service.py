@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from minimarket.accounts.audit import Context
 from minimarket.accounts.keys import create_api_key
 from minimarket.apps import create_app
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 from tests.integration.invoice_helpers import invoice_body
 
 

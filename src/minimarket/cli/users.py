@@ -8,12 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from minimarket.accounts.audit import Context
-from minimarket.db import Database
-from minimarket.cli.terminal import console, err, load_settings
+from minimarket.cli.terminal import cli_context, console, fail, load_settings, open_store
 
 user_app = typer.Typer(help="Usuarios del dashboard (ingreso en /ingresar).", no_args_is_help=True)
-CLI_CONTEXT = Context(actor="cli")
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -27,16 +24,12 @@ def _run(work) -> object:  # noqa: ANN001
     """Run `work(session)` in one unit of work; a refused input exits 2 with its Spanish message."""
     from minimarket.errors import DomainError
 
-    settings = load_settings()
-    database = Database(settings.database_url)
-    try:
-        with database.write() as session:
-            return work(session)
-    except DomainError as exc:
-        err.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1 if type(exc).__name__ == "NotFound" else 2) from exc
-    finally:
-        database.dispose()
+    with open_store(load_settings()) as database:
+        try:
+            with database.write() as session:
+                return work(session)
+        except DomainError as exc:
+            raise fail(exc.message, cause=exc, code=1 if type(exc).__name__ == "NotFound" else 2) from exc
 
 
 @user_app.command("create")
@@ -50,7 +43,7 @@ def user_create(
     from minimarket.accounts.users import create_user
 
     password = _read_password(password_stdin)
-    name = _run(lambda s: create_user(s, CLI_CONTEXT, username=username, role=role, password=password,
+    name = _run(lambda s: create_user(s, cli_context(), username=username, role=role, password=password,
                                       full_name=full_name).username)
     console.print(f"Usuario '{name}' creado (rol {role}). Ingresa en /ingresar.")
 
@@ -81,7 +74,7 @@ def user_disable(username: Annotated[str, typer.Argument(help="Usuario")]) -> No
     """Deshabilita un usuario: cierra sus sesiones y revoca sus claves de API."""
     from minimarket.accounts.users import disable_user
 
-    _run(lambda s: disable_user(s, CLI_CONTEXT, username=username))
+    _run(lambda s: disable_user(s, cli_context(), username=username))
     console.print(f"Usuario '{username}' deshabilitado; sus sesiones y claves quedaron sin efecto.")
 
 
@@ -90,7 +83,7 @@ def user_enable(username: Annotated[str, typer.Argument(help="Usuario")]) -> Non
     """Vuelve a habilitar un usuario (sus claves revocadas no vuelven)."""
     from minimarket.accounts.users import enable_user
 
-    _run(lambda s: enable_user(s, CLI_CONTEXT, username=username))
+    _run(lambda s: enable_user(s, cli_context(), username=username))
     console.print(f"Usuario '{username}' habilitado.")
 
 
@@ -103,5 +96,5 @@ def user_reset_password(
     from minimarket.accounts.users import reset_password
 
     password = _read_password(password_stdin)
-    _run(lambda s: reset_password(s, CLI_CONTEXT, username=username, password=password))
+    _run(lambda s: reset_password(s, cli_context(), username=username, password=password))
     console.print(f"Contraseña de '{username}' cambiada; sus sesiones abiertas se cerraron.")
