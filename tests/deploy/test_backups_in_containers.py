@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import create_pg_database, drop_pg_database, need_postgres
+from tests.helpers import create_pg_database, drop_pg_database, need_postgres
 from tests.deploy.helpers import COMPOSE, ENV_PRODUCTION_EXAMPLE, ROOT, VENV_BIN, parse_env_file
 from tests.deploy.test_compose import services, without_messages
 from tests.deploy.test_dockerfile import env_of_final_stage, final
-from tests.e2e.conftest import clean_env, migrate_pg
+from tests.e2e.servers import clean_env, migrate_pg
 from tests.observability.helpers import load_yaml
 
 RUNBOOK = ROOT / "docs" / "OPERATIONS_RUNBOOK.md"

@@ -17,10 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 
-from tests.conftest import IN_CI
-from tests.e2e.conftest import free_port
+from tests.helpers import skip_outside_ci
+from tests.e2e.servers import free_port
 
 START_TIMEOUT = 60
 
@@ -29,10 +28,7 @@ def pg_bin() -> Path:
     """The newest installed PostgreSQL's bin directory; skip (fail under CI) if there is none."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
     if not found:
-        message = "initdb no está instalado (apt-get install postgresql)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_outside_ci("initdb no está instalado (apt-get install postgresql)")
     return found[-1].parent
 
 

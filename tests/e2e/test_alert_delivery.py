@@ -26,7 +26,7 @@ from sqlalchemy import text
 
 from minimarket.db import Database
 from minimarket.ops.tls import generate_tls_material
-from tests.e2e.conftest import StartServer, free_port, measure, tail
+from tests.e2e.servers import StartServer, free_port, measure, tail
 from tests.e2e.test_alertmanager_tls import _binary, _client, _context, _start
 from tests.e2e.test_observability_pipeline import (
     FIRING_TIMEOUT,

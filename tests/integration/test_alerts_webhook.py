@@ -24,8 +24,8 @@ from minimarket.apps import create_app
 from minimarket.platform.secrets import set_secret
 from prometheus_client import REGISTRY
 
-from tests.conftest import make_settings
-from tests.e2e.conftest import free_port
+from tests.helpers import make_settings
+from tests.e2e.servers import free_port
 from tests.integration.helpers import error_of
 from tests.smtp_sink import SmtpSink
 

@@ -24,8 +24,7 @@ from minimarket.alerts.notify import (
 from minimarket.alerts.schemas import AlertOut
 from minimarket.alerts.service import list_alerts
 from minimarket.ar.dates import STORE_TZ
-from minimarket.db import Database
-from minimarket.cli.terminal import load_settings
+from minimarket.cli.terminal import load_settings, open_store
 from minimarket.types import utcnow
 
 alerts_app = typer.Typer(help="Alertas que llegan de Alertmanager: correos de aviso e historial.",
@@ -33,11 +32,9 @@ alerts_app = typer.Typer(help="Alertas que llegan de Alertmanager: correos de av
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[red]{escape(message)}[/red]")
     return typer.Exit(code)
-
 
 @alerts_app.command("emails")
 def emails(
@@ -46,8 +43,7 @@ def emails(
 ) -> None:
     """Muestra o cambia a quién se mandan las alertas por correo (ajuste `alertas.emails`)."""
     settings = load_settings()
-    database = Database(settings.database_url)
-    try:
+    with open_store(settings) as database:
         if addresses or clear:
             with database.write() as session:
                 before = read_recipients(session)
@@ -60,27 +56,21 @@ def emails(
                              after={"emails": read_recipients(session)})
         with database.read() as session:
             current = read_recipients(session)
-    finally:
-        database.dispose()
     console.print("Correos de alertas: " + (", ".join(current) if current else "ninguno (no se manda correo)"))
     if current and not settings.smtp_host:
         console.print("[yellow]Falta SMTP_HOST: sin servidor de correo no sale ningún aviso.[/yellow]")
-
 
 @alerts_app.command("test-email")
 def test_email() -> None:
     """Manda ahora un correo de prueba a las direcciones de alertas (comprueba SMTP)."""
     settings = load_settings()
-    database = Database(settings.database_url)
-    try:
+    with open_store(settings) as database:
         with database.read() as session:
             try:
                 config = smtp_config(settings, session)
             except EmailNotSent as exc:
                 raise _fail(str(exc)) from exc
             recipients = read_recipients(session)
-    finally:
-        database.dispose()
     if config is None:
         raise _fail("SMTP_HOST no está definido: configurá SMTP_HOST, SMTP_PORT, SMTP_USER y SMTP_FROM")
     if not recipients:
@@ -97,7 +87,6 @@ def test_email() -> None:
         raise _fail(f"No se pudo mandar: {exc}") from exc
     console.print(f"Correo de prueba enviado a {', '.join(recipients)} por {config.host}:{config.port}.")
 
-
 @alerts_app.command("list")
 def list_recent(
     active: Annotated[bool, typer.Option("--active", help="Sólo las que siguen activas")] = False,
@@ -105,12 +94,9 @@ def list_recent(
 ) -> None:
     """Las últimas alertas recibidas de Alertmanager."""
     settings = load_settings()
-    database = Database(settings.database_url)
-    try:
+    with open_store(settings) as database:
         with database.read() as session:
             page = list_alerts(session, active=active, limit=limit)
-    finally:
-        database.dispose()
     table = Table("Alerta", "Estado", "Severidad", "Servicio", "Desde", "Correo", title="Alertas recibidas")
     for a in page.items:
         mail = "enviado" if a.emailed_at else ("error" if a.email_error else "—")
