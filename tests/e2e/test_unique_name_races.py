@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server
+from tests.e2e.servers import Server
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -41,7 +41,7 @@ from minimarket.stock.models import Balance, Location, Movement
 from minimarket.stock.schemas import BatchIn, StocktakeIn, TransferIn
 from minimarket.stock.service import register_movements, take_stocktake, transfer_stock
 from minimarket.stock.verify import verify_ledger
-from tests.conftest import create_pg_database, drop_pg_database, need_postgres
+from tests.helpers import create_pg_database, drop_pg_database, need_postgres
 
 D = Decimal
 TOP = QUANTITY.maximum
