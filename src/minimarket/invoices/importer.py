@@ -97,7 +97,12 @@ def _csv_table(body: bytes) -> list[list[str]]:
         raise InvalidInput("archivo: no es un CSV de texto (tiene caracteres NUL)", code="archivo_invalido")
     first = text.split("\n", 1)[0]
     delimiter = ";" if first.count(";") > first.count(",") else ","
-    return [row for row in csv.reader(io.StringIO(text), delimiter=delimiter) if any(c.strip() for c in row)]
+    try:
+        return [row for row in csv.reader(io.StringIO(text, newline=None), delimiter=delimiter)
+                if any(c.strip() for c in row)]
+    except csv.Error as exc:
+        raise InvalidInput("archivo: el CSV no se puede leer (comillas o saltos de línea sueltos); "
+                           "guardalo de nuevo como CSV", code="archivo_invalido") from exc
 
 
 def _xlsx_table(body: bytes) -> list[list[object]]:

@@ -99,8 +99,16 @@ def _supplier_of(session: Session, data: InvoiceIn) -> tuple[Supplier, str]:
     return supplier, cuit
 
 
+MONEY_MAX = Decimal("999999999999.99")  # NUMERIC(14,2)
+
+
 def check_totals(data: InvoiceIn) -> None:
     """422 `totales_no_cuadran` naming each field that does not add up and by how much."""
+    for i, line in enumerate(data.lines):  # checked before anything is written: each line's net must fit its column
+        net = line_net(line.quantity, line.unit_cost, line.discount_pct)
+        if net > MONEY_MAX:
+            raise InvalidInput(f"lines[{i}].quantity: cantidad × costo da {net}, más que el máximo de {MONEY_MAX}",
+                               details=[{"field": f"lines[{i}].quantity", "problem": "importe demasiado grande"}])
     totals = Totals(invoice_type=data.type, net={Decimal(k): v for k, v in data.net.items()},
                     vat={Decimal(k): v for k, v in data.vat.items()}, perception_iibb=data.perception_iibb,
                     perception_vat=data.perception_vat, total=data.total)

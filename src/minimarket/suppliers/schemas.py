@@ -121,7 +121,7 @@ class SupplierPage(BaseModel):
 
 
 class MergeIn(_In):
-    into: int = Field(ge=1, description="Id del proveedor que queda; éste se desactiva y le pasa productos e historia")
+    into: int = Field(ge=1, le=2_147_483_647, description="Id del proveedor que queda; éste se desactiva y le pasa productos e historia")
 
 
 class MergeOut(BaseModel):
@@ -133,7 +133,7 @@ class MergeOut(BaseModel):
 class RuleIn(_In):
     kind: RuleKind = Field(description="marca, palabra (en el nombre), categoria o predeterminado")
     value: str = Field(default="", max_length=100, description="La marca, palabra o categoría (vacío en predeterminado)")
-    supplier: int = Field(ge=1, description="Id del proveedor")
+    supplier: int = Field(ge=1, le=2_147_483_647, description="Id del proveedor")
     priority: int = Field(default=0, ge=-1000, le=1000, description="Mayor prioridad gana")
 
     @field_validator("value")
