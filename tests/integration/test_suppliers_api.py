@@ -158,3 +158,25 @@ def test_assignment_rules_suggest_a_supplier(client, admin):
     assert client.delete(f"/api/suppliers/rules/{default_rule['id']}", headers=admin).status_code == 200
     nothing = suggest(name="Fideos tirabuzón")
     assert nothing["supplier"] is None and nothing["confidence"] == "0" and nothing["rule"] is None
+
+
+def test_the_same_supplier_created_at_once_is_one_201_and_409s(client, admin, app):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from minimarket.suppliers.models import Supplier
+
+    clients = 6
+    start = threading.Barrier(clients)
+
+    def create(n: int) -> int:
+        start.wait()
+        body = {"name": "Distribuidora Concurrente", "cuit": CUIT} if n % 2 else \
+            {"name": f"Otro nombre {n}", "cuit": CUIT}
+        return client.post("/api/suppliers", json=body, headers=admin).status_code
+
+    with ThreadPoolExecutor(clients) as pool:
+        statuses = sorted(pool.map(create, range(clients)))
+    assert statuses == [201] + [409] * (clients - 1), statuses
+    with app.state.db.read() as session:
+        assert len(session.scalars(select(Supplier)).all()) == 1

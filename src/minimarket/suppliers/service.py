@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, update
@@ -130,9 +131,13 @@ def _check_unique(session: Session, supplier_id: int | None, **values: str | Non
                            code="proveedor_duplicado", details={"field": field, "existing_id": clash.id})
 
 
-def _flush(session: Session) -> None:
+def _saved(session: Session, apply: Callable[[], None]) -> None:
+    """Apply changes inside a savepoint opened first: begin_nested() flushes whatever is pending, so a
+    name, CUIT or code a concurrent twin took must be written after it opens, and then only the
+    savepoint is lost (409), not the transaction (500)."""
     try:
         with session.begin_nested():
+            apply()
             session.flush()
     except IntegrityError as exc:  # a concurrent twin took the same name, CUIT or code
         raise Conflict("Ya existe un proveedor con ese nombre, CUIT o código", code="proveedor_duplicado") from exc
@@ -142,8 +147,7 @@ def create_supplier(session: Session, ctx: Context, *, data: SupplierCreate) -> 
     """Add a supplier to the file."""
     _check_unique(session, None, name=data.name, cuit=data.cuit, code=data.code)
     supplier = Supplier(**data.model_dump())
-    session.add(supplier)
-    _flush(session)
+    _saved(session, lambda: session.add(supplier))
     record_audit(session, ctx, action="supplier.create", entity="proveedor", entity_id=str(supplier.id),
                  after=snapshot(supplier))
     return supplier
@@ -161,9 +165,12 @@ def update_supplier(session: Session, ctx: Context, *, supplier_id: int, changes
         raise Conflict(f"active: el proveedor se fusionó en el {supplier.merged_into_id}; no se puede reactivar")
     _check_unique(session, supplier.id, **{f: getattr(changes, f) for f in ("name", "cuit", "code") if f in sent})
     before = snapshot(supplier)
-    for name in sent:
-        setattr(supplier, name, getattr(changes, name))
-    _flush(session)
+
+    def apply() -> None:
+        for name in sent:
+            setattr(supplier, name, getattr(changes, name))
+
+    _saved(session, apply)
     after = snapshot(supplier)
     if after != before:
         record_audit(session, ctx, action="supplier.update", entity="proveedor", entity_id=str(supplier.id),
@@ -199,14 +206,17 @@ def merge_suppliers(session: Session, ctx: Context, *, supplier_id: int, into: i
     moved = _move_history(session, merged.id, survivor.id)
     taken = {f: getattr(merged, f) for f in _FILLABLE if getattr(survivor, f) in (None, [], "")
              and getattr(merged, f) not in (None, [], "")}
-    for unique in ("cuit", "code"):  # free the unique values before the survivor takes them
-        if unique in taken:
-            setattr(merged, unique, None)
-    session.flush()
-    for name, value in taken.items():
-        setattr(survivor, name, value)
-    merged.active, merged.merged_into_id = False, survivor.id
-    _flush(session)
+
+    def apply() -> None:
+        for unique in ("cuit", "code"):  # free the unique values before the survivor takes them
+            if unique in taken:
+                setattr(merged, unique, None)
+        session.flush()
+        for name, value in taken.items():
+            setattr(survivor, name, value)
+        merged.active, merged.merged_into_id = False, survivor.id
+
+    _saved(session, apply)
     record_audit(session, ctx, action="supplier.merge", entity="proveedor", entity_id=str(merged.id), before=before,
                  after={"merged": snapshot(merged), "survivor": snapshot(survivor), "moved": moved})
     return survivor, merged, moved
