@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minimarket.errors import Conflict, InsufficientStock, InvalidInput
-from minimarket.stock.rules import CLIENT_TYPES, check_unit_quantity, next_balance, signed_quantity
+from minimarket.stock.rules import CLIENT_TYPES, check_unit_quantity, insufficient, signed_quantity
 
 D = Decimal
 
@@ -94,56 +94,13 @@ def test_up_to_three_decimals_are_accepted_by_weight_or_volume(unit: str, quanti
 # ---------------------------------------------------------------- the no-negative rule
 
 
-def test_next_balance_adds_the_delta() -> None:
-    assert next_balance(D("10"), D("-3"), allow_negative=False) == D("7")
-    assert next_balance(D("10"), D("5"), allow_negative=False) == D("15")
-    assert next_balance(D("3"), D("-3"), allow_negative=False) == D("0")
-
-
-def test_next_balance_refuses_going_below_zero_with_available_and_requested() -> None:
-    with pytest.raises(InsufficientStock) as info:
-        next_balance(D("3"), D("-4"), allow_negative=False, sku="ALM-1", location="SAL")
-    exc = info.value
-    assert isinstance(exc, Conflict) and exc.status_code == 409 and exc.code == "stock_insuficiente"
+def test_insufficient_stock_names_available_and_requested() -> None:
+    # The ledger's conditional UPDATE refuses; this is the error it raises (stock/ledger.py).
+    exc = insufficient(sku="ALM-1", location="SAL", available=D("3"), requested=D("4"))
+    assert isinstance(exc, InsufficientStock) and isinstance(exc, Conflict)
+    assert exc.status_code == 409 and exc.code == "stock_insuficiente"
     assert exc.details["sku"] == "ALM-1" and exc.details["location"] == "SAL"
     assert D(exc.details["available"]) == D("3")
     assert D(exc.details["requested"]) == D("4")
     assert "Stock insuficiente de 'ALM-1' en SAL" in exc.message
     assert "hay 3" in exc.message and "se pidieron 4" in exc.message
-
-
-def test_next_balance_allows_negative_when_the_store_allows_it() -> None:
-    assert next_balance(D("3"), D("-4"), allow_negative=True) == D("-1")
-    assert next_balance(D("0"), D("-0.5"), allow_negative=True) == D("-0.5")
-
-
-def test_incoming_goods_are_never_refused_even_on_a_negative_balance() -> None:
-    # A balance can be negative if the store allowed it earlier. Receiving goods (+2) must
-    # not be refused as "insufficient stock" (the ledger's apply_delta only checks delta < 0).
-    assert next_balance(D("-5"), D("2"), allow_negative=False) == D("-3")
-
-
-@given(st.lists(st.decimals(min_value=D("-50"), max_value=D("50"), places=3), max_size=60))
-def test_no_sequence_of_deltas_makes_the_balance_negative(deltas: list[Decimal]) -> None:
-    balance = D("0")
-    accepted: list[Decimal] = []
-    for delta in deltas:
-        try:
-            balance = next_balance(balance, delta, allow_negative=False, sku="X", location="DEP")
-        except InsufficientStock as exc:
-            # Refused only when it really would go below zero, and it says how much there was.
-            assert balance + delta < 0
-            assert D(exc.details["available"]) == balance
-            assert D(exc.details["requested"]) == -delta
-            continue
-        accepted.append(delta)
-        assert balance >= 0
-    assert balance == sum(accepted, D("0"))
-
-
-@given(st.lists(st.decimals(min_value=D("-50"), max_value=D("50"), places=3), max_size=60))
-def test_with_negative_allowed_every_delta_is_accepted(deltas: list[Decimal]) -> None:
-    balance = D("0")
-    for delta in deltas:
-        balance = next_balance(balance, delta, allow_negative=True)
-    assert balance == sum(deltas, D("0"))

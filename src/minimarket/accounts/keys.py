@@ -56,7 +56,7 @@ def create_api_key(session: Session, ctx: Context, *, name: str, role: str,
     row = ApiKey(name=name, prefix=prefix, key_hash=_hash(plaintext), role=role, user_id=user_id)
     session.add(row)
     session.flush()
-    record_audit(session, ctx, action="apikey.create", entity="api_key", entity_id=str(row.id),
+    record_audit(session, ctx, action="apikey.create", entity="clave_api", entity_id=str(row.id),
                  after={"name": name, "role": role, "prefix": prefix, "user_id": user_id})
     return row, plaintext
 
@@ -72,7 +72,7 @@ def revoke_api_key(session: Session, ctx: Context, *, ref: str, user_id: int | N
     now = utcnow()
     for row in rows:
         row.revoked_at = now
-        record_audit(session, ctx, action="apikey.revoke", entity="api_key", entity_id=str(row.id),
+        record_audit(session, ctx, action="apikey.revoke", entity="clave_api", entity_id=str(row.id),
                      before={"revoked": False}, after={"revoked": True})
     return list(rows)
 

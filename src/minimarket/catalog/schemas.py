@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -130,41 +129,6 @@ class ProductUpdate(_ProductRules):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} no puede ser null")
         return self
-
-
-class LocationStock(BaseModel):
-    location: str
-    name: str
-    quantity: Decimal
-
-
-class ProductOut(BaseModel):
-    sku: str
-    barcode: str | None
-    name: str
-    brand: str | None
-    category: str | None
-    unit: str
-    cost: Decimal
-    price: Decimal
-    vat_rate: Decimal
-    min_stock: Decimal
-    max_stock: Decimal | None
-    supplier: str | None
-    active: bool
-    stock: Decimal
-    low_stock: bool
-    created_at: datetime
-    updated_at: datetime
-
-
-class ProductDetail(ProductOut):
-    locations: list[LocationStock]
-
-
-class ProductPage(BaseModel):
-    items: list[ProductOut]
-    next_cursor: str | None = Field(description="Pasalo como `cursor` para la página siguiente; null si no hay más")
 
 
 class CategoryOut(BaseModel):

@@ -56,7 +56,7 @@ def _audit(session, action: str, entity_id: str | None, after: dict | None = Non
     from minimarket.accounts.audit import record_audit
 
     # Never the value: only which secret and under which key id.
-    record_audit(session, cli_context(), action=action, entity="system_config", entity_id=entity_id,
+    record_audit(session, cli_context(), action=action, entity="secreto", entity_id=entity_id,
                  after=after)
 
 

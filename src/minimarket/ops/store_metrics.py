@@ -13,14 +13,12 @@ from pathlib import Path
 import structlog
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from minimarket import __version__, store_settings
-from minimarket.catalog.models import Product
 from minimarket.db import Database
 from minimarket.platform.cache import Cache
 from minimarket.platform.resources import memory_limit_bytes, memory_usage_bytes
-from minimarket.stock.models import Balance
+from minimarket.stock.inventory import stock_summary
 
 log = structlog.get_logger("minimarket.metrics")
 
@@ -32,25 +30,6 @@ def stock_cache_key(database_url: str) -> str:
     return f"{STOCK_CACHE_KEY}:{hashlib.sha256(database_url.encode()).hexdigest()[:16]}"
 
 
-def stock_summary(db: Database) -> dict[str, int]:
-    """Active products, those at or below their minimum, and those without stock."""
-    totals = (
-        select(Balance.product_id.label("pid"), func.sum(Balance.quantity).label("qty"))
-        .group_by(Balance.product_id)
-        .subquery()
-    )
-    stock = func.coalesce(totals.c.qty, 0)
-    stmt = (
-        select(func.count(), func.count().filter(stock <= Product.min_stock), func.count().filter(stock <= 0))
-        .select_from(Product)
-        .outerjoin(totals, totals.c.pid == Product.id)
-        .where(Product.active.is_(True))
-    )
-    with db.read() as session:
-        active, below, out = session.execute(stmt).one()
-    return {"active": active, "below_minimum": below, "out_of_stock": out}
-
-
 class StoreCollector(Collector):
     def __init__(self, *, service: str, db: Database, cache: Cache, cert_files: Iterable[Path]):
         self.service = service
@@ -59,6 +38,10 @@ class StoreCollector(Collector):
         self.cert_files = list(cert_files)
         # Stores that share one Redis must not share their stock gauges.
         self._stock_key = stock_cache_key(db.url)
+
+    def _stock_summary(self) -> dict[str, int]:
+        with self.db.read() as session:
+            return stock_summary(session)
 
     def collect(self):  # noqa: ANN201
         yield from self._database()
@@ -98,7 +81,7 @@ class StoreCollector(Collector):
         summary = self.cache.get_json(self._stock_key)
         if summary is None:
             try:
-                summary = stock_summary(self.db)
+                summary = self._stock_summary()
             except Exception as exc:  # noqa: BLE001 - no database, no business gauges this scrape
                 log.warning("stock_metrics_failed", error=str(exc).splitlines()[0][:200])
                 return

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from minimarket.ar.dates import STORE_TZ
 from minimarket.catalog.models import Product
 from minimarket.db import Database
-from minimarket.ops.store_metrics import stock_summary
 from minimarket.platform.cache import Cache
+from minimarket.stock.inventory import stock_summary
 from minimarket.stock.models import Balance, Movement
 
 CACHE_TTL = 300  # seconds; the marker already invalidates on every change, this only bounds staleness of "today"
@@ -96,8 +96,8 @@ def _sales_since(session: Session, start: datetime) -> tuple[Decimal, Decimal, D
 
 def compute_kpis(db: Database, marker: Marker, now: datetime | None = None) -> Kpis:
     today, week = store_day_start(now), store_week_start(now)
-    summary = stock_summary(db)
     with db.read() as session:
+        summary = stock_summary(session)
         at_cost, at_price = session.execute(
             select(func.coalesce(func.sum(Balance.quantity * Product.cost), 0),
                    func.coalesce(func.sum(Balance.quantity * Product.price), 0))

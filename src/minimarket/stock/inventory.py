@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from minimarket.ar.money import to_money, to_qty
 from minimarket.catalog.models import Category, Product
-from minimarket.catalog.schemas import LocationStock, ProductDetail, ProductOut
+from minimarket.stock.schemas import LocationStock, ProductDetail, ProductOut
 from minimarket.errors import InvalidInput
 from minimarket.search import contains_text
 from minimarket.stock.models import Balance, Location
@@ -153,3 +153,21 @@ def product_detail(session: Session, product: Product) -> ProductDetail:
     locations = [LocationStock(location=c, name=n, quantity=Decimal(qty).quantize(Decimal("0.001"))) for c, n, qty in rows]
     total = sum((loc.quantity for loc in locations), _ZERO)
     return product_out(product, total, ProductDetail, locations=locations)
+
+
+def stock_summary(session: Session) -> dict[str, int]:
+    """Active products, those at or below their minimum, and those without stock (for /metrics)."""
+    totals = (
+        select(Balance.product_id.label("pid"), func.sum(Balance.quantity).label("qty"))
+        .group_by(Balance.product_id)
+        .subquery()
+    )
+    stock = func.coalesce(totals.c.qty, 0)
+    stmt = (
+        select(func.count(), func.count().filter(stock <= Product.min_stock), func.count().filter(stock <= 0))
+        .select_from(Product)
+        .outerjoin(totals, totals.c.pid == Product.id)
+        .where(Product.active.is_(True))
+    )
+    active, below, out = session.execute(stmt).one()
+    return {"active": active, "below_minimum": below, "out_of_stock": out}

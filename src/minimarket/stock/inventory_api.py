@@ -14,7 +14,8 @@ from minimarket.api.writes import write_once
 from minimarket.catalog import service
 from minimarket.stock import inventory
 from minimarket.stock import service as stock_service
-from minimarket.catalog.schemas import ProductCreate, ProductDetail, ProductPage, ProductUpdate
+from minimarket.catalog.schemas import ProductCreate, ProductUpdate
+from minimarket.stock.schemas import ProductDetail, ProductPage
 from minimarket.config import Settings
 from minimarket.db import Database
 from minimarket.platform.json_numbers import PlainNumbersRoute

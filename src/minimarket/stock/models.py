@@ -11,9 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from minimarket.db import Base
 from minimarket.types import BigId, Money, Quantity, Timestamp, utcnow
 
-MOVEMENT_TYPES = ("entrada", "venta", "salida", "ajuste", "merma", "devolucion", "transferencia")
-
-
 class Branch(Base):
     __tablename__ = "sucursales"
 

@@ -1,15 +1,32 @@
-"""Ledger rules as pure functions: signs by movement type, units, the no-negative rule."""
+"""Ledger rules as pure functions: the movement types and their signs, units, the refusal message.
+
+The no-negative rule itself is the conditional UPDATE in ledger.py (atomic in the database)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from enum import StrEnum
 
 from minimarket.errors import InsufficientStock, InvalidInput
 
-# Direction of each type when the client sends a positive quantity.
-# `ajuste` carries its own sign; `transferencia` is written as a pair by the transfer use case.
-SIGN = {"entrada": 1, "devolucion": 1, "venta": -1, "salida": -1, "merma": -1}
-CLIENT_TYPES = ("entrada", "venta", "salida", "ajuste", "merma", "devolucion")
+
+
+class MovementType(StrEnum):
+    """What a ledger row records (`movimientos_stock.tipo`): the one list of movement types."""
+
+    ENTRADA = "entrada"
+    VENTA = "venta"
+    SALIDA = "salida"
+    AJUSTE = "ajuste"
+    MERMA = "merma"
+    DEVOLUCION = "devolucion"
+    TRANSFERENCIA = "transferencia"  # written as a pair by the transfer use case, never sent by a client
+
+
+CLIENT_TYPES = tuple(t.value for t in MovementType if t is not MovementType.TRANSFERENCIA)
+# Direction of each type when the client sends a positive quantity; `ajuste` carries its own sign.
+SIGN = {MovementType.ENTRADA: 1, MovementType.DEVOLUCION: 1, MovementType.VENTA: -1, MovementType.SALIDA: -1,
+        MovementType.MERMA: -1}
 
 
 def signed_quantity(movement_type: str, quantity: Decimal) -> Decimal:
@@ -29,14 +46,6 @@ def check_unit_quantity(unit: str, quantity: Decimal, *, sku: str) -> None:
     """Products sold by the unit move in whole units; by weight or volume, up to 3 decimals."""
     if unit == "u" and quantity != quantity.to_integral_value():
         raise InvalidInput(f"quantity: '{sku}' se vende por unidad; la cantidad debe ser entera (se recibió {quantity})")
-
-
-def next_balance(current: Decimal, delta: Decimal, *, allow_negative: bool, sku: str = "", location: str = "") -> Decimal:
-    """The balance after `delta`, or InsufficientStock when it would go below zero."""
-    after = current + delta
-    if delta < 0 and after < 0 and not allow_negative:  # goods coming in are never refused
-        raise insufficient(sku=sku, location=location, available=current, requested=-delta)
-    return after
 
 
 def insufficient(*, sku: str, location: str, available: Decimal, requested: Decimal) -> InsufficientStock:

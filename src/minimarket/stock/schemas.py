@@ -12,12 +12,13 @@ from minimarket.plain_input import MoneyIn as Money
 from minimarket.plain_input import NameText, NonNegativeQuantityIn, NoteText
 from minimarket.plain_input import PositiveQuantityIn as PositiveQty
 from minimarket.plain_input import QuantityIn as Qty
+from minimarket.stock.rules import CLIENT_TYPES, MovementType
 from minimarket.types import storable_text
 
 MAX_LINES = 500
-MovementType = Literal["entrada", "venta", "salida", "ajuste", "merma", "devolucion"]
-# What the ledger holds: the client types plus the transfer legs, which only /api/transfers writes.
-LedgerType = Literal["entrada", "venta", "salida", "ajuste", "merma", "devolucion", "transferencia"]
+# Both from rules.MovementType: what a client may send, and what the ledger holds (plus the transfer legs).
+ClientMovementType = Literal[CLIENT_TYPES]  # type: ignore[valid-type]
+LedgerType = Literal[tuple(t.value for t in MovementType)]  # type: ignore[valid-type]
 
 
 class _In(BaseModel):
@@ -30,7 +31,7 @@ class _In(BaseModel):
 
 
 class MovementIn(_In):
-    type: MovementType = Field(description="entrada/devolucion suman; venta/salida/merma restan; ajuste lleva su signo")
+    type: ClientMovementType = Field(description="entrada/devolucion suman; venta/salida/merma restan; ajuste lleva su signo")
     quantity: Qty = Field(description="Positiva (salvo ajuste, que puede ser negativa); hasta 3 decimales")
     location: str | None = Field(default=None, max_length=20, description="Código de ubicación; por defecto la configurada")
     unit_cost: Money | None = Field(default=None, description="Costo unitario neto; por defecto el costo del producto")
@@ -167,3 +168,42 @@ class LocationOut(BaseModel):
     name: str
     branch: str
     active: bool
+
+
+# --------------------------------------------------------------------------- products with their stock
+# (catalog + stock: the shapes of /api/inventory live here, because catalog does not know stock)
+
+
+class LocationStock(BaseModel):
+    location: str
+    name: str
+    quantity: Decimal
+
+
+class ProductOut(BaseModel):
+    sku: str
+    barcode: str | None
+    name: str
+    brand: str | None
+    category: str | None
+    unit: str
+    cost: Decimal
+    price: Decimal
+    vat_rate: Decimal
+    min_stock: Decimal
+    max_stock: Decimal | None
+    supplier: str | None
+    active: bool
+    stock: Decimal
+    low_stock: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductDetail(ProductOut):
+    locations: list[LocationStock]
+
+
+class ProductPage(BaseModel):
+    items: list[ProductOut]
+    next_cursor: str | None = Field(description="Pasalo como `cursor` para la página siguiente; null si no hay más")

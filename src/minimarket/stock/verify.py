@@ -44,7 +44,7 @@ class VerifyReport:
         return not self.mismatches
 
 
-def _q(value: object) -> Decimal:
+def _to_milli(value: object) -> Decimal:
     return Decimal(str(value or 0)).quantize(_MILLI)
 
 
@@ -64,7 +64,7 @@ def verify_ledger(session: Session) -> VerifyReport:
     """Recompute balances from the ledger (sums and the last row's balance_after) and compare."""
     total_of, to_decimal = _exact_sum(session)
     sums = {
-        (p, loc): (_q(to_decimal(total)), n)
+        (p, loc): (_to_milli(to_decimal(total)), n)
         for p, loc, total, n in session.execute(
             select(Movement.product_id, Movement.location_id, total_of, func.count())
             .group_by(Movement.product_id, Movement.location_id)
@@ -74,12 +74,12 @@ def verify_ledger(session: Session) -> VerifyReport:
         select(func.max(Movement.id)).group_by(Movement.product_id, Movement.location_id).scalar_subquery()
     )
     last_after = {
-        (p, loc): _q(after)
+        (p, loc): _to_milli(after)
         for p, loc, after in session.execute(
             select(Movement.product_id, Movement.location_id, Movement.balance_after).where(Movement.id.in_(last_ids))
         )
     }
-    balances = {(p, loc): _q(q) for p, loc, q in session.execute(
+    balances = {(p, loc): _to_milli(q) for p, loc, q in session.execute(
         select(Balance.product_id, Balance.location_id, Balance.quantity))}
     skus = dict(session.execute(select(Product.id, Product.sku)).all())
     codes = dict(session.execute(select(Location.id, Location.code)).all())
