@@ -9,6 +9,7 @@ from minimarket.invoices import models as invoices_models  # noqa: F401
 from minimarket.platform import idempotency as idempotency_models  # noqa: F401
 from minimarket.platform import secrets_models  # noqa: F401
 from minimarket.pricing import models as pricing_models  # noqa: F401
+from minimarket.purchasing import models as purchasing_models  # noqa: F401
 from minimarket.stock import models as stock_models  # noqa: F401
 from minimarket.suppliers import models as suppliers_models  # noqa: F401
 

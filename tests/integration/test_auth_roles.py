@@ -79,6 +79,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/prices/price-list"): CATALOG,
     ("GET", "/api/alerts"): EVERYONE,
     ("POST", "/api/alerts/webhook"): NOBODY,
+    ("POST", "/api/forecast/run"): CATALOG,
+    ("GET", "/api/forecast/{sku}"): EVERYONE,
 }
 
 # Routes called by a machine with a bearer token instead of X-API-Key (Alertmanager's webhook);
@@ -165,6 +167,8 @@ REQUESTS: dict[tuple[str, str], Callable[[int], Request]] = {
         "version": "4", "status": "firing", "receiver": "critical", "alerts": [{
             "status": "firing", "labels": {"alertname": "Prueba"}, "startsAt": "2026-11-30T21:00:00Z",
             "fingerprint": f"{n:016x}"}]}),
+    ("POST", "/api/forecast/run"): lambda n: ("/api/forecast/run", {"days": 28 + n % 100}),
+    ("GET", "/api/forecast/{sku}"): lambda n: ("/api/forecast/YERBA-1", None),  # the store fixture ran it
 }
 
 
@@ -224,6 +228,7 @@ def store(client, admin):  # noqa: ANN001, ANN201
         assert response.json()["batch_id"] == n + 1, response.text
     for number in range(1, 10):
         assert client.post("/api/invoices", json=draft_invoice(number), headers=admin).json()["id"] == number
+    assert client.post("/api/forecast/run", headers=admin).status_code == 200
 
 
 def test_every_api_route_declares_its_roles(app):

@@ -1,7 +1,8 @@
 """The `minimarket` command: the Typer app and its command groups, one module each.
 
 serve.py (serve, demo), store.py (verify, negative-stock, sale-discount), database.py (db), apikeys.py (apikey),
-doctor.py, backup.py (backup, restore, db migrate-to), certs.py, keys.py (keys, secret), users.py (user).
+doctor.py, backup.py (backup, restore, db migrate-to), certs.py, keys.py (keys, secret), users.py (user),
+forecast.py (forecast run / evaluate).
 An operational failure no command handled ends in one Spanish line and exit code 1 (terminal.py);
 `minimarket --debug …` or LOG_LEVEL=DEBUG also prints its traceback.
 """
@@ -18,6 +19,7 @@ from minimarket.cli.alerts import alerts_app
 from minimarket.cli.apikeys import apikey_app
 from minimarket.cli.certs import certs_app
 from minimarket.cli.database import db_app
+from minimarket.cli.forecast import forecast_app
 from minimarket.cli.keys import keys_app, secrets_app
 from minimarket.cli.users import user_app
 from minimarket.cli.terminal import OperatorErrors, console, set_debug
@@ -39,6 +41,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(secrets_app, name="secret")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(user_app, name="user")
+app.add_typer(forecast_app, name="forecast")
 serve.register(app)  # serve, demo
 store.register(app)  # verify, negative-stock, sale-discount
 doctor.register(app)

@@ -176,6 +176,7 @@ class BackupScheduler:
         log.info("backup_done", path=str(result.path), bytes=result.size, seconds=round(result.seconds, 2),
                  deleted=len(result.deleted), warnings=result.warnings)
         self._verify_ledger()
+        self._recompute_forecast()
         return RunOutcome("hecho", result=result)
 
     def _verify_ledger(self) -> None:
@@ -186,6 +187,20 @@ class BackupScheduler:
             log.info("ledger_verified", mismatches=len(report.mismatches), balances=report.balances_checked)
         except Exception as exc:  # noqa: BLE001 - the backup already succeeded; the alert will say verify is stale
             log.warning("ledger_verify_failed", error=str(exc).splitlines()[0][:300] if str(exc) else repr(exc))
+        finally:
+            database.dispose()
+
+    def _recompute_forecast(self) -> None:
+        """The nightly run also recomputes the demand forecast (purchasing), on this one replica."""
+        from minimarket.purchasing.service import run_forecast  # late: the backup must not need numpy to start
+
+        database = Database(self.url)
+        try:
+            with database.write() as session:
+                summary = run_forecast(session)
+            log.info("forecast_recomputed", products=summary.products, seconds=summary.seconds)
+        except Exception as exc:  # noqa: BLE001 - the backup already succeeded; yesterday's forecast stays
+            log.warning("forecast_failed", error=str(exc).splitlines()[0][:300] if str(exc) else repr(exc))
         finally:
             database.dispose()
 
