@@ -14,9 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from minimarket.accounts.audit import Context, record_audit
-from minimarket.cli.terminal import load_settings
-from minimarket.db import Database
+from minimarket.accounts.audit import record_audit
+from minimarket.cli.terminal import cli_context, load_settings, open_store
 from minimarket.errors import DomainError
 from minimarket.purchasing import service
 
@@ -30,17 +29,14 @@ Days = Annotated[int, typer.Option("--days", min=28, max=service.MAX_HISTORY_DAY
 @forecast_app.command("run")
 def run(days: Days = 180) -> None:
     """Recalcula y guarda el pronóstico de cada producto activo (lo mismo que hace la corrida nocturna)."""
-    database = Database(load_settings().database_url)
     try:
-        with database.write() as session:
+        with open_store(load_settings()) as database, database.write() as session:
             summary = service.run_forecast(session, days=days)
-            record_audit(session, Context(actor="cli"), action="forecast.run", entity="pronosticos",
+            record_audit(session, cli_context(), action="forecast.run", entity="pronosticos",
                          entity_id=summary.computed_on, after={"products": summary.products})
     except DomainError as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
-    finally:
-        database.dispose()
     chosen = ", ".join(f"{m} {n}" for m, n in summary.methods.items() if n)
     console.print(f"Pronóstico del {summary.computed_on}: {summary.products} productos, {summary.history_days} días "
                   f"de historia, {summary.seconds:.1f} s. Métodos elegidos: {chosen or 'ninguno'}.")
@@ -75,15 +71,12 @@ def evaluate(
 ) -> None:
     """WAPE y MASE de cada método y de la elección por producto, en total y por categoría: la
     elección se hace con 4 semanas y se mide en las 4 siguientes, que no vio."""
-    database = Database(load_settings().database_url)
     try:
-        with database.read() as session:
+        with open_store(load_settings()) as database, database.read() as session:
             report = service.evaluate_store(session, days=days)
     except DomainError as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
-    finally:
-        database.dispose()
     if as_json:
         print(json.dumps(_clean(report), ensure_ascii=False, indent=2))
         return

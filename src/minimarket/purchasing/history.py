@@ -19,8 +19,9 @@ from minimarket.catalog.models import Category, Product
 from minimarket.purchasing import forecast as F
 from minimarket.reports.kpis import store_day_start
 from minimarket.stock.models import Balance, Movement
+from minimarket.stock.rules import MovementType
 
-DEMAND_TYPES = ("venta", "salida")
+DEMAND_TYPES = (MovementType.VENTA.value, MovementType.SALIDA.value)
 DEFAULT_HISTORY_DAYS = 180
 
 
