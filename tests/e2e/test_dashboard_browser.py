@@ -148,7 +148,7 @@ PAGES = {
     "ingresar": "/ingresar", "inicio": "/", "inventario": "/inventario", "inventario-bajo": "/inventario?estado=bajo",
     "producto": "/inventario/{sku}", "movimientos": "/movimientos", "movimiento-nuevo": "/movimientos/nuevo",
     "recuento": "/recuento", "reportes": "/reportes", "configuracion": "/configuracion",
-    "precios-atrasados": "/precios/atrasados",
+    "precios-atrasados": "/precios/atrasados", "alertas": "/alertas",
 }
 
 

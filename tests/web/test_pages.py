@@ -213,3 +213,51 @@ def test_configuracion_sets_markup_rounding_and_inflation(client, app, admin):
                                                         "inflacion": "3"})
     assert wrong.status_code == 422 and alerts(wrong.text)[0].startswith("rounding: usá una de")
     assert Decimal(client.get("/api/prices/settings", headers=admin).json()["monthly_inflation"]) == Decimal("3.5")
+
+
+def _store_alerts(app, *alerts_sent: dict) -> None:  # noqa: ANN001
+    from minimarket.alerts.schemas import AlertmanagerNotification
+    from minimarket.alerts.service import record_notification
+
+    notification = AlertmanagerNotification.model_validate(
+        {"version": "4", "status": alerts_sent[0]["status"], "receiver": "critical", "alerts": list(alerts_sent)})
+    with app.state.db.write() as session:
+        record_notification(session, notification=notification)
+
+
+def _alert(name: str, status: str, fingerprint: str, starts: str, ends: str | None = None) -> dict:
+    return {"status": status, "labels": {"alertname": name, "severity": "critical", "service": "agente-deposito"},
+            "annotations": {"summary": f"Resumen de {name}"}, "startsAt": starts, "endsAt": ends,
+            "fingerprint": fingerprint}
+
+
+def test_alertas_lists_what_alertmanager_sent_and_inicio_counts_the_firing_ones(client, app, shop):
+    sign_in(app, client, "lectura")
+    empty = client.get("/alertas")
+    assert empty.status_code == 200 and "No hay alertas: Alertmanager no avisó ningún problema" in empty.text
+    assert 'href="/alertas"' in empty.text  # in the navigation
+    alerts_kpi = lambda html: re.search(r'href="/alertas\?estado=activa".*?kpi-value[^>]*>([^<]+)<', html, re.S).group(1)  # noqa: E731
+    assert alerts_kpi(client.get("/").text) == "0"
+
+    _store_alerts(app, _alert("DatabaseDown", "firing", "aaaa000011112222", "2026-11-30T21:05:00Z"))
+    _store_alerts(app, _alert("RedisDown", "resolved", "bbbb000011112222", "2026-11-30T12:00:00Z",
+                              "2026-11-30T12:30:00Z"))
+    page = client.get("/alertas").text
+    assert "DatabaseDown" in page and "Resumen de DatabaseDown" in page and "RedisDown" in page
+    assert "30/11/2026 18:05" in page  # 21:05 UTC on Buenos Aires' clock
+    assert "30/11/2026 09:30" in page and "sigue activa" in page
+    firing = client.get("/alertas?estado=activa").text
+    assert "DatabaseDown" in firing and "RedisDown" not in firing
+    resolved = client.get("/alertas?estado=resuelta").text
+    assert "RedisDown" in resolved and "DatabaseDown" not in resolved
+    assert alerts_kpi(client.get("/").text) == "1"
+
+    _store_alerts(app, _alert("DatabaseDown", "resolved", "aaaa000011112222", "2026-11-30T21:05:00Z",
+                              "2026-11-30T21:20:00Z"))
+    assert "No hay alertas activas: nada de lo que Alertmanager vigila está fallando" in \
+        client.get("/alertas?estado=activa").text
+    assert alerts_kpi(client.get("/").text) == "0"
+    bad = client.get("/alertas?estado=rota")
+    assert bad.status_code == 422 and alerts(bad.text) == ["estado: elegí 'activa' o 'resuelta' (o ninguno para ver todas)"]
+    bad = client.get("/alertas?desde=abc")
+    assert bad.status_code == 422 and alerts(bad.text)[0].startswith("desde: valor inválido")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -107,3 +107,8 @@ def list_alerts(session: Session, *, status: str | None = None, active: bool = F
     rows = session.scalars(stmt).all()
     items = [AlertOut.model_validate(row) for row in rows[:limit]]
     return AlertPage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)
+
+
+def count_firing(session: Session) -> int:
+    """How many stored alerts are still firing (Inicio's "alertas activas")."""
+    return session.scalar(select(func.count()).select_from(StoredAlert).where(StoredAlert.status == "firing")) or 0

@@ -16,6 +16,7 @@ from minimarket.ar.money import format_ars, format_percent, format_qty
 from minimarket.reports import series
 from minimarket.reports.kpis import Kpis, current_kpis, db_tag, store_day_start, store_week_start
 from minimarket.web import charts
+from minimarket.web.alerts import firing_count
 from minimarket.web.auth import page_user, session_user
 from minimarket.web.prices import lagging_count
 from minimarket.web.templating import render
@@ -71,7 +72,8 @@ def _charts(request: Request) -> dict[str, str]:
 def home(request: Request, user: SessionUser = Depends(page_user(READ))) -> HTMLResponse:
     kpis = current_kpis(request.app.state.db, request.app.state.cache)
     empty = kpis.active_products == 0
-    return render(request, "home.html", user, kpis=kpi_texts(kpis), lagging=0 if empty else lagging_count(request), marker=kpis.marker, empty=empty,
+    return render(request, "home.html", user, kpis=kpi_texts(kpis), lagging=0 if empty else lagging_count(request),
+                  firing=firing_count(request), marker=kpis.marker, empty=empty,
                   charts=None if empty else _charts(request), day=store_day_start().date(),
                   week=store_week_start().date())
 

@@ -25,6 +25,7 @@ PAGES: tuple[Page, ...] = (
     Page("/movimientos", "Movimientos", READ),
     Page("/recuento", "Recuento", STOCK_WRITE),
     Page("/reportes", "Reportes", READ),
+    Page("/alertas", "Alertas", READ),
     Page("/configuracion", "Configuración", READ),
 )
 
