@@ -49,7 +49,7 @@ SERVICES = {
 # Which routers each deployable service serves; nginx routes /api/... by the same split.
 _READS = [inventory_api.read_router, catalog_api.read_router, stock_api.read_router]
 _NEGOCIO = [pricing_api.router, suppliers_api.router, invoices_api.router, alerts_api.router,
-            purchasing_api.forecast_router]
+            purchasing_api.forecast_router, purchasing_api.purchasing_router]
 ROUTERS = {
     "dashboard": _READS,
     "deposito": [*_READS, inventory_api.write_router, stock_api.write_router],

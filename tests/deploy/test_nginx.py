@@ -61,7 +61,7 @@ SECURITY_HEADERS = ("strict-transport-security", "x-content-type-options", "x-fr
                     "permissions-policy", "content-security-policy")
 NGINX_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 NOT_ROUTED = {"/metrics", "/health", "/health/live"}  # what the tests themselves ask each process directly
-NEGOCIO_AREAS = ("suppliers", "invoices", "prices", "purchase-orders", "forecast", "alerts")
+NEGOCIO_AREAS = ("suppliers", "invoices", "prices", "purchase-orders", "purchasing", "forecast", "alerts")
 RATE, BURST = 20, 40  # limit_req_zone ... rate=20r/s; limit_req ... burst=40
 MIB = 1_048_576
 

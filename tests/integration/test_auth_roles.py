@@ -81,6 +81,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/alerts/webhook"): NOBODY,
     ("POST", "/api/forecast/run"): CATALOG,
     ("GET", "/api/forecast/{sku}"): EVERYONE,
+    ("GET", "/api/purchasing/suggestions"): EVERYONE,
 }
 
 # Routes called by a machine with a bearer token instead of X-API-Key (Alertmanager's webhook);
@@ -169,6 +170,7 @@ REQUESTS: dict[tuple[str, str], Callable[[int], Request]] = {
             "fingerprint": f"{n:016x}"}]}),
     ("POST", "/api/forecast/run"): lambda n: ("/api/forecast/run", {"days": 28 + n % 100}),
     ("GET", "/api/forecast/{sku}"): lambda n: ("/api/forecast/YERBA-1", None),  # the store fixture ran it
+    ("GET", "/api/purchasing/suggestions"): lambda n: ("/api/purchasing/suggestions?supplier=1", None),
 }
 
 

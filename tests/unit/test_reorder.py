@@ -48,6 +48,7 @@ def test_suggestion_orders_up_to_cover_when_below_the_reorder_point():
     assert s.quantity == 60  # 54 rounded up to 5 packs of 12
     assert s.days_of_cover == 2.5
     assert any("bultos de 12" in r for r in s.reasons)
+    assert s.reasons[0] == "vende 4 u/día; stock 10 + pedido 0 = 10 alcanzan para 2,5 días"  # es-AR numbers
 
 
 def test_open_orders_count_and_max_stock_caps():
