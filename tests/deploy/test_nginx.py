@@ -648,18 +648,6 @@ def test_rate_limit_refuses_after_a_bounded_burst(stack):
             time.sleep(0.2)
 
 
-def test_a_service_down_gives_a_json_502_and_the_rest_keeps_working(stack):
-    stack.servers["negocio"].stop()
-    with stack.https(stack.key) as client:
-        down = client.get("/api/suppliers")
-        assert down.status_code == 502, down.text
-        assert down.json()["error"]["code"] == "servicio_no_disponible"
-        assert down.headers["x-frame-options"] == "DENY"
-        assert client.get("/api/inventory").status_code == 200
-    assert stack.nginx.poll() is None, stack.nginx_log()
-    assert os.path.exists(stack.directory / "nginx.pid")
-
-
 def test_every_dashboard_page_lands_on_the_dashboard(stack):
     """Each page route (from the dashboard's page-role table), /static and the event stream reach `dashboard`."""
     from tests.web.test_page_roles import PAGE_ROLES, PUBLIC_PAGES
@@ -680,3 +668,16 @@ def test_every_dashboard_page_lands_on_the_dashboard(stack):
         assert login.headers["content-security-policy"].startswith("default-src 'self'; script-src 'self'; "
                                                                    "style-src 'self'")
     assert not wrong, "\n".join(wrong)
+
+
+# Stops negocio for the rest of the module-scoped stack: keep it the last test of the file.
+def test_a_service_down_gives_a_json_502_and_the_rest_keeps_working(stack):
+    stack.servers["negocio"].stop()
+    with stack.https(stack.key) as client:
+        down = client.get("/api/suppliers")
+        assert down.status_code == 502, down.text
+        assert down.json()["error"]["code"] == "servicio_no_disponible"
+        assert down.headers["x-frame-options"] == "DENY"
+        assert client.get("/api/inventory").status_code == 200
+    assert stack.nginx.poll() is None, stack.nginx_log()
+    assert os.path.exists(stack.directory / "nginx.pid")
