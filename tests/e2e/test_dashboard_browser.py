@@ -63,6 +63,15 @@ def browser() -> Iterator:
             chromium.close()
 
 
+def category_prices(database_url: str, category: str | None = None) -> tuple[str, dict[str, float]]:
+    """A category (the first by name unless given) and its active products' shelf prices by SKU."""
+    with sqlite3.connect(database_url.split("///", 1)[1]) as conn:
+        category = category or conn.execute("SELECT nombre FROM categorias ORDER BY nombre LIMIT 1").fetchone()[0]
+        rows = conn.execute("SELECT p.sku, p.precio FROM productos p JOIN categorias c ON c.id = p.categoria_id "
+                            "WHERE c.nombre = ? AND p.activo", (category,)).fetchall()
+    return category, dict(rows)
+
+
 def a_product_with_barcode(database_url: str) -> tuple[str, str]:
     path = database_url.split("///", 1)[1]
     with sqlite3.connect(path) as conn:
@@ -138,6 +147,22 @@ def test_owner_and_clerk_on_the_dashboard(store: Server, browser, tmp_path: Path
     rows = list(load_workbook(io.BytesIO(saved.read_bytes())).active.iter_rows(values_only=True))
     assert rows[0][0] == "SKU" and any(r[0] == sku for r in rows[1:])
 
+    # The owner raises a category by 10 %, sees each old → new price, applies it, and undoes it.
+    category, before = category_prices(store.database_url)
+    inicio.goto(store.base_url + "/precios")
+    inicio.get_by_label("Categoría").select_option(category)
+    inicio.get_by_label("Porcentaje (negativo para bajar)").fill("10")
+    inicio.get_by_role("button", name="Ver vista previa").click()
+    expect(inicio.locator("[data-preview-count]")).to_contain_text(f"{len(before)} producto(s) cambian")
+    assert inicio.locator("[data-new-price]").count() == min(len(before), 50)
+    inicio.get_by_role("button", name=f"Aplicar a {len(before)} producto(s)").click()
+    expect(inicio.locator("[data-notice]")).to_contain_text("aplicado")
+    _, raised = category_prices(store.database_url, category)
+    assert all(raised[s] >= before[s] * 1.1 - 0.01 for s in before) and raised != before
+    inicio.get_by_role("button", name="Deshacer lote").first.click()
+    expect(inicio.locator("[data-notice]")).to_contain_text("deshecho")
+    assert category_prices(store.database_url, category)[1] == before
+
     assert watch.foreign == [], f"requests to other origins: {watch.foreign}"
     assert not [m for m in watch.console if "Content Security Policy" in m], watch.console
     owner.close()
@@ -148,7 +173,9 @@ PAGES = {
     "ingresar": "/ingresar", "inicio": "/", "inventario": "/inventario", "inventario-bajo": "/inventario?estado=bajo",
     "producto": "/inventario/{sku}", "movimientos": "/movimientos", "movimiento-nuevo": "/movimientos/nuevo",
     "recuento": "/recuento", "reportes": "/reportes", "configuracion": "/configuracion",
+    "precios": "/precios", "precios-vista-previa": "/precios/vista-previa?todos=si&porcentaje=5",
     "precios-atrasados": "/precios/atrasados", "alertas": "/alertas",
+    "proveedores": "/proveedores", "proveedor": "/proveedores/1", "proveedor-nuevo": "/proveedores/nuevo",
 }
 
 

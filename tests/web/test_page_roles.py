@@ -14,6 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from minimarket.accounts.models import ApiKey, User
+from minimarket.catalog.models import Product
+from minimarket.pricing.models import PriceBatch
+from minimarket.store_settings import StoreSetting
+from minimarket.suppliers.models import Supplier
 from minimarket.web.nav import PAGES
 from tests.integration.helpers import movement_rows
 from tests.integration.test_auth_roles import OPEN_ROUTES, served_routes
@@ -22,6 +26,7 @@ from tests.web.helpers import add_user, sign_in
 ROLES = ("admin", "encargado", "deposito", "lectura")
 EVERYONE = frozenset(ROLES)
 STOCK = frozenset({"admin", "encargado", "deposito"})
+CATALOG = frozenset({"admin", "encargado"})
 ADMIN = frozenset({"admin"})
 
 # (method, route template) → roles that may use it.
@@ -37,6 +42,16 @@ PAGE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/recuento/revisar"): STOCK,
     ("POST", "/recuento/confirmar"): STOCK,
     ("GET", "/precios/atrasados"): EVERYONE,
+    ("GET", "/precios"): EVERYONE,
+    ("GET", "/precios/vista-previa"): CATALOG,
+    ("POST", "/precios/aplicar"): CATALOG,
+    ("POST", "/precios/lotes/{batch_id}/deshacer"): CATALOG,
+    ("GET", "/proveedores"): EVERYONE,
+    ("GET", "/proveedores/nuevo"): CATALOG,
+    ("POST", "/proveedores/nuevo"): CATALOG,
+    ("GET", "/proveedores/{supplier_id}"): EVERYONE,
+    ("GET", "/proveedores/{supplier_id}/editar"): CATALOG,
+    ("POST", "/proveedores/{supplier_id}/editar"): CATALOG,
     ("GET", "/reportes"): EVERYONE,
     ("GET", "/alertas"): EVERYONE,
     ("GET", "/reportes/inventario.{formato}"): EVERYONE,
@@ -72,6 +87,21 @@ REQUESTS: dict[tuple[str, str], Callable[[int, str], Req]] = {
     ("POST", "/recuento/confirmar"): lambda n, c: ("/recuento/confirmar", {
         "csrf": c, "ubicacion": "SAL", "sku": "YERBA-1", "contado": str(n + 1), "idempotency_key": f"r-{n}"}),
     ("GET", "/precios/atrasados"): lambda n, c: ("/precios/atrasados", None),
+    ("GET", "/precios"): lambda n, c: ("/precios", None),
+    ("GET", "/precios/vista-previa"): lambda n, c: ("/precios/vista-previa?categoria=Almac%C3%A9n&porcentaje=10", None),
+    ("POST", "/precios/aplicar"): lambda n, c: ("/precios/aplicar", {
+        "csrf": c, "categoria": "Almacén", "operacion": "price_percent", "porcentaje": str(n + 1),
+        "idempotency_key": f"p-{n}"}),
+    ("POST", "/precios/lotes/{batch_id}/deshacer"): lambda n, c: ("/precios/lotes/{batch}/deshacer", {
+        "csrf": c, "idempotency_key": f"d-{n}"}),
+    ("GET", "/proveedores"): lambda n, c: ("/proveedores?q=norte", None),
+    ("GET", "/proveedores/nuevo"): lambda n, c: ("/proveedores/nuevo", None),
+    ("POST", "/proveedores/nuevo"): lambda n, c: ("/proveedores/nuevo", {"csrf": c, "nombre": f"Proveedor {n}",
+                                                                        "dias": ["lunes", "jueves"], "plazo": "2"}),
+    ("GET", "/proveedores/{supplier_id}"): lambda n, c: ("/proveedores/{supplier}", None),
+    ("GET", "/proveedores/{supplier_id}/editar"): lambda n, c: ("/proveedores/{supplier}/editar", None),
+    ("POST", "/proveedores/{supplier_id}/editar"): lambda n, c: ("/proveedores/{supplier}/editar", {
+        "csrf": c, "nombre": "Distribuidora Norte", "telefono": f"11-4000-{n:04d}", "activo": "si"}),
     ("GET", "/reportes"): lambda n, c: ("/reportes", None),
     ("GET", "/alertas"): lambda n, c: ("/alertas?estado=activa", None),
     ("GET", "/reportes/inventario.{formato}"): lambda n, c: ("/reportes/inventario.csv", None),
@@ -101,11 +131,17 @@ def page_routes(app) -> set[tuple[str, str]]:  # noqa: ANN001
 
 
 def state(app) -> tuple:  # noqa: ANN001
-    """What a refused action must not change: ledger rows, users (and their state), API keys."""
+    """What a refused action must not change: ledger rows, users (and their state), API keys, prices, the rest of
+    the catalogue and the store's settings."""
     with app.state.db.read() as session:
         users = session.execute(select(User.username, User.active, User.password_hash).order_by(User.id)).all()
         keys = session.execute(select(ApiKey.prefix, ApiKey.revoked_at).order_by(ApiKey.id)).all()
-    return movement_rows(app), users, keys
+        prices = session.execute(select(Product.sku, Product.cost, Product.price).order_by(Product.id)).all()
+        batches = session.execute(select(PriceBatch.id, PriceBatch.undone_at).order_by(PriceBatch.id)).all()
+        settings = session.execute(select(StoreSetting.key, StoreSetting.value).order_by(StoreSetting.key)).all()
+        suppliers = session.execute(select(Supplier.id, Supplier.name, Supplier.phone, Supplier.active)
+                                    .order_by(Supplier.id)).all()
+    return movement_rows(app), users, keys, prices, batches, settings, suppliers
 
 
 def test_every_page_route_declares_its_roles(app):
@@ -115,6 +151,42 @@ def test_every_page_route_declares_its_roles(app):
     assert set(REQUESTS) | SKIPPED_IN_TABLE == set(PAGE_ROLES)
     for page in PAGES:  # the navigation only names declared pages, with the same roles
         assert PAGE_ROLES[("GET", page.path)] == page.roles, page.path
+
+
+def _fresh_batch(app) -> int:  # noqa: ANN001
+    """A price batch nothing changed since (so undoing it is allowed)."""
+    from decimal import Decimal
+
+    from minimarket.accounts.audit import Context
+    from minimarket.pricing.bulk import apply_bulk
+    from minimarket.pricing.schemas import BulkChangeIn
+
+    change = BulkChangeIn(filter={"category": "Almacén"}, operation="price_percent", percent=Decimal("1"))
+    with app.state.db.write() as session:
+        return apply_bulk(session, Context(actor="test"), change=change).id
+
+
+def resolve(app, path: str, body: dict | None, username: str) -> tuple[str, dict | None]:  # noqa: ANN001
+    """Fill a request's placeholders with rows made just for it: the user's own key, a batch to undo."""
+    if body and body.get("prefijo") == "{own}":
+        body["prefijo"] = _own_key(app, username)
+    if "{batch}" in path:
+        path = path.replace("{batch}", str(_fresh_batch(app)))
+    if "{supplier}" in path:
+        path = path.replace("{supplier}", str(a_supplier(app)))
+    return path, body
+
+
+def a_supplier(app) -> int:  # noqa: ANN001
+    """The id of 'Distribuidora Norte', made on first use."""
+    from minimarket.accounts.audit import Context
+    from minimarket.suppliers.schemas import SupplierCreate
+    from minimarket.suppliers.service import create_supplier
+
+    with app.state.db.write() as session:
+        found = session.scalar(select(Supplier.id).where(Supplier.name == "Distribuidora Norte"))
+        return found or create_supplier(session, Context(actor="test"), data=SupplierCreate(
+            name="Distribuidora Norte", cuit="30-71234567-1")).id
 
 
 def _own_key(app, username: str) -> str:  # noqa: ANN001
@@ -138,9 +210,7 @@ def test_page_role_table(client, app, shop, role):
         if route in SKIPPED_IN_TABLE:
             continue
         method, template = route
-        path, body = REQUESTS[route](n, csrf)
-        if body and body.get("prefijo") == "{own}":
-            body["prefijo"] = _own_key(app, f"u-{role}")
+        path, body = resolve(app, *REQUESTS[route](n, csrf), f"u-{role}")
         before = state(app)
         response = client.request(method, path, data=body, follow_redirects=False)
         if role in allowed:
@@ -172,6 +242,7 @@ def test_without_a_session_every_page_goes_to_the_login(client, app, shop):
         path, body = REQUESTS[(method, template)](0, "x")
         if body and body.get("prefijo") == "{own}":
             body["prefijo"] = "abcd1234"
+        path = path.replace("{batch}", "1").replace("{supplier}", "1")
         before = state(app)
         response = client.request(method, path, data=body, follow_redirects=False)
         assert response.status_code == 303, (method, template, response.status_code)
@@ -185,9 +256,7 @@ def test_a_form_without_the_sessions_csrf_token_is_refused(client, app, shop):
         if method != "POST":
             continue
         for token in ("", "otro-token"):
-            path, body = REQUESTS[(method, template)](7, token)
-            if body.get("prefijo") == "{own}":
-                body["prefijo"] = _own_key(app, "u-admin")
+            path, body = resolve(app, *REQUESTS[(method, template)](7, token), "u-admin")
             before = state(app)
             response = client.post(path, data=body, follow_redirects=False)
             assert response.status_code == 403, (template, token, response.status_code)

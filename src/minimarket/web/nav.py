@@ -24,6 +24,8 @@ PAGES: tuple[Page, ...] = (
     Page("/inventario", "Inventario", READ),
     Page("/movimientos", "Movimientos", READ),
     Page("/recuento", "Recuento", STOCK_WRITE),
+    Page("/precios", "Precios", READ),
+    Page("/proveedores", "Proveedores", READ),
     Page("/reportes", "Reportes", READ),
     Page("/alertas", "Alertas", READ),
     Page("/configuracion", "Configuración", READ),
