@@ -28,7 +28,7 @@ router = APIRouter(include_in_schema=False)
 SHOWN = 100
 PER_PAGE = 50
 BATCHES_SHOWN = 15
-OPERATIONS = {"price_percent": "Precio ± %", "cost_percent": "Costo ± %", "recompute": "Recalcular precio desde el costo"}
+OPERATIONS = {"price_percent": "Precio ± %", "cost_percent": "Costo ± %", "recompute": "Recalcular desde el costo"}
 LABELS = {"category": "Categoría", "supplier": "Proveedor", "brand": "Marca", "filter": "Filtro",
           "operation": "Operación", "percent": "Porcentaje", "note": "Nota", "all_products": "Todos los productos"}
 Short = Annotated[str, Query(max_length=200)]
