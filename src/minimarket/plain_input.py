@@ -62,6 +62,12 @@ QuantityIn = decimal_in(QUANTITY)
 PositiveQuantityIn = decimal_in(QUANTITY, gt=0)
 NonNegativeQuantityIn = decimal_in(QUANTITY, ge=0)
 MoneyIn = decimal_in(MONEY, ge=0)
+PERCENT = NumericLimit(label="porcentaje", precision=7, scale=2)  # NUMERIC(7,2): bulk percentages, markups
+
+
+def percent_in(**constraints: Any) -> Any:
+    """A percentage (2 decimals) as plain decimal text, within `constraints` (ge/le/lt)."""
+    return decimal_in(PERCENT, **constraints)
 
 
 # ----------------------------------------------------------------------------------------------- text

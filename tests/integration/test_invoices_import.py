@@ -47,6 +47,9 @@ def test_one_bad_row_changes_nothing_and_is_named(client, admin, app):
     supplier_store(client, admin)
     bad_rows = [
         (GOOD[:2] + ["30-71234567-1;A;3-102;20/11/2026;1210,00;;;FID-500;dos;500;21;"], "fila 4, columna cantidad"),
+        (GOOD[:2] + ["30-71234567-1;A;3-102;20/11/2026;1210,00;;;FID-500;2;5_00;21;"], "fila 4, columna costo_unitario"),
+        (GOOD[:2] + ["30-71234567-1;A;3-102;20/11/2026;1210,00;;;FID-500;٢;500;21;"], "fila 4, columna cantidad"),
+        (GOOD[:2] + ["30-71234567-1;A;3-102;20/11/2026;1.21e3;;;FID-500;2;500;21;"], "fila 4, columna total"),
         (GOOD[:2] + ["30-71234567-1;A;3-102;31/02/2026;1210,00;;;FID-500;2;500;21;"], "fila 4, columna fecha"),
         (GOOD[:2] + ["30-71234567-1;A;3-102;20/11/2026;1210,00;;;FID-500;2;500;22;"], "fila 4, columna iva"),
         (GOOD[:2] + ["30-71234567-1;A;3-102;20/11/2026;1210,00;;;;2;500;21;"], "fila 4, columna codigo_barras"),

@@ -41,9 +41,10 @@ from minimarket.invoices.schemas import (
 )
 from minimarket.invoices.settings import deposito_can_confirm, set_deposito_can_confirm
 from minimarket.invoices.templates import template_csv, template_xlsx
+from minimarket.platform.json_numbers import PlainNumbersRoute
 from minimarket.suppliers.models import Supplier
 
-router = APIRouter(prefix="/api/invoices", tags=["facturas"])
+router = APIRouter(prefix="/api/invoices", tags=["facturas"], route_class=PlainNumbersRoute)
 InvoiceId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Id de la factura")]
 IMPORT_BODY = {"requestBody": {"required": True, "content": {
     "text/csv": {"schema": {"type": "string"}},

@@ -19,6 +19,7 @@ from minimarket.ar.invoices import RATES, LineAmount, breakdown_from_lines, pars
 from minimarket.errors import InvalidInput
 from minimarket.invoices.schemas import InvoiceIn
 from minimarket.platform.errors import _spanish as translate_pydantic_error  # one translation of pydantic's errors
+from minimarket.plain_input import plain_decimal
 
 HEADER = ("proveedor", "cuit_emisor", "tipo", "punto_venta", "numero", "fecha", "cae", "cae_vencimiento",
           "neto_0", "neto_10_5", "neto_21", "neto_27", "iva_10_5", "iva_21", "iva_27", "percepcion_iibb",
@@ -132,12 +133,9 @@ def _decimal(raw: str, row: int, column: str) -> Decimal:
     elif "," in text:
         text = text.replace(",", ".")
     try:
-        value = Decimal(text)
-    except InvalidOperation as exc:
-        raise _bad(row, column, f"'{raw}' no es un número") from exc
-    if not value.is_finite():
-        raise _bad(row, column, f"'{raw}' no es un número")
-    return value
+        return plain_decimal(text)  # refuses 1_000, Arabic-Indic digits, exponents, NaN
+    except (ValueError, InvalidOperation) as exc:
+        raise _bad(row, column, f"'{raw}' no es un número escrito con dígitos 0-9 (ej. 1234,56)") from exc
 
 
 def _date(raw: str, row: int, column: str) -> str:

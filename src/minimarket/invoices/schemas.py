@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from minimarket.ar.invoices import MAX_NUMBER, MAX_POINT_OF_SALE
 from minimarket.catalog.schemas import check_vat
+from minimarket.plain_input import MoneyIn as Money
+from minimarket.plain_input import NameText, NoteText, PlainDecimal, ascii_code, percent_in
+from minimarket.plain_input import PositiveQuantityIn as Qty
 from minimarket.suppliers.schemas import check_cuit
 from minimarket.types import storable_text
 
 MAX_LINES = 500
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False)]
-Qty = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3, allow_inf_nan=False)]
-Percent = Annotated[Decimal, Field(ge=0, lt=100, max_digits=5, decimal_places=2, allow_inf_nan=False)]
+Percent = percent_in(ge=0, lt=100)
 InvoiceType = Literal["A", "B", "C", "M"]
 State = Literal["borrador", "confirmada", "anulada"]
 RATE_KEYS = ("0", "10.5", "21", "27")
@@ -50,11 +51,11 @@ def check_cae(value: str | None) -> str | None:
 class LineIn(_In):
     barcode: str | None = Field(default=None, max_length=14, description="Código de barras (se busca primero)")
     sku: str | None = Field(default=None, max_length=40, description="SKU (se busca si no hay código de barras)")
-    supplier_code: str | None = Field(default=None, max_length=60, description="Código del proveedor (recordado)")
-    description: str | None = Field(default=None, max_length=200)
+    supplier_code: NameText | None = Field(default=None, max_length=60, description="Código del proveedor (recordado)")
+    description: NameText | None = Field(default=None, max_length=200)
     quantity: Qty
     unit_cost: Money = Field(description="Costo unitario neto de IVA (en B y C, el importe de la factura)")
-    vat_rate: Decimal = Field(default=Decimal("21"), description="0, 10.5, 21 o 27")
+    vat_rate: PlainDecimal = Field(default=Decimal("21"), description="0, 10.5, 21 o 27")
     discount_pct: Percent = Decimal("0")
 
     @field_validator("vat_rate")
@@ -62,9 +63,15 @@ class LineIn(_In):
     def _vat(cls, v: Decimal) -> Decimal:
         return check_vat(v)
 
+    @field_validator("sku", "barcode")
+    @classmethod
+    def _ascii(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # SKUs and barcodes are ASCII: checked before matching folds case ('ß'.upper() is 'SS').
+        return None if v is None or v == "" else ascii_code(v, what=info.field_name)
+
 
 class InvoiceIn(_In):
-    supplier: str | None = Field(default=None, max_length=200,
+    supplier: NameText | None = Field(default=None, max_length=200,
                                  description="Id, CUIT o nombre del proveedor; si falta, se busca por issuer_cuit")
     type: InvoiceType
     point_of_sale: int = Field(ge=1, le=MAX_POINT_OF_SALE)
@@ -78,7 +85,7 @@ class InvoiceIn(_In):
     total: Money
     cae: str | None = Field(default=None, description="14 dígitos")
     cae_due: dt.date | None = None
-    notes: str | None = Field(default=None, max_length=2000)
+    notes: NoteText | None = Field(default=None, max_length=2000)
     lines: list[LineIn] = Field(default_factory=list, max_length=MAX_LINES)
 
     @field_validator("issuer_cuit")
@@ -114,7 +121,7 @@ class InvoicePatch(_In):
     date: dt.date | None = None
     cae: str | None = None
     cae_due: dt.date | None = None
-    notes: str | None = Field(default=None, max_length=2000)
+    notes: NoteText | None = Field(default=None, max_length=2000)
     matches: list[MatchIn] = Field(default_factory=list, max_length=MAX_LINES,
                                    description="Asociar líneas a productos; el código del proveedor queda recordado")
 
@@ -129,7 +136,7 @@ class ConfirmIn(_In):
 
 
 class AnnulIn(_In):
-    reason: str = Field(min_length=3, max_length=500, description="Por qué se anula")
+    reason: NoteText = Field(min_length=3, max_length=500, description="Por qué se anula")
 
 
 class QrIn(_In):

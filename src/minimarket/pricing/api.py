@@ -13,6 +13,7 @@ from minimarket.api.deps import get_db, require
 from minimarket.catalog.service import find_product
 from minimarket.db import Database
 from minimarket.api.writes import write_once
+from minimarket.platform.json_numbers import PlainNumbersRoute
 from minimarket.pricing import batches, bulk, lagging, pricelist, service
 from minimarket.pricing.pricelist_file import MAX_FILE_BYTES
 from minimarket.pricing.schemas import (
@@ -30,7 +31,7 @@ from minimarket.pricing.schemas import (
 )
 from minimarket.pricing.settings import category_markups, load_pricing_settings, update_pricing_settings
 
-router = APIRouter(prefix="/api/prices", tags=["precios"])
+router = APIRouter(prefix="/api/prices", tags=["precios"], route_class=PlainNumbersRoute)
 SkuPath = Annotated[str, Path(max_length=60, description="SKU o código de barras")]
 
 

@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from minimarket.errors import InvalidInput
 from minimarket.pricing.rules import MONEY_MAX
+from minimarket.plain_input import plain_decimal
 
 MAX_FILE_BYTES = 1_048_576  # the same 1 MiB as a request body
 MAX_ROWS = 20_000
@@ -37,9 +38,9 @@ def parse_cost(raw: object) -> Decimal:
         if "," in text:
             text = text.replace(".", "").replace(",", ".")
         try:
-            value = Decimal(text)
-        except InvalidOperation:
-            raise ValueError("no es un importe (ej. 1234,56)") from None
+            value = plain_decimal(text)  # refuses 1_000, Arabic-Indic digits, exponents, NaN
+        except (ValueError, InvalidOperation):
+            raise ValueError("no es un importe escrito con dígitos 0-9 (ej. 1234,56)") from None
     if not value.is_finite():
         raise ValueError("no es un importe (ej. 1234,56)")
     value = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

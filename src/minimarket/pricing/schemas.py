@@ -10,10 +10,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from minimarket.catalog.schemas import normalise_sku
+from minimarket.plain_input import NameText, NoteText, percent_in
 from minimarket.pricing.rules import INFLATION_MAX, MARKUP_MAX, PERCENT_MAX, PERCENT_MIN
 from minimarket.types import storable_text
 
-Markup = Annotated[Decimal, Field(ge=0, le=MARKUP_MAX, max_digits=6, decimal_places=2)]
+Markup = percent_in(ge=0, le=MARKUP_MAX)
+Inflation = percent_in(ge=0, le=INFLATION_MAX)
+Percent = percent_in()
 Rounding = Literal["1", "5", "10", "50", "100", "termina_9", "termina_0"]
 
 
@@ -45,9 +48,9 @@ class PricingSettingsPatch(_In):
 
     default_markup: Markup | None = None
     rounding: Rounding | None = None
-    monthly_inflation: Annotated[Decimal, Field(ge=0, le=INFLATION_MAX, max_digits=5, decimal_places=2)] | None = None
+    monthly_inflation: Inflation | None = None
     apply_suggested_price: bool | None = None
-    category_markups: dict[Annotated[str, Field(min_length=1, max_length=100)], Markup | None] | None = Field(
+    category_markups: dict[Annotated[NameText, Field(min_length=1, max_length=100)], Markup | None] | None = Field(
         default=None, max_length=500, description="Categoría → margen objetivo (%); null lo quita")
 
     @model_validator(mode="after")
@@ -98,9 +101,9 @@ class PriceHistoryOut(PriceSummary):
 class ProductFilter(_In):
     """Which products a bulk change touches (active ones; all conditions together)."""
 
-    category: str | None = Field(default=None, max_length=100)
-    supplier: str | None = Field(default=None, max_length=200, description="Nombre o CUIT")
-    brand: str | None = Field(default=None, max_length=100)
+    category: NameText | None = Field(default=None, max_length=100)
+    supplier: NameText | None = Field(default=None, max_length=200, description="Nombre o CUIT")
+    brand: NameText | None = Field(default=None, max_length=100)
     skus: list[str] | None = Field(default=None, max_length=20000)
     all_products: bool = Field(default=False, description="true: todos los productos activos (sin otro filtro)")
 
@@ -123,10 +126,10 @@ class BulkChangeIn(_In):
     filter: ProductFilter
     operation: Literal["price_percent", "cost_percent", "recompute"] = Field(
         description="price_percent: precio ± %; cost_percent: costo ± %; recompute: precio desde costo y margen")
-    percent: Annotated[Decimal, Field(max_digits=7, decimal_places=2)] | None = Field(
+    percent: Percent | None = Field(
         default=None, description="Para price_percent y cost_percent; no menor que −90")
     update_prices: bool = Field(default=False, description="Con cost_percent: recalcular también el precio")
-    note: str | None = Field(default=None, max_length=200)
+    note: NoteText | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")
     def _percent(self):  # noqa: ANN202

@@ -10,6 +10,7 @@ from minimarket.accounts.audit import Context
 from minimarket.api.deps import get_db, require
 from minimarket.accounts.permissions import CATALOG_WRITE, READ
 from minimarket.db import Database
+from minimarket.platform.json_numbers import PlainNumbersRoute
 from minimarket.suppliers import assignment, service
 from minimarket.suppliers.schemas import (
     AssignIn,
@@ -24,7 +25,7 @@ from minimarket.suppliers.schemas import (
     SupplierUpdate,
 )
 
-router = APIRouter(prefix="/api/suppliers", tags=["proveedores"])
+router = APIRouter(prefix="/api/suppliers", tags=["proveedores"], route_class=PlainNumbersRoute)
 SupplierId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Id del proveedor")]
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from minimarket.ar.cuit import cuit_problem, format_cuit, normalise_cuit
+from minimarket.plain_input import MoneyIn, NameText, NoteText
 from minimarket.suppliers.rules import fold, normalise_order_days
 from minimarket.types import storable_text
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9._-]{1,20}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MoneyIn = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False)]
 RuleKind = Literal["marca", "palabra", "categoria", "predeterminado"]
 
 
@@ -70,24 +70,24 @@ class _In(BaseModel):
 class SupplierFields(_In):
     code: str | None = Field(default=None, max_length=20, description="Código interno del proveedor")
     cuit: str | None = Field(default=None, max_length=13, description="11 dígitos, con o sin guiones")
-    phone: str | None = Field(default=None, max_length=50)
-    email: str | None = Field(default=None, max_length=200)
-    address: str | None = Field(default=None, max_length=300)
+    phone: NameText | None = Field(default=None, max_length=50)
+    email: NameText | None = Field(default=None, max_length=200)
+    address: NameText | None = Field(default=None, max_length=300)
     order_days: list[str] | None = Field(default=None, max_length=7, description="Días en que se le pide: lunes…domingo")
     lead_time_days: int | None = Field(default=None, ge=0, le=90, description="Días entre el pedido y la entrega")
     min_order: MoneyIn | None = Field(default=None, description="Pedido mínimo en pesos")
-    notes: str | None = Field(default=None, max_length=2000)
+    notes: NoteText | None = Field(default=None, max_length=2000)
 
 
 class SupplierCreate(SupplierFields):
-    name: str = Field(min_length=1, max_length=200)
+    name: NameText = Field(min_length=1, max_length=200)
     active: bool = True
 
 
 class SupplierUpdate(SupplierFields):
     """Only the fields sent change; send null to clear one."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: NameText | None = Field(default=None, min_length=1, max_length=200)
     active: bool | None = None
 
 
@@ -132,7 +132,7 @@ class MergeOut(BaseModel):
 
 class RuleIn(_In):
     kind: RuleKind = Field(description="marca, palabra (en el nombre), categoria o predeterminado")
-    value: str = Field(default="", max_length=100, description="La marca, palabra o categoría (vacío en predeterminado)")
+    value: NameText = Field(default="", max_length=100, description="La marca, palabra o categoría (vacío en predeterminado)")
     supplier: int = Field(ge=1, le=2_147_483_647, description="Id del proveedor")
     priority: int = Field(default=0, ge=-1000, le=1000, description="Mayor prioridad gana")
 
@@ -160,9 +160,9 @@ class RuleOut(BaseModel):
 
 
 class AssignIn(_In):
-    name: str = Field(min_length=1, max_length=200, description="Nombre del producto")
-    brand: str | None = Field(default=None, max_length=100)
-    category: str | None = Field(default=None, max_length=100)
+    name: NameText = Field(min_length=1, max_length=200, description="Nombre del producto")
+    brand: NameText | None = Field(default=None, max_length=100)
+    category: NameText | None = Field(default=None, max_length=100)
 
 
 class AssignOut(BaseModel):
