@@ -36,6 +36,7 @@ from minimarket.stock import api as stock_api
 from minimarket.stock import inventory_api
 from minimarket.suppliers import api as suppliers_api
 from minimarket.purchasing import api as purchasing_api
+from minimarket.purchasing import orders_api
 from minimarket.web.install import install_web
 
 log = structlog.get_logger("minimarket.apps")
@@ -49,7 +50,7 @@ SERVICES = {
 # Which routers each deployable service serves; nginx routes /api/... by the same split.
 _READS = [inventory_api.read_router, catalog_api.read_router, stock_api.read_router]
 _NEGOCIO = [pricing_api.router, suppliers_api.router, invoices_api.router, alerts_api.router,
-            purchasing_api.forecast_router, purchasing_api.purchasing_router]
+            purchasing_api.forecast_router, purchasing_api.purchasing_router, orders_api.router]
 ROUTERS = {
     "dashboard": _READS,
     "deposito": [*_READS, inventory_api.write_router, stock_api.write_router],

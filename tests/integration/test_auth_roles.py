@@ -82,6 +82,16 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/forecast/run"): CATALOG,
     ("GET", "/api/forecast/{sku}"): EVERYONE,
     ("GET", "/api/purchasing/suggestions"): EVERYONE,
+    ("GET", "/api/purchase-orders"): EVERYONE,
+    ("GET", "/api/purchase-orders/{order_id}"): EVERYONE,
+    ("GET", "/api/purchase-orders/{order_id}.pdf"): EVERYONE,
+    ("GET", "/api/purchase-orders/{order_id}/whatsapp.txt"): EVERYONE,
+    ("POST", "/api/purchase-orders"): CATALOG,
+    ("PATCH", "/api/purchase-orders/{order_id}"): CATALOG,
+    ("POST", "/api/purchase-orders/{order_id}/send"): CATALOG,
+    ("POST", "/api/purchase-orders/{order_id}/cancel"): CATALOG,
+    # the depósito receives goods (without changing costs: tests/integration/test_purchase_orders.py)
+    ("POST", "/api/purchase-orders/{order_id}/receive"): STOCK,
 }
 
 # Routes called by a machine with a bearer token instead of X-API-Key (Alertmanager's webhook);
@@ -171,7 +181,21 @@ REQUESTS: dict[tuple[str, str], Callable[[int], Request]] = {
     ("POST", "/api/forecast/run"): lambda n: ("/api/forecast/run", {"days": 28 + n % 100}),
     ("GET", "/api/forecast/{sku}"): lambda n: ("/api/forecast/YERBA-1", None),  # the store fixture ran it
     ("GET", "/api/purchasing/suggestions"): lambda n: ("/api/purchasing/suggestions?supplier=1", None),
+    # Orders made by the `store` fixture: 1 is a draft to read and edit, 2-5 are sent (one per role),
+    # 6-9 cancelled (one per role), 10 was sent with plenty to receive a unit at a time.
+    ("GET", "/api/purchase-orders"): lambda n: ("/api/purchase-orders?state=borrador", None),
+    ("GET", "/api/purchase-orders/{order_id}"): lambda n: ("/api/purchase-orders/1", None),
+    ("GET", "/api/purchase-orders/{order_id}.pdf"): lambda n: ("/api/purchase-orders/1.pdf", None),
+    ("GET", "/api/purchase-orders/{order_id}/whatsapp.txt"): lambda n: ("/api/purchase-orders/1/whatsapp.txt", None),
+    ("POST", "/api/purchase-orders"): lambda n: ("/api/purchase-orders", ORDER),
+    ("PATCH", "/api/purchase-orders/{order_id}"): lambda n: ("/api/purchase-orders/1", {"notes": f"nota {n}"}),
+    ("POST", "/api/purchase-orders/{order_id}/send"): lambda n: (f"/api/purchase-orders/{2 + n % 10}/send", None),
+    ("POST", "/api/purchase-orders/{order_id}/cancel"): lambda n: (f"/api/purchase-orders/{6 + n % 10}/cancel",
+                                                                   {"reason": "prueba de roles"}),
+    ("POST", "/api/purchase-orders/{order_id}/receive"): lambda n: ("/api/purchase-orders/10/receive", {
+        "lines": [{"sku": "YERBA-1", "quantity": 1}]}),
 }
+ORDER = {"supplier": "1", "lines": [{"sku": "YERBA-1", "quantity": 100}]}
 
 
 def served_routes(app) -> set[tuple[str, str]]:  # noqa: ANN001
@@ -231,6 +255,9 @@ def store(client, admin):  # noqa: ANN001, ANN201
     for number in range(1, 10):
         assert client.post("/api/invoices", json=draft_invoice(number), headers=admin).json()["id"] == number
     assert client.post("/api/forecast/run", headers=admin).status_code == 200
+    for number in range(1, 11):
+        assert client.post("/api/purchase-orders", json=ORDER, headers=admin).json()["id"] == number
+    assert client.post("/api/purchase-orders/10/send", headers=admin).status_code == 200
 
 
 def test_every_api_route_declares_its_roles(app):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from minimarket.db import Base
 from minimarket.types import BigId, Money, Timestamp, utcnow
 
-REASONS = ("manual", "factura", "aumento_masivo", "lista_proveedor", "deshacer")
+REASONS = ("manual", "factura", "aumento_masivo", "lista_proveedor", "deshacer", "pedido")
 OPERATIONS = ("price_percent", "cost_percent", "recompute", "lista_proveedor", "deshacer")
 
 
@@ -43,7 +43,7 @@ class PriceChange(Base):
 
     __tablename__ = "precios_historial"
     __table_args__ = (
-        CheckConstraint("motivo IN ('manual','factura','aumento_masivo','lista_proveedor','deshacer')",
+        CheckConstraint("motivo IN ('manual','factura','aumento_masivo','lista_proveedor','deshacer','pedido')",
                         name="motivo"),
         Index("ix_precios_historial_producto_id_id", "producto_id", "id"),
     )

@@ -1,8 +1,5 @@
-"""Reorder suggestions per supplier from the stored forecast, stock and supplier terms.
-
-On order: purchase orders are not built yet (issue 11, step 4), so nothing counts as on order
-until they are; the field is there and is 0.
-"""
+"""Reorder suggestions per supplier from the stored forecast, stock, stock on order (units of sent
+orders not received yet, `on_order.py`) and supplier terms."""
 
 from __future__ import annotations
 
@@ -16,6 +13,7 @@ from sqlalchemy.orm import Session
 from minimarket.catalog.models import Product
 from minimarket.errors import InvalidInput
 from minimarket.purchasing import reorder as R
+from minimarket.purchasing.on_order import on_order_by_product
 from minimarket.purchasing.models import Forecast
 from minimarket.reports.kpis import store_day_start
 from minimarket.stock.models import Balance
@@ -58,6 +56,7 @@ def suggestions(session: Session, *, supplier: str | None = None, cover_days: in
     if supplier is not None:
         query = query.where(Product.supplier_id == resolve_supplier(session, supplier).id)
     forecasts, stock, packs = _latest_forecasts(session), _stock(session), _packs(session)
+    on_order = on_order_by_product(session)
     groups: dict[int | None, list[dict]] = defaultdict(list)
     suppliers: dict[int, Supplier] = {}
     for product in session.scalars(query.order_by(Product.id)):
@@ -68,7 +67,8 @@ def suggestions(session: Session, *, supplier: str | None = None, cover_days: in
         review = R.review_days(today, sup.order_days if sup else None)
         fc = forecasts.get(product.id)
         pack = packs.get((sup.id, product.id)) if sup else None
-        s = R.suggest(stock=stock.get(product.id, Decimal(0)), on_order=Decimal(0),
+        coming = on_order.get(product.id, Decimal(0))
+        s = R.suggest(stock=stock.get(product.id, Decimal(0)), on_order=coming,
                       rate=fc.daily_rate if fc else None, profile=fc.weekday_profile if fc else None,
                       mae=fc.backtest_mae if fc else None, today=today, lead_days=lead, review=review,
                       cover_days=cover_days, service_level=service_level, min_stock=product.min_stock or Decimal(0),
@@ -77,7 +77,7 @@ def suggestions(session: Session, *, supplier: str | None = None, cover_days: in
             continue
         groups[sup.id if sup else None].append({
             "sku": product.sku, "name": product.name, "quantity": str(s.quantity),
-            "stock": str(stock.get(product.id, Decimal(0))), "on_order": "0",
+            "stock": str(stock.get(product.id, Decimal(0))), "on_order": str(coming),
             "daily_forecast": round(fc.daily_rate, 3) if fc else None,
             "method": fc.method if fc and fc.daily_rate > 0 else "min_max",
             "reorder_point": str(s.reorder_point), "target": str(s.target), "days_of_cover": s.days_of_cover,

@@ -1,0 +1,113 @@
+"""Receiving a purchase order: what arrived comes in as `entrada` movements, costs are updated.
+
+One unit of work: the order row is locked first (two deliveries of one order queue), the goods
+go through the stock service (`stock.service.register_movements`, the ledger's one writer), costs
+through `pricing.service.record_cost_change` (cost, `precios_historial` row with motivo `pedido`,
+suggested price), and the received quantities and state are written, or nothing is. Retries with
+the same Idempotency-Key get the first answer (`api.writes.write_once`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from minimarket.accounts.audit import Context, record_audit
+from minimarket.accounts.permissions import CATALOG_WRITE
+from minimarket.ar.money import to_money, to_qty
+from minimarket.catalog.models import Product
+from minimarket.config import Settings
+from minimarket.errors import Forbidden, InvalidInput
+from minimarket.pricing.service import record_cost_change
+from minimarket.purchasing import order_rules as rules
+from minimarket.purchasing.models import PurchaseOrder, PurchaseOrderLine
+from minimarket.purchasing.order_schemas import ReceiptCost, ReceiveIn, ReceiveOut
+from minimarket.purchasing.orders import ENTITY, check_transition, find_order, link_invoice, order_out
+from minimarket.stock import service as stock_service
+from minimarket.stock.locations import resolve_location
+from minimarket.stock.policy import load_stock_policy
+from minimarket.stock.schemas import BatchIn, BatchLine
+from minimarket.suppliers.models import Supplier
+from minimarket.types import utcnow
+
+
+def _arrivals(order: PurchaseOrder, products: dict[int, Product], data: ReceiveIn, ctx: Context
+              ) -> list[tuple[PurchaseOrderLine, Decimal, Decimal]]:
+    """(order line, units arriving, unit cost) for each line of the delivery; everything pending if none given."""
+    if not data.lines:
+        due = [(line, line.quantity - line.received, line.unit_cost) for line in order.lines
+               if line.quantity > line.received]
+        if not due:
+            raise InvalidInput("lines: no queda nada por recibir en este pedido; indicá las líneas que llegaron de más "
+                               "con allow_over: true", details={"field": "lines"})
+        return due
+    by_ref = {}
+    for line in order.lines:
+        product = products[line.product_id]
+        by_ref[product.sku] = line
+        if product.barcode:
+            by_ref[product.barcode] = line
+    arrivals, seen = [], {}
+    for i, item in enumerate(data.lines):
+        ref = item.sku.strip()
+        line = by_ref.get(ref.upper() if ref.isascii() else ref) or by_ref.get(ref)
+        if line is None:
+            raise InvalidInput(f"lines[{i}].sku: '{item.sku}' no está en el pedido {order.id}; lo que llegó sin "
+                               "pedir se registra como entrada en Movimientos", details={"field": f"lines[{i}].sku"})
+        if line.line_no in seen:
+            raise InvalidInput(f"lines[{i}].sku: '{item.sku}' ya está en la línea {seen[line.line_no]}",
+                               details={"field": f"lines[{i}].sku"})
+        seen[line.line_no] = i
+        if item.unit_cost is not None and ctx.role is not None and ctx.role not in CATALOG_WRITE:
+            raise Forbidden(f"lines[{i}].unit_cost: el rol '{ctx.role}' recibe mercadería pero no cambia costos; "
+                            "dejá el costo del pedido o pedíselo a un encargado")
+        problem = rules.delivery_problem(rules.LineState(line.quantity, line.received), item.quantity,
+                                         allow_over=data.allow_over)
+        if problem:
+            raise InvalidInput(f"lines[{i}].{problem}", details={"field": f"lines[{i}].quantity"})
+        arrivals.append((line, item.quantity, item.unit_cost if item.unit_cost is not None else line.unit_cost))
+    return arrivals
+
+
+def receive_order(session: Session, ctx: Context, *, order_id: int, data: ReceiveIn, settings: Settings,
+                  idempotency_key: str | None = None) -> ReceiveOut:
+    """A delivery of a sent order: `entrada` per arriving line, costs updated, state recibido(_parcial)."""
+    order = find_order(session, order_id, lock=True)
+    check_transition(order, "recibido")
+    products = {p.id: p for p in session.scalars(select(Product).where(
+        Product.id.in_({x.product_id for x in order.lines})))}
+    arrivals = _arrivals(order, products, data, ctx)
+    if data.invoice_id is not None:
+        link_invoice(session, order, data.invoice_id)
+    target = resolve_location(session, data.location or load_stock_policy(session, settings).default_location)
+    supplier = session.get(Supplier, order.supplier_id)
+    reason = f"Pedido {order.id} de {supplier.name}"[:500]
+    batch = stock_service.register_movements(session, ctx, batch=BatchIn(lines=[
+        BatchLine(sku=products[line.product_id].sku, type="entrada", quantity=units, unit_cost=cost,
+                  location=target.code, reason=reason, reference=f"pedido:{order.id}")
+        for line, units, cost in arrivals]), settings=settings, idempotency_key=idempotency_key)
+    changes = []
+    for line, units, cost in sorted(arrivals, key=lambda a: a[0].product_id):  # fixed order: products lock alike
+        line.received = to_qty(line.received + units)
+        product = products[line.product_id]
+        before = product.cost
+        if to_money(cost) != before:
+            suggested = record_cost_change(session, ctx, product=product, new_cost=cost, reason="pedido",
+                                           reference=f"Pedido {order.id}")
+            changes.append(ReceiptCost(sku=product.sku, cost_before=before, cost_after=product.cost,
+                                       suggested_price=suggested))
+    previous = order.state
+    order.state = rules.state_after_delivery([rules.LineState(x.quantity, x.received) for x in order.lines],
+                                             close=data.close)
+    order.received_at = order.updated_at = utcnow()
+    order.receipt_operations = [*(order.receipt_operations or []), batch.operation_id]
+    session.flush()
+    received = {products[line.product_id].sku: to_qty(units) for line, units, _ in arrivals}
+    record_audit(session, ctx, action="purchase_order.receive", entity=ENTITY, entity_id=str(order.id),
+                 before={"state": previous},
+                 after={"state": order.state, "location": target.code, "operation_id": batch.operation_id,
+                        "received": received, "closed": data.close})
+    return ReceiveOut(order=order_out(session, order), operation_id=batch.operation_id, received=received,
+                      cost_changes=changes)
