@@ -176,6 +176,7 @@ PAGES = {
     "precios": "/precios", "precios-vista-previa": "/precios/vista-previa?todos=si&porcentaje=5",
     "precios-atrasados": "/precios/atrasados", "alertas": "/alertas",
     "proveedores": "/proveedores", "proveedor": "/proveedores/1", "proveedor-nuevo": "/proveedores/nuevo",
+    "facturas": "/facturas", "factura": "/facturas/1", "factura-nueva": "/facturas/nueva",
 }
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from minimarket.accounts.models import ApiKey, User
 from minimarket.catalog.models import Product
+from minimarket.invoices.models import Invoice, InvoiceLine
 from minimarket.pricing.models import PriceBatch
 from minimarket.store_settings import StoreSetting
 from minimarket.suppliers.models import Supplier
@@ -52,6 +53,14 @@ PAGE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/proveedores/{supplier_id}"): EVERYONE,
     ("GET", "/proveedores/{supplier_id}/editar"): CATALOG,
     ("POST", "/proveedores/{supplier_id}/editar"): CATALOG,
+    ("GET", "/facturas"): EVERYONE,
+    ("GET", "/facturas/nueva"): CATALOG,
+    ("POST", "/facturas/nueva"): CATALOG,
+    ("POST", "/facturas/importar"): CATALOG,
+    ("GET", "/facturas/{invoice_id}"): EVERYONE,
+    ("POST", "/facturas/{invoice_id}/asociar"): CATALOG,
+    ("POST", "/facturas/{invoice_id}/confirmar"): CATALOG,  # and deposito where the store allows it (own test)
+    ("POST", "/facturas/{invoice_id}/anular"): CATALOG,
     ("GET", "/reportes"): EVERYONE,
     ("GET", "/alertas"): EVERYONE,
     ("GET", "/reportes/inventario.{formato}"): EVERYONE,
@@ -102,6 +111,22 @@ REQUESTS: dict[tuple[str, str], Callable[[int, str], Req]] = {
     ("GET", "/proveedores/{supplier_id}/editar"): lambda n, c: ("/proveedores/{supplier}/editar", None),
     ("POST", "/proveedores/{supplier_id}/editar"): lambda n, c: ("/proveedores/{supplier}/editar", {
         "csrf": c, "nombre": "Distribuidora Norte", "telefono": f"11-4000-{n:04d}", "activo": "si"}),
+    ("GET", "/facturas"): lambda n, c: ("/facturas?estado=borrador", None),
+    ("GET", "/facturas/nueva"): lambda n, c: ("/facturas/nueva", None),
+    ("POST", "/facturas/nueva"): lambda n, c: ("/facturas/nueva", {
+        "csrf": c, "proveedor": "{supplier}", "tipo": "A", "numero": f"0001-{n + 1:08d}", "fecha": "20/11/2026",
+        "total": "242", "l1_codigo": "7790001000019", "l1_cantidad": "2", "l1_costo": "100", "l1_iva": "21"}),
+    ("POST", "/facturas/importar"): lambda n, c: ("/facturas/importar", {
+        "csrf": c, "_files": {"archivo": ("f.csv", "proveedor;tipo;numero;fecha;total;codigo_barras;cantidad;"
+                                                  f"costo_unitario\n30-71234567-1;A;0002-{n + 1:08d};2026-11-20;121;"
+                                                  "7790001000019;1;100\n", "text/csv")}}),
+    ("GET", "/facturas/{invoice_id}"): lambda n, c: ("/facturas/{invoice}", None),
+    ("POST", "/facturas/{invoice_id}/asociar"): lambda n, c: ("/facturas/{unmatched}/asociar", {
+        "csrf": c, "producto_2": "BAJA-1"}),
+    ("POST", "/facturas/{invoice_id}/confirmar"): lambda n, c: ("/facturas/{invoice}/confirmar", {
+        "csrf": c, "idempotency_key": f"f-{n}"}),
+    ("POST", "/facturas/{invoice_id}/anular"): lambda n, c: ("/facturas/{invoice}/anular", {
+        "csrf": c, "motivo": "Cargada dos veces"}),
     ("GET", "/reportes"): lambda n, c: ("/reportes", None),
     ("GET", "/alertas"): lambda n, c: ("/alertas?estado=activa", None),
     ("GET", "/reportes/inventario.{formato}"): lambda n, c: ("/reportes/inventario.csv", None),
@@ -141,7 +166,9 @@ def state(app) -> tuple:  # noqa: ANN001
         settings = session.execute(select(StoreSetting.key, StoreSetting.value).order_by(StoreSetting.key)).all()
         suppliers = session.execute(select(Supplier.id, Supplier.name, Supplier.phone, Supplier.active)
                                     .order_by(Supplier.id)).all()
-    return movement_rows(app), users, keys, prices, batches, settings, suppliers
+        invoices = session.execute(select(Invoice.id, Invoice.state).order_by(Invoice.id)).all()
+        lines = session.execute(select(InvoiceLine.id, InvoiceLine.product_id).order_by(InvoiceLine.id)).all()
+    return movement_rows(app), users, keys, prices, batches, settings, suppliers, invoices, lines
 
 
 def test_every_page_route_declares_its_roles(app):
@@ -172,9 +199,42 @@ def resolve(app, path: str, body: dict | None, username: str) -> tuple[str, dict
         body["prefijo"] = _own_key(app, username)
     if "{batch}" in path:
         path = path.replace("{batch}", str(_fresh_batch(app)))
-    if "{supplier}" in path:
+    if "{supplier}" in path or (body and body.get("proveedor") == "{supplier}"):
         path = path.replace("{supplier}", str(a_supplier(app)))
+        if body and body.get("proveedor") == "{supplier}":
+            body["proveedor"] = str(a_supplier(app))
+    for name, unmatched in (("{invoice}", False), ("{unmatched}", True)):
+        if name in path:
+            path = path.replace(name, str(a_draft_invoice(app, unmatched=unmatched)))
     return path, body
+
+
+def send(client, method: str, path: str, body: dict | None):  # noqa: ANN001, ANN201
+    """The request, with a form's `_files` sent as multipart."""
+    files = body.pop("_files", None) if body else None
+    return client.request(method, path, data=body, files=files, follow_redirects=False)
+
+
+_invoices = iter(range(1, 10**6))
+
+
+def a_draft_invoice(app, *, unmatched: bool) -> int:  # noqa: ANN001
+    """A fresh draft from Distribuidora Norte: 2 × YERBA-1 (matched), plus a line by the supplier's code."""
+    from decimal import Decimal
+
+    from minimarket.accounts.audit import Context
+    from minimarket.invoices.schemas import InvoiceIn
+    from minimarket.invoices.service import create_invoice
+
+    lines = [{"barcode": "7790001000019", "quantity": "2", "unit_cost": "100"}]
+    if unmatched:
+        lines.append({"supplier_code": "NORTE-9", "description": "Producto nuevo", "quantity": "1", "unit_cost": "100"})
+    net = Decimal(100 * len(lines) + 100)
+    data = InvoiceIn(supplier=str(a_supplier(app)), type="A", point_of_sale=9, number=next(_invoices),
+                     date="2026-11-20", net={"21": net}, vat={"21": net * Decimal("0.21")}, total=net * Decimal("1.21"),
+                     lines=lines)
+    with app.state.db.write() as session:
+        return create_invoice(session, Context(actor="test"), data=data).id
 
 
 def a_supplier(app) -> int:  # noqa: ANN001
@@ -212,7 +272,7 @@ def test_page_role_table(client, app, shop, role):
         method, template = route
         path, body = resolve(app, *REQUESTS[route](n, csrf), f"u-{role}")
         before = state(app)
-        response = client.request(method, path, data=body, follow_redirects=False)
+        response = send(client, method, path, body)
         if role in allowed:
             if response.status_code not in (200, 201, 303):
                 mismatches.append(f"{method} {template}: {role} should be allowed, got {response.status_code} "
@@ -242,9 +302,10 @@ def test_without_a_session_every_page_goes_to_the_login(client, app, shop):
         path, body = REQUESTS[(method, template)](0, "x")
         if body and body.get("prefijo") == "{own}":
             body["prefijo"] = "abcd1234"
-        path = path.replace("{batch}", "1").replace("{supplier}", "1")
+        path = path.replace("{batch}", "1").replace("{supplier}", "1").replace("{invoice}", "1")
+        path = path.replace("{unmatched}", "1")
         before = state(app)
-        response = client.request(method, path, data=body, follow_redirects=False)
+        response = send(client, method, path, body)
         assert response.status_code == 303, (method, template, response.status_code)
         assert response.headers["location"].startswith("/ingresar?siguiente="), response.headers["location"]
         assert state(app) == before
@@ -258,7 +319,7 @@ def test_a_form_without_the_sessions_csrf_token_is_refused(client, app, shop):
         for token in ("", "otro-token"):
             path, body = resolve(app, *REQUESTS[(method, template)](7, token), "u-admin")
             before = state(app)
-            response = client.post(path, data=body, follow_redirects=False)
+            response = send(client, "POST", path, body)
             assert response.status_code == 403, (template, token, response.status_code)
             assert "CSRF" in response.text
             assert state(app) == before, template

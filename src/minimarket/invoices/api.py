@@ -20,7 +20,7 @@ from minimarket.ar.afip_qr import QrError, decode_afip_qr
 from minimarket.ar.invoices import format_invoice_number
 from minimarket.config import Settings
 from minimarket.db import Database
-from minimarket.errors import DomainError, Forbidden, InvalidInput
+from minimarket.errors import Forbidden, InvalidInput
 from minimarket.invoices import receipt, service
 from minimarket.invoices.importer import XLSX_MEDIA_TYPE, parse_invoices
 from minimarket.invoices.models import Invoice
@@ -86,17 +86,8 @@ async def import_invoices(request: Request, ctx: Context = Depends(require(CATAL
 
     def create_all() -> ImportOut:
         with db.write() as session:
-            created = []
-            for item in parsed:
-                try:
-                    invoice = service.create_invoice(session, ctx, data=item.payload)
-                except DomainError as exc:
-                    exc.message = f"fila {item.first_row} (factura {item.payload.type} " \
-                                  f"{format_invoice_number(item.payload.point_of_sale, item.payload.number)}): " \
-                                  f"{exc.message}"
-                    raise
-                created.append(service.invoice_out(session, invoice))
-            return ImportOut(created=created)
+            created = service.create_imported(session, ctx, parsed=parsed)
+            return ImportOut(created=[service.invoice_out(session, invoice) for invoice in created])
 
     return await run_in_threadpool(create_all)
 

@@ -15,7 +15,7 @@ from minimarket.ar.dates import STORE_TZ
 from minimarket.ar.invoices import LineAmount, Totals, format_invoice_number, line_net, totals_problems
 from minimarket.catalog.models import Product
 from minimarket.catalog.service import find_product
-from minimarket.errors import Conflict, InvalidInput, NotFound
+from minimarket.errors import Conflict, DomainError, InvalidInput, NotFound
 from minimarket.invoices.models import Invoice, InvoiceLine
 from minimarket.invoices.schemas import InvoiceIn, InvoiceOut, InvoicePage, InvoicePatch, LineIn, LineOut, SupplierRef
 from minimarket.stock.models import Location
@@ -261,3 +261,16 @@ def list_invoices(session: Session, *, supplier: str | None = None, state: str |
     items = [invoice_out(session, inv) for inv in rows[:limit]]
     return InvoicePage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)
 
+
+
+def create_imported(session: Session, ctx: Context, *, parsed: list) -> list[Invoice]:  # list[ParsedInvoice]
+    """Every draft of an imported file in the caller's unit of work (all or nothing); an error names its row."""
+    created = []
+    for item in parsed:
+        try:
+            created.append(create_invoice(session, ctx, data=item.payload))
+        except DomainError as exc:
+            exc.message = (f"fila {item.first_row} (factura {item.payload.type} "
+                           f"{format_invoice_number(item.payload.point_of_sale, item.payload.number)}): {exc.message}")
+            raise
+    return created

@@ -20,6 +20,7 @@ from minimarket.platform.idempotency import check_client_key, fingerprint, run_o
 
 Model = TypeVar("Model", bound=BaseModel)
 _PLAIN = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?")
+_THOUSANDS = re.compile(r"[-+]?[1-9][0-9]{0,2}(?:\.[0-9]{3})+")
 _ES_AR = re.compile(r"[-+]?[0-9]{1,3}(?:\.[0-9]{3})*,[0-9]+|[-+]?[0-9]+,[0-9]+")
 
 
@@ -31,14 +32,15 @@ def new_form_key() -> str:
 def parse_decimal(raw: str, label: str, *, example: str = "10 o 2,5", required: bool = True) -> Decimal | None:
     """`12`, `1,5`, `1.234,5` (es-AR) or `1.5` → Decimal; InvalidInput naming the field's label.
 
-    Only ASCII digits, one decimal separator and es-AR thousands dots: no exponent, `_` or other scripts' digits.
+    Only ASCII digits, one decimal separator and es-AR thousands dots (`1.000` is a thousand, `1.5` one and a
+    half, `0.250` a quarter): no exponent, `_` or other scripts' digits.
     """
     text = raw.strip()
     if not text:
         if required:
             raise InvalidInput(f"{label}: completalo (por ejemplo {example})")
         return None
-    if "," in text and _ES_AR.fullmatch(text):
+    if ("," in text and _ES_AR.fullmatch(text)) or _THOUSANDS.fullmatch(text):  # es-AR: 1.000 is a thousand
         text = text.replace(".", "").replace(",", ".")
     if not _PLAIN.fullmatch(text):
         raise InvalidInput(f"{label}: '{raw.strip()[:40]}' no es un número; escribí por ejemplo {example}")

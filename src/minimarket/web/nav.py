@@ -26,6 +26,7 @@ PAGES: tuple[Page, ...] = (
     Page("/recuento", "Recuento", STOCK_WRITE),
     Page("/precios", "Precios", READ),
     Page("/proveedores", "Proveedores", READ),
+    Page("/facturas", "Facturas", READ),
     Page("/reportes", "Reportes", READ),
     Page("/alertas", "Alertas", READ),
     Page("/configuracion", "Configuración", READ),
