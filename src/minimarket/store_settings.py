@@ -24,6 +24,11 @@ MONTHLY_INFLATION = "precios.inflacion_mensual"  # percent per month, for the re
 SALE_MAX_DISCOUNT = "ventas.descuento_maximo"  # percent below the shelf price any seller may charge (default 0)
 APPLY_SUGGESTED = "precios.aplicar_sugerido"  # "true": a new cost (invoice) also sets the suggested price
 DEPOSITO_CONFIRMS_INVOICES = "facturas.deposito_confirma"  # "true": the deposito role may confirm a receipt
+STORE_NAME = "tienda.nombre"  # the store's own data (store_profile.py): name, CUIT, address, phone, e-mail
+STORE_CUIT = "tienda.cuit"
+STORE_ADDRESS = "tienda.direccion"
+STORE_PHONE = "tienda.telefono"
+STORE_EMAIL = "tienda.email"
 ALERT_EMAILS = "alertas.emails"  # comma-separated addresses that get the alert e-mails (`minimarket alerts emails`)
 
 

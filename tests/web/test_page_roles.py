@@ -73,6 +73,9 @@ PAGE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/configuracion/usuarios/contrasena"): ADMIN,
     ("POST", "/configuracion/stock-negativo"): ADMIN,
     ("POST", "/configuracion/precios"): ADMIN,
+    ("POST", "/configuracion/tienda"): ADMIN,
+    ("POST", "/configuracion/alertas"): ADMIN,
+    ("POST", "/configuracion/facturas"): ADMIN,
     ("POST", "/salir"): EVERYONE,
     ("GET", "/eventos/inicio"): EVERYONE,  # a stream: checked in test_home.py (401 without a session)
 }
@@ -145,6 +148,12 @@ REQUESTS: dict[tuple[str, str], Callable[[int, str], Req]] = {
                                                             {"csrf": c, "permitir": "no"}),
     ("POST", "/configuracion/precios"): lambda n, c: ("/configuracion/precios", {
         "csrf": c, "margen": "40", "redondeo": "10", "inflacion": "3,5"}),
+    ("POST", "/configuracion/tienda"): lambda n, c: ("/configuracion/tienda", {
+        "csrf": c, "nombre": f"Minimercado {n}", "cuit": "20-12345678-6", "direccion": "Av. Corrientes 1234"}),
+    ("POST", "/configuracion/alertas"): lambda n, c: ("/configuracion/alertas", {
+        "csrf": c, "emails": f"encargado{n}@minimercado.com.ar, duena@minimercado.com.ar"}),
+    ("POST", "/configuracion/facturas"): lambda n, c: ("/configuracion/facturas", {
+        "csrf": c, "deposito": "si" if n % 2 else "no"}),
     ("POST", "/salir"): lambda n, c: ("/salir", {"csrf": c}),
 }
 SKIPPED_IN_TABLE = {("GET", "/eventos/inicio"), ("POST", "/salir")}  # a stream; ends the session (own test)

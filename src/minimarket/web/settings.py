@@ -1,4 +1,5 @@
-"""Configuración: your own API keys (everyone); users, every key and the negative-stock policy (admin)."""
+"""Configuración: your own API keys (everyone); the store's data, alert e-mails, users, every key, pricing, invoices
+and the negative-stock policy (admin)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from minimarket.accounts.users import create_user, disable_user, enable_user, li
 from minimarket.errors import DomainError, InvalidInput
 from minimarket.pricing.rules import ROUNDING_RULES
 from minimarket.pricing.settings import load_pricing_settings, update_pricing_settings
+from minimarket.alerts.notify import read_recipients, write_recipients
+from minimarket.invoices.settings import deposito_can_confirm, set_deposito_can_confirm
 from minimarket.stock.policy import negative_stock_allowed, set_negative_stock_allowed
+from minimarket.store_profile import load_store_profile, update_store_profile
 from minimarket.web.auth import form_user, page_context, page_user
 from minimarket.web.templating import render
 
@@ -28,12 +32,15 @@ def _page(request: Request, user: SessionUser, *, status: int = 200, notice: str
     is_admin = user.role in ADMIN
     with request.app.state.db.read() as session:
         own_keys = [k for k in list_api_keys(session, user_id=user.user_id) if k.revoked_at is None]
-        context = {"own_keys": own_keys, "users": [], "all_keys": [], "negative": None, "pricing": None}
+        context = {"own_keys": own_keys, "users": [], "all_keys": [], "negative": None, "pricing": None,
+                   "profile": load_store_profile(session), "alert_emails": [], "deposito_confirms": False,
+                   "smtp_on": False}
         if is_admin:
             context.update(users=list_users(session),
                            all_keys=[k for k in list_api_keys(session) if k.revoked_at is None],
                            negative=negative_stock_allowed(session, default=settings.allow_negative_stock),
-                           pricing=load_pricing_settings(session))
+                           pricing=load_pricing_settings(session), alert_emails=read_recipients(session),
+                           deposito_confirms=deposito_can_confirm(session), smtp_on=bool(settings.smtp_host))
         # Rendered inside the read: the rows are read as the template walks them.
         return render(request, "settings.html", user, status_code=status, notice=notice, error=error,
                       new_key=new_key, is_admin=is_admin, roles=("admin", "encargado", "deposito", "lectura"),
@@ -146,3 +153,44 @@ def pricing_settings(request: Request, user: SessionUser = Depends(form_user(ADM
         update_pricing_settings(session, ctx, changes=changes)
 
     return _act(request, user, work, "Precios: margen, redondeo e inflación guardados.")
+
+
+@router.post("/configuracion/tienda", response_class=HTMLResponse)
+def store_profile(request: Request, user: SessionUser = Depends(form_user(ADMIN)),
+                  nombre: Annotated[str, Form(max_length=400)] = "", cuit: Annotated[str, Form(max_length=40)] = "",
+                  direccion: Annotated[str, Form(max_length=600)] = "",
+                  telefono: Annotated[str, Form(max_length=100)] = "",
+                  email: Annotated[str, Form(max_length=400)] = "") -> HTMLResponse:
+    def work(session, ctx):  # noqa: ANN001, ANN202
+        update_store_profile(session, ctx, name=nombre, cuit=cuit, address=direccion, phone=telefono, email=email)
+
+    return _act(request, user, work, "Datos de la tienda guardados.")
+
+
+@router.post("/configuracion/alertas", response_class=HTMLResponse)
+def alert_emails(request: Request, user: SessionUser = Depends(form_user(ADMIN)),
+                 emails: Annotated[str, Form(max_length=4000)] = "") -> HTMLResponse:
+    """Who gets the alert e-mails: the same setting as `minimarket alerts emails` (alerts.notify)."""
+    def work(session, ctx):  # noqa: ANN001, ANN202
+        before = read_recipients(session)
+        try:
+            write_recipients(session, [a for a in emails.replace(";", ",").replace("\n", ",").split(",") if a.strip()])
+        except ValueError as exc:
+            raise InvalidInput(f"Correos de alertas: {exc}") from None
+        after = read_recipients(session)
+        if after != before:
+            record_audit(session, ctx, action="settings.alert_emails", entity="ajustes", entity_id="alertas.emails",
+                         before={"emails": before}, after={"emails": after})
+
+    return _act(request, user, work, "Correos de alertas guardados.")
+
+
+@router.post("/configuracion/facturas", response_class=HTMLResponse)
+def invoice_settings(request: Request, user: SessionUser = Depends(form_user(ADMIN)),
+                     deposito: Annotated[str, Form(max_length=5)] = "") -> HTMLResponse:
+    def work(session, ctx):  # noqa: ANN001, ANN202
+        if deposito not in ("si", "no"):
+            raise InvalidInput("deposito: elegí si o no")
+        set_deposito_can_confirm(session, ctx, allowed=deposito == "si")
+
+    return _act(request, user, work, "Facturas: quién confirma, guardado.")
