@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from minimarket.config import Settings
 from minimarket.platform.errors import error_body
@@ -34,7 +34,7 @@ def service_router(service: str, settings: Settings, peers: dict[str, str],
     def live() -> dict[str, str]:
         return {"status": "ok", "service": service}
 
-    @router.get("/metrics", summary="Métricas Prometheus")
+    @router.get("/metrics", summary="Métricas Prometheus", response_class=PlainTextResponse)  # documented as text
     def metrics(request: Request) -> Response:
         if settings.metrics_token and not bearer_token_ok(request.scope, settings.metrics_token):
             return JSONResponse(error_body("no_autenticado", "Falta el token de métricas o no coincide: enviá "
