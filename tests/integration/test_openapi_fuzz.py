@@ -40,6 +40,7 @@ KNOWN_ROWS = {
     "invoice_id": "SELECT id FROM facturas ORDER BY id LIMIT 5",
     "batch_id": "SELECT id FROM lotes_precios ORDER BY id LIMIT 5",
     "rule_id": "SELECT id FROM proveedores_reglas ORDER BY id LIMIT 5",
+    "order_id": "SELECT id FROM pedidos ORDER BY id LIMIT 5",
 }
 
 
