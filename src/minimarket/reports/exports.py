@@ -1,4 +1,4 @@
-"""Inventory and movements as CSV (es-AR: `;` and decimal comma, for Excel in Argentina), XLSX (openpyxl,
+"""Inventory, movements and lagging prices as CSV (es-AR: `;` and decimal comma, for Excel in Argentina), XLSX (openpyxl,
 real numbers) and PDF (fpdf2, pure Python). Rows come from the same service reads as the API."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from minimarket.ar.dates import format_date, format_datetime, local
 from minimarket.ar.money import format_number
+from minimarket.pricing.lagging import lagging_prices
 from minimarket.stock import inventory, service
 
 MAX_ROWS = 100_000  # a spreadsheet, not a backup: `minimarket backup` copies everything
@@ -65,6 +66,16 @@ def movements_table(session: Session, **filters: Any) -> Table:
             break
     return Table("Movimientos", ["Fecha", "SKU", "Tipo", "Ubicación", "Cantidad", "Saldo", "Costo unitario",
                                  "Precio unitario", "Motivo", "Referencia", "Quién"], rows, truncated)
+
+
+def lagging_table(session: Session, *, category: str | None = None) -> Table:
+    """Products below their target markup, most money lost per day first (pricing.lagging), by category if given."""
+    found = lagging_prices(session, limit=MAX_ROWS, category=category)
+    rows = [[i["sku"], i["name"], i["cost"], i["replacement_cost"], i["price"], i["suggested_price"], i["markup"],
+             i["target_markup"], i["units_per_day"], i["lost_per_day"], i["cost_changed_at"]] for i in found["items"]]
+    return Table("Precios atrasados", ["SKU", "Producto", "Costo", "Costo de reposición", "Precio", "Precio sugerido",
+                                       "Margen %", "Margen objetivo %", "Unidades por día", "Se pierde por día",
+                                       "Último cambio de costo"], rows, found["count"] > MAX_ROWS)
 
 
 def _text(value: Any) -> str:

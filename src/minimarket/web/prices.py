@@ -50,11 +50,20 @@ def lagging_count(request: Request) -> int | None:
 
 
 @router.get("/precios/atrasados", response_class=HTMLResponse)
-def lagging_page(request: Request, user: SessionUser = Depends(page_user(READ))) -> HTMLResponse:
+def lagging_page(request: Request, user: SessionUser = Depends(page_user(READ)),
+                 categoria: Annotated[str, Query(max_length=100)] = "") -> HTMLResponse:
+    error, found = None, {"count": 0, "items": []}
     with request.app.state.db.read() as session:
-        found = lagging_prices(session, limit=SHOWN)
-        request.app.state.cache.set_json(_key(request, session), found["count"], 3600)
-    return render(request, "lagging.html", user, count=found["count"], items=found["items"], shown=SHOWN)
+        try:
+            found = lagging_prices(session, limit=SHOWN, category=categoria or None)
+        except DomainError as exc:
+            error = exc.message.replace("category:", "Categoría:")
+        if not categoria:  # Inicio's number is the whole store's
+            request.app.state.cache.set_json(_key(request, session), found["count"], 3600)
+        choices = _choices(session)
+    return render(request, "lagging.html", user, status_code=422 if error else 200, count=found["count"],
+                  items=found["items"], shown=SHOWN, categoria=categoria, error=error,
+                  export_query=urlencode({"categoria": categoria} if categoria else {}), **choices)
 
 
 def _form_values(categoria: str, proveedor: str, marca: str, todos: str, operacion: str, porcentaje: str,
@@ -98,13 +107,16 @@ def _page(request: Request, user: SessionUser, *, status: int = 200, error: str 
 def prices_page(request: Request, user: SessionUser = Depends(page_user(READ)),
                 aplicado: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
                 deshecho: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-                antes: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> HTMLResponse:
+                antes: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+                categoria: Short = "") -> HTMLResponse:
+    """The bulk-change form (prefilled with `categoria` from the lagging list) and the recent batches."""
     notice = None
     if aplicado:
         notice = f"Lote {aplicado} aplicado. Si fue un error, deshacelo desde la lista de lotes."
     elif deshecho:
         notice = f"Lote {deshecho} deshecho: cada costo y precio volvió a su valor anterior."
-    return _page(request, user, notice=notice, before=antes)
+    return _page(request, user, notice=notice, before=antes,
+                 values=_form_values(categoria, "", "", "", "price_percent", "", "", ""))
 
 
 @router.get("/precios/vista-previa", response_class=HTMLResponse)

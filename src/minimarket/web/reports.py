@@ -1,4 +1,4 @@
-"""Reportes: inventory and movements as CSV, XLSX or PDF, with the same filters as their pages.
+"""Reportes: inventory, movements and lagging prices as CSV, XLSX or PDF, with the same filters as their pages.
 Downloads use the session: no API key ever appears in a page."""
 
 from __future__ import annotations
@@ -75,5 +75,14 @@ async def movements_export(request: Request, formato: Format, user: SessionUser 
     def build(session):  # noqa: ANN001, ANN202
         return exports.movements_table(session, sku=producto or None, movement_type=ledger_type(tipo), date_from=desde or None,
                                        date_to=hasta or None, location=ubicacion or None)
+
+    return await run_in_threadpool(_download, request, user, build, formato)
+
+
+@router.get("/reportes/precios-atrasados.{formato}")
+async def lagging_export(request: Request, formato: Format, user: SessionUser = Depends(page_user(READ)),
+                         categoria: Text = "") -> Response:
+    def build(session):  # noqa: ANN001, ANN202
+        return exports.lagging_table(session, category=categoria or None)
 
     return await run_in_threadpool(_download, request, user, build, formato)
