@@ -15,13 +15,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
-from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 from sqlalchemy import text
+
+from tests.helpers import IN_CI
+
+try:
+    import schemathesis
+    from schemathesis import GenerationMode
+    from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
+except ImportError:  # a venv from before it became a dev dependency: `pip install -e ".[dev]"`
+    if IN_CI:
+        raise
+    pytest.skip('falta schemathesis: .venv/bin/pip install -e ".[dev]"', allow_module_level=True)
 
 from minimarket.accounts.audit import Context
 from minimarket.accounts.keys import create_api_key
