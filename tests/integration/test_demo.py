@@ -351,3 +351,21 @@ def test_more_products_than_the_leading_brands_offer(database_url: str) -> None:
     labels = [label for label, _, _ in calls]
     assert {"Armando el catálogo", "Simulando ventas", "Guardando movimientos"} <= set(labels)
     assert calls[-1][1] == calls[-1][2]
+
+
+def test_the_history_reaches_today_up_to_now(tmp_path) -> None:  # noqa: ANN001
+    from datetime import datetime
+
+    now = datetime(2026, 3, 16, 15, 20, tzinfo=STORE_TZ)
+    db = fresh_sqlite(tmp_path / "today.sqlite")
+    summary = generate_demo(db, products=40, days=5, seed=4, now=now)
+    check_ledger(db, summary)
+    rows = movements(db)
+    today = [r for r in rows if r.creado_en.astimezone(STORE_TZ).date() == now.date()]
+    assert any(r.tipo == "venta" for r in today), "Inicio shows sales today"
+    assert max(r.creado_en for r in rows) <= now and min(r.creado_en for r in rows).astimezone(STORE_TZ).date() \
+        == date(2026, 3, 11)
+    with db.read() as session:
+        closed = session.scalar(select(func.max(Balance.updated_at)))
+    assert closed.astimezone(STORE_TZ) == now
+    db.dispose()

@@ -6,7 +6,8 @@ same store. Three steps, each in its own module so the store can grow new kinds 
 1. plan (`demo/plan.py`): categories, suppliers, products, stock levels, and the monthly price lists,
    so the products are written once with today's prices and markups, and the lists become
    price batches and history (`demo/prices.py`);
-2. simulate the days (`demo/simulation.py`), one at a time, each written as soon as it is simulated;
+2. simulate the days (`demo/simulation.py`), one at a time, each written as soon as it is simulated, today only
+   up to the present moment (so Inicio shows today's sales);
    Each day's deliveries become confirmed supplier invoices (`demo/invoices.py`) before its rows
    are written, so the ledger rows reference them;
 3. close: the balances the history left, one audit row.
@@ -63,8 +64,12 @@ def database_is_empty(db: Database) -> bool:
 
 
 def generate_demo(db: Database, *, products: int = 600, days: int = 120, seed: int = 42,
-                  progress: Progress | None = None, today: date | None = None) -> DemoSummary:
-    """Create categories, suppliers, products and `days` days of ledger history ending yesterday."""
+                  progress: Progress | None = None, today: date | None = None,
+                  now: datetime | None = None) -> DemoSummary:
+    """Create categories, suppliers, products, `days` whole days of ledger history and today's up to now.
+
+    With a fixed `today` (and no `now`) the history ends yesterday, so a seed gives the same store any time.
+    """
     started = clock.perf_counter()
     if products < 1 or days < 1:
         raise InvalidInput(f"{'products' if products < 1 else 'days'}: tiene que ser al menos 1")
@@ -72,8 +77,12 @@ def generate_demo(db: Database, *, products: int = 600, days: int = 120, seed: i
         raise Conflict(NOT_EMPTY)
     report = progress or (lambda _label, _done, _total: None)
     rng = random.Random(seed)
-    today = today or datetime.now(STORE_TZ).date()
-    start = today - timedelta(days=days)  # the history ends yesterday: nothing in the store's future
+    if today is None:
+        now = now or datetime.now(STORE_TZ)
+    until = now.astimezone(STORE_TZ) if now is not None else None  # today so far; nothing in the store's future
+    today = until.date() if until is not None else today
+    start = today - timedelta(days=days)
+    simulated = days + (1 if until is not None else 0)
     items = plan_catalogue(rng, products, days, report)
     supplier_cuits = cuits(rng, len(SUPPLIERS))
     price_log: list[PriceListLine] = []
@@ -87,15 +96,15 @@ def generate_demo(db: Database, *, products: int = 600, days: int = 120, seed: i
         stored = dict(session.execute(select(Supplier.id, Supplier.cuit)).all())
         sup_cuits = {key: stored[i] for key, i in sup_by_key.items()}
         movements = sales = 0
-        for d, day_rows in enumerate(simulate(rng, items, start, days, price_changes), 1):
-            report("Simulando ventas", d, days)
+        for d, day_rows in enumerate(simulate(rng, items, start, simulated, price_changes, until), 1):
+            report("Simulando ventas", d, simulated)
             rows = [Row(*r) for r in write_invoices(session, day_rows, items, pids, sup_by_key, sup_cuits, seed=seed,
                                                     location_id=DEP)]
             bulk_insert(session, Movement.__table__, MOVEMENT_COLUMNS, (_movement(pids, r) for r in rows))
             movements += len(rows)
             sales += sum(1 for r in rows if r.kind == "venta")
-            report("Guardando movimientos", d, days)
-        _write_closing(session, items, pids, closed=at(today - timedelta(days=1), 21, 30), report=report)
+            report("Guardando movimientos", d, simulated)
+        _write_closing(session, items, pids, closed=until or at(today - timedelta(days=1), 21, 30), report=report)
         counts = {"products": len(items), "categories": len({it.category for it in items}),
                   "suppliers": len({it.supplier for it in items}), "movements": movements,
                   "sales_lines": sales, "days": days}
@@ -103,7 +112,7 @@ def generate_demo(db: Database, *, products: int = 600, days: int = 120, seed: i
             "creado_en": datetime.now(UTC), "actor": ACTOR, "accion": "demo.generate", "entidad": "demo",
             "entidad_id": f"seed:{seed}", "antes": None,
             "despues": {**counts, "seed": seed, "from": start.isoformat(),
-                        "to": (today - timedelta(days=1)).isoformat()},
+                        "to": (until.isoformat() if until else (today - timedelta(days=1)).isoformat())},
             "request_id": None}])
     return DemoSummary(**counts, seconds=round(clock.perf_counter() - started, 3))
 

@@ -42,10 +42,14 @@ class Row(NamedTuple):
 
 
 class Day:
-    """The rows of one simulated day, posted through the running balances of the items."""
+    """The rows of one simulated day, posted through the running balances of the items.
 
-    def __init__(self, rng: random.Random):
+    `until` cuts today's day at the present: what would happen later is not posted (nor counted in the balances).
+    """
+
+    def __init__(self, rng: random.Random, until: datetime | None = None):
         self.rng = rng
+        self.until = until
         self.rows: list[Row] = []
 
     def op(self) -> str:
@@ -53,6 +57,8 @@ class Day:
 
     def post(self, when: datetime, it: Item, loc: int, kind: str, delta: Decimal, reason: str | None,
              reference: str | None, operation: str, price: Decimal | None = None) -> None:
+        if self.until is not None and when > self.until:
+            return
         it.stock[loc] = after = it.stock[loc] + delta
         if after < 0:  # every outflow is capped by the balance; this guards the guard
             raise RuntimeError(f"demo: saldo negativo de {it.sku} en {loc}")
@@ -69,14 +75,15 @@ class Day:
 
 
 def simulate(rng: random.Random, items: list[Item], start: date, days: int,
-             price_changes: PriceChanges) -> Iterator[list[Row]]:
-    """Yield each day's ledger rows in time order, from `start` on, for `days` days."""
+             price_changes: PriceChanges, until: datetime | None = None) -> Iterator[list[Row]]:
+    """Yield each day's ledger rows in time order, from `start` on, for `days` days; with `until`, the last day
+    (today) only up to that moment."""
     by_supplier: dict[str, list[Item]] = {}
     for it in items:
         by_supplier.setdefault(it.supplier, []).append(it)
     remitos = {key: rng.randrange(10_000, 90_000) for key in by_supplier}
     for d in range(days):
-        day, log = start + timedelta(days=d), Day(rng)
+        day, log = start + timedelta(days=d), Day(rng, until if d == days - 1 else None)
         for it, cost, price in price_changes.get(d, ()):  # today's price lists, before the store opens
             it.cost, it.price = cost, price
         if d == 0:
