@@ -369,3 +369,12 @@ def test_the_history_reaches_today_up_to_now(tmp_path) -> None:  # noqa: ANN001
         closed = session.scalar(select(func.max(Balance.updated_at)))
     assert closed.astimezone(STORE_TZ) == now
     db.dispose()
+
+
+def test_the_demo_store_has_its_own_data(small) -> None:  # noqa: ANN001
+    from minimarket.store_profile import load_store_profile
+
+    db, _, _ = small
+    with db.read() as session:
+        profile = load_store_profile(session)
+    assert profile.name.startswith("Minimercado") and cuit_problem(profile.cuit) is None and profile.address

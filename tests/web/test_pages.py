@@ -29,6 +29,10 @@ def test_an_empty_store_says_what_to_do_first(client, app):
     assert "Tu tienda todavía no tiene productos" in home_page.text and "minimarket demo" in home_page.text
     assert "No hay productos todavía" in client.get("/inventario").text
     assert "No hay movimientos" in client.get("/movimientos").text
+    for path, says in (("/movimientos/nuevo", "Todavía no hay productos"), ("/recuento", "Todavía no hay productos para contar"),
+                       ("/reportes", "Todavía no hay nada que reportar"), ("/alertas", "No hay alertas")):
+        page = client.get(path)
+        assert page.status_code == 200 and says in page.text, path
     report = client.get("/reportes/inventario.xlsx")
     assert report.status_code == 200 and load_workbook(io.BytesIO(report.content)).active.max_row == 1
 

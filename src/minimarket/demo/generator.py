@@ -10,7 +10,7 @@ same store. Three steps, each in its own module so the store can grow new kinds 
    up to the present moment (so Inicio shows today's sales);
    Each day's deliveries become confirmed supplier invoices (`demo/invoices.py`) before its rows
    are written, so the ledger rows reference them;
-3. close: the balances the history left, one audit row.
+3. close: the balances the history left, the store's own data (name, CUIT, address), one audit row.
 
 All of it is one unit of work, so a failure leaves the database empty. Rows go in with bulk
 writes (COPY on PostgreSQL, executemany on SQLite): 100,000 products × 30 days take minutes.
@@ -38,6 +38,8 @@ from minimarket.demo.prices import PriceListLine, own_markups, write_price_histo
 from minimarket.demo.plan import DEP, Item, Progress, at, cuits, plan_catalogue, plan_price_lists
 from minimarket.demo.simulation import Row, simulate
 from minimarket.stock.models import Balance, Movement
+from minimarket.store_settings import (STORE_ADDRESS, STORE_CUIT, STORE_EMAIL, STORE_NAME, STORE_PHONE, read_value,
+                                       write_value)
 from minimarket.suppliers.models import Supplier
 
 ACTOR = "demo"
@@ -105,6 +107,7 @@ def generate_demo(db: Database, *, products: int = 600, days: int = 120, seed: i
             sales += sum(1 for r in rows if r.kind == "venta")
             report("Guardando movimientos", d, simulated)
         _write_closing(session, items, pids, closed=until or at(today - timedelta(days=1), 21, 30), report=report)
+        _write_store_profile(session, seed)
         counts = {"products": len(items), "categories": len({it.category for it in items}),
                   "suppliers": len({it.supplier for it in items}), "movements": movements,
                   "sales_lines": sales, "days": days}
@@ -150,6 +153,18 @@ def _write_closing(session: Session, items: list[Item], pids: list[int], *, clos
     bulk_insert(session, Balance.__table__, ("producto_id", "ubicacion_id", "cantidad", "actualizado_en"), (
         (pids[it.idx], loc, quantity, closed) for it in items for loc, quantity in it.stock.items()))
     report("Cerrando existencias", len(items), len(items))
+
+
+def _write_store_profile(session: Session, seed: int) -> None:
+    """The demo store's own data (Configuración), unless the operator already typed it; its own random stream,
+    so the catalogue and history of a seed stay what they were."""
+    profile = {STORE_NAME: "Minimercado La Esquina (demostración)",
+               STORE_CUIT: cuits(random.Random(f"tienda:{seed}"), 1)[0],
+               STORE_ADDRESS: "Av. Rivadavia 4321, CABA", STORE_PHONE: "11 4901-2345",
+               STORE_EMAIL: "compras@laesquina.example"}
+    for key, value in profile.items():
+        if not read_value(session, key):
+            write_value(session, key, value)
 
 
 def _ensure_named(session: Session, table: Table, rows: list[dict]) -> dict[str, int]:

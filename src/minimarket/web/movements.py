@@ -20,7 +20,7 @@ from minimarket.stock import service
 from minimarket.stock.locations import list_locations
 from minimarket.stock.schemas import BatchLine, LedgerType, MovementOut
 from minimarket.web.auth import form_user, page_context, page_user
-from minimarket.web.templating import render
+from minimarket.web.templating import no_products, render
 
 router = APIRouter(include_in_schema=False)
 FORM_TYPES = ("entrada", "salida", "merma", "devolucion", "ajuste", "venta")
@@ -73,7 +73,7 @@ def _form(request: Request, user: SessionUser, *, status: int = 200, error: str 
     settings = request.app.state.settings
     return render(request, "movement_form.html", user, status_code=status, error=error, done=done,
                   values=values or {}, types=FORM_TYPES, locations=locations,
-                  default_location=settings.default_location, key=uuid.uuid4().hex)
+                  default_location=settings.default_location, key=uuid.uuid4().hex, empty=no_products(request))
 
 
 @router.get("/movimientos/nuevo", response_class=HTMLResponse)

@@ -22,7 +22,7 @@ from minimarket.types import utcnow
 from minimarket.web.auth import page_user
 from minimarket.web.inventory import STATES
 from minimarket.web.movements import ledger_type
-from minimarket.web.templating import render
+from minimarket.web.templating import no_products, render
 
 router = APIRouter(include_in_schema=False)
 Format = Annotated[str, Path(pattern="^(csv|xlsx|pdf)$")]
@@ -35,7 +35,7 @@ def reports_page(request: Request, user: SessionUser = Depends(page_user(READ)))
         categories = sorted(session.scalars(select(Category.name)).all(), key=str.casefold)
         locations = [(loc.code, loc.name) for loc in list_locations(session)]
     return render(request, "reports.html", user, categories=categories, locations=locations,
-                  types=LedgerType.__args__)
+                  types=LedgerType.__args__, empty=no_products(request))
 
 
 def _download(request: Request, user: SessionUser, build, fmt: str) -> Response:  # noqa: ANN001

@@ -24,7 +24,7 @@ from minimarket.stock.locations import list_locations, resolve_location
 from minimarket.stock.schemas import MAX_LINES, StocktakeIn
 from minimarket.web.auth import form_user, page_context, page_user
 from minimarket.web.movements import parse_quantity
-from minimarket.web.templating import render
+from minimarket.web.templating import no_products, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -60,7 +60,8 @@ def _locations(request: Request) -> list[tuple[str, str]]:
 @router.get("/recuento", response_class=HTMLResponse)
 def count_form(request: Request, user: SessionUser = Depends(page_user(STOCK_WRITE))) -> HTMLResponse:
     return render(request, "stocktake.html", user, locations=_locations(request), step="scan", scans="",
-                  location=request.app.state.settings.default_location, reason="", problems=[], error=None)
+                  location=request.app.state.settings.default_location, reason="", problems=[], error=None,
+                  empty=no_products(request))
 
 
 @router.post("/recuento/revisar", response_class=HTMLResponse)

@@ -27,6 +27,16 @@ ROLE_LABELS = {"admin": "Administración", "encargado": "Encargado", "deposito":
 env.globals.update(movement_labels=MOVEMENT_LABELS, role_labels=ROLE_LABELS)
 
 
+def no_products(request: Request) -> bool:
+    """A new store: no product at all yet (the pages then say what to do first)."""
+    from sqlalchemy import select
+
+    from minimarket.catalog.models import Product
+
+    with request.app.state.db.read() as session:
+        return session.scalar(select(Product.id).limit(1)) is None
+
+
 def render(request: Request, template: str, user: SessionUser | None, status_code: int = 200,
            **context: Any) -> HTMLResponse:
     """A full page: the template plus the signed-in user, the navigation they may use and their CSRF token."""
