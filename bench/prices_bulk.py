@@ -97,8 +97,8 @@ def run_backend(label: str, url: str, products: int, runs: int) -> list[tuple[st
         out = []
         for name, text_ in (("baseline", "bare `UPDATE productos SET precio = precio * 1.2, actualizado_en = …` (baseline)"),
                             ("preview", "preview (count + first 500 rows)"),
-                            ("apply", "apply +20 % as one batch (history INSERT … SELECT, UPDATE … FROM, commit)"),
-                            ("undo", "undo the batch (checks + restore + history, commit)")):
+                            ("apply", "apply +20 % as one batch (UPDATE … FROM + history INSERT … SELECT, commit)"),
+                            ("undo", "undo the batch (check + restore + history, commit)")):
             median = statistics.median(samples[name])
             out.append((label, text_, median, f"{median / base:.1f}"))
         return out

@@ -1,9 +1,10 @@
 """Price batches: write a batch's changes set-based, undo a batch exactly, list batches.
 
-A batch of 20,000 products is two statements on PostgreSQL (INSERT … SELECT FROM unnest(…)
-of the history rows, then UPDATE … FROM those rows), never a per-row ORM loop; undo is two
-set-based statements driven by the batch's own history rows, on both backends. Counted in
-`minimarket_price_batches_applied_total` only once committed.
+A batch of 20,000 products is never a per-row loop. On PostgreSQL it is one statement (UPDATE
+… FROM the planned rows RETURNING what changed, fed into the history INSERT); on SQLite, a
+temporary table of the planned rows, one UPDATE … FROM and one INSERT … SELECT. Undo is the
+same, driven by the batch's own history rows. Counted in `minimarket_price_batches_applied_total`
+only once committed.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from prometheus_client import Counter
-from sqlalchemy import bindparam, event, insert, select, text
+from sqlalchemy import bindparam, event, select, text
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context, record_audit
 from minimarket.errors import Conflict, NotFound
-from minimarket.pricing.models import PriceBatch, PriceChange
+from minimarket.pricing.models import PriceBatch
 from minimarket.types import Timestamp, utcnow
 
 PRICE_BATCHES = Counter("minimarket_price_batches_applied_total",
@@ -71,23 +72,22 @@ def open_batch(session: Session, ctx: Context, *, operation: str, reason: str, d
 
 
 def write_batch(session: Session, ctx: Context, batch: PriceBatch, changes: list[Planned]) -> None:
-    """Write the planned changes' history rows, then apply them to the products."""
+    """Apply the planned changes and write their history rows, set-based however many products.
+
+    Each product changes only if it still has the cost and price the plan read; any shortfall
+    (a concurrent change) refuses the whole batch.
+    """
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
-        _insert_history_postgresql(session, ctx, batch, changes, now)
+        written = _write_postgresql(session, ctx, batch, changes, now)
     else:
-        _insert_history_rows(session, ctx, batch, changes, now)
-    apply_batch_rows(session, batch, expected=len(changes))
+        written = _write_sqlite(session, ctx, batch, changes, now)
+    settle_batch(session, batch, written=written, expected=len(changes))
 
 
-def apply_batch_rows(session: Session, batch: PriceBatch, *, expected: int) -> None:
-    """Set each product to its history row's after values, in one UPDATE … FROM, only where the product
-    still has the before values; any shortfall (a concurrent change) refuses the whole batch."""
-    updated = session.execute(text(
-        "UPDATE productos SET costo = h.costo_despues, precio = h.precio_despues, actualizado_en = h.creado_en "
-        "FROM precios_historial h WHERE h.lote_id = :batch AND h.producto_id = productos.id "
-        "AND productos.costo = h.costo_antes AND productos.precio = h.precio_antes"), {"batch": batch.id}).rowcount
-    if updated != expected:
+def settle_batch(session: Session, batch: PriceBatch, *, written: int, expected: int) -> None:
+    """The batch wrote what it planned (else 409, and the caller's transaction rolls back); count it on commit."""
+    if written != expected:
         raise Conflict("Otro usuario cambió costos o precios de estos productos mientras se aplicaba el lote; "
                        "volvé a pedir la vista previa y aplicalo de nuevo", code="precios_cambiaron")
     batch.products = expected
@@ -100,37 +100,59 @@ def _pg_array(values: list) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
-def _insert_history_postgresql(session: Session, ctx: Context, batch: PriceBatch, changes: list[Planned],
-                               now: datetime) -> None:
-    """One INSERT … SELECT FROM unnest(five arrays), however many products."""
+_HISTORY_COLUMNS = ("producto_id, costo_antes, costo_despues, precio_antes, precio_despues, motivo, lote_id, actor, "
+                    "creado_en")
+
+
+def _write_postgresql(session: Session, ctx: Context, batch: PriceBatch, changes: list[Planned],
+                      now: datetime) -> int:
+    """One statement: UPDATE … FROM unnest(five arrays) RETURNING, fed into the history INSERT."""
     arrays = {"ids": _pg_array([c.id for c in changes]), "cb": _pg_array([c.cost_before for c in changes]),
               "pb": _pg_array([c.price_before for c in changes]), "ca": _pg_array([c.cost_after for c in changes]),
               "pa": _pg_array([c.price_after for c in changes])}
+    return session.execute(text(
+        "WITH v AS (SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:cb AS numeric[]), CAST(:pb AS numeric[]), "
+        "CAST(:ca AS numeric[]), CAST(:pa AS numeric[])) AS v(id, cb, pb, ca, pa)), "
+        "upd AS (UPDATE productos p SET costo = v.ca, precio = v.pa, actualizado_en = :now FROM v "
+        "WHERE p.id = v.id AND p.costo = v.cb AND p.precio = v.pb RETURNING v.*), "
+        f"ins AS (INSERT INTO precios_historial ({_HISTORY_COLUMNS}) "
+        "SELECT id, cb, ca, pb, pa, :reason, :batch, :actor, :now FROM upd RETURNING 1) "
+        "SELECT count(*) FROM ins").bindparams(bindparam("now", type_=Timestamp)),
+        {**arrays, "reason": batch.reason, "batch": batch.id, "actor": ctx.actor, "now": now}).scalar_one()
+
+
+def _write_sqlite(session: Session, ctx: Context, batch: PriceBatch, changes: list[Planned], now: datetime) -> int:
+    """A temporary table filled by the driver's executemany, then one UPDATE … FROM and one INSERT … SELECT."""
+    raw = session.connection().connection.cursor()
+    try:
+        raw.execute("DROP TABLE IF EXISTS temp.lote_planeado")
+        raw.execute("CREATE TEMP TABLE lote_planeado (id INTEGER PRIMARY KEY, cb NUMERIC, pb NUMERIC, "
+                    "ca NUMERIC, pa NUMERIC)")
+        raw.executemany("INSERT INTO temp.lote_planeado VALUES (?, ?, ?, ?, ?)", [
+            (c.id, str(c.cost_before), str(c.price_before), str(c.cost_after), str(c.price_after)) for c in changes])
+    finally:
+        raw.close()
+    params = {"reason": batch.reason, "batch": batch.id, "actor": ctx.actor, "now": now}
+    updated = session.execute(text(
+        "UPDATE productos SET costo = v.ca, precio = v.pa, actualizado_en = :now FROM temp.lote_planeado v "
+        "WHERE productos.id = v.id AND productos.costo = v.cb AND productos.precio = v.pb"
+    ).bindparams(bindparam("now", type_=Timestamp)), params).rowcount
     session.execute(text(
-        "INSERT INTO precios_historial (producto_id, costo_antes, costo_despues, precio_antes, precio_despues, "
-        "motivo, lote_id, actor, creado_en) SELECT v.id, v.cb, v.ca, v.pb, v.pa, :reason, :batch, :actor, :now "
-        "FROM unnest(CAST(:ids AS integer[]), CAST(:cb AS numeric[]), CAST(:pb AS numeric[]), "
-        "CAST(:ca AS numeric[]), CAST(:pa AS numeric[])) AS v(id, cb, pb, ca, pa)"),
-        {**arrays, "reason": batch.reason, "batch": batch.id, "actor": ctx.actor, "now": now})
-
-
-def _insert_history_rows(session: Session, ctx: Context, batch: PriceBatch, changes: list[Planned],
-                         now: datetime) -> None:
-    """SQLite has no arrays: multi-row INSERTs (SQLAlchemy batches the VALUES)."""
-    session.execute(insert(PriceChange.__table__), [{
-        "producto_id": c.id, "costo_antes": c.cost_before, "costo_despues": c.cost_after,
-        "precio_antes": c.price_before, "precio_despues": c.price_after, "motivo": batch.reason,
-        "lote_id": batch.id, "actor": ctx.actor, "creado_en": now} for c in changes])
+        f"INSERT INTO precios_historial ({_HISTORY_COLUMNS}) "
+        "SELECT id, cb, ca, pb, pa, :reason, :batch, :actor, :now FROM temp.lote_planeado"
+    ).bindparams(bindparam("now", type_=Timestamp)), params)
+    session.execute(text("DROP TABLE temp.lote_planeado"))
+    return updated
 
 
 def _changed_since(session: Session, batch_id: int) -> tuple[int, list[str]]:
     """Products of the batch whose cost or price is no longer what the batch left (or changed again since)."""
-    where = ("FROM precios_historial h JOIN productos p ON p.id = h.producto_id WHERE h.lote_id = :b AND "
-             "(p.costo <> h.costo_despues OR p.precio <> h.precio_despues OR EXISTS (SELECT 1 FROM precios_historial l "
-             "WHERE l.producto_id = h.producto_id AND l.id > h.id))")
-    count = session.execute(text(f"SELECT count(*) {where}"), {"b": batch_id}).scalar_one()
-    skus = session.execute(text(f"SELECT p.sku {where} ORDER BY p.sku LIMIT {SHOWN_CONFLICTS}"), {"b": batch_id})
-    return count, list(skus.scalars())
+    rows = session.execute(text(
+        "SELECT p.sku, count(*) OVER () FROM precios_historial h JOIN productos p ON p.id = h.producto_id "
+        "WHERE h.lote_id = :b AND (p.costo <> h.costo_despues OR p.precio <> h.precio_despues OR EXISTS "
+        "(SELECT 1 FROM precios_historial l WHERE l.producto_id = h.producto_id AND l.id > h.id)) "
+        f"ORDER BY p.sku LIMIT {SHOWN_CONFLICTS}"), {"b": batch_id}).all()
+    return (rows[0][1] if rows else 0), [sku for sku, _ in rows]
 
 
 def undo_batch(session: Session, ctx: Context, *, batch_id: int) -> PriceBatch:
@@ -153,16 +175,10 @@ def undo_batch(session: Session, ctx: Context, *, batch_id: int) -> PriceBatch:
     undo = open_batch(session, ctx, operation="deshacer", reason="deshacer",
                       description=f"Deshace el lote {batch_id}")
     undo.undoes, now = batch_id, utcnow()
-    params = {"b": batch_id, "undo": undo.id, "actor": ctx.actor, "now": now}
-    session.execute(text(
-        "INSERT INTO precios_historial (producto_id, costo_antes, costo_despues, precio_antes, precio_despues, motivo, "
-        "lote_id, actor, creado_en) SELECT h.producto_id, h.costo_despues, h.costo_antes, h.precio_despues, "
-        "h.precio_antes, 'deshacer', :undo, :actor, :now FROM precios_historial h WHERE h.lote_id = :b"
-    ).bindparams(bindparam("now", type_=Timestamp)), params)
-    restored = session.execute(text(
-        "UPDATE productos SET costo = h.costo_antes, precio = h.precio_antes, actualizado_en = :now "
-        "FROM precios_historial h WHERE h.lote_id = :b AND h.producto_id = productos.id"
-    ).bindparams(bindparam("now", type_=Timestamp)), params).rowcount
+    restored = _restore(session, ctx, batch_id=batch_id, undo_id=undo.id, now=now)
+    if restored != batch.products:  # a product changed between the check and the restore
+        raise Conflict(f"No se puede deshacer el lote {batch_id}: otro usuario cambió precios mientras tanto; "
+                       "probá de nuevo", code="lote_con_cambios_posteriores")
     undo.products = restored
     batch.undone_at, batch.undone_by = now, undo.id
     record_audit(session, ctx, action="price.batch.undo", entity="lote_precios", entity_id=str(batch_id),
@@ -171,6 +187,29 @@ def undo_batch(session: Session, ctx: Context, *, batch_id: int) -> PriceBatch:
     session.info.setdefault("price_batches", []).append("deshacer")
     session.flush()
     return undo
+
+
+def _restore(session: Session, ctx: Context, *, batch_id: int, undo_id: int, now: datetime) -> int:
+    """Every product of the batch back to its before values, with a 'deshacer' history row each."""
+    params = {"b": batch_id, "undo": undo_id, "actor": ctx.actor, "now": now}
+    history = (f"INSERT INTO precios_historial ({_HISTORY_COLUMNS}) SELECT h.producto_id, h.costo_despues, "
+               "h.costo_antes, h.precio_despues, h.precio_antes, 'deshacer', :undo, :actor, :now ")
+    if session.get_bind().dialect.name == "postgresql":  # one statement: UPDATE … RETURNING into the INSERT
+        return session.execute(text(
+            "WITH h AS (SELECT producto_id, costo_antes, costo_despues, precio_antes, precio_despues "
+            "FROM precios_historial WHERE lote_id = :b), "
+            "upd AS (UPDATE productos p SET costo = h.costo_antes, precio = h.precio_antes, actualizado_en = :now "
+            "FROM h WHERE p.id = h.producto_id AND p.costo = h.costo_despues AND p.precio = h.precio_despues "
+            "RETURNING h.*), "
+            f"ins AS ({history} FROM upd h RETURNING 1) SELECT count(*) FROM ins"
+        ).bindparams(bindparam("now", type_=Timestamp)), params).scalar_one()
+    session.execute(text(f"{history} FROM precios_historial h WHERE h.lote_id = :b"
+                         ).bindparams(bindparam("now", type_=Timestamp)), params)
+    return session.execute(text(
+        "UPDATE productos SET costo = h.costo_antes, precio = h.precio_antes, actualizado_en = :now "
+        "FROM precios_historial h WHERE h.lote_id = :b AND h.producto_id = productos.id "
+        "AND productos.costo = h.costo_despues AND productos.precio = h.precio_despues"
+    ).bindparams(bindparam("now", type_=Timestamp)), params).rowcount
 
 
 def list_batches(session: Session, *, limit: int, before_id: int | None) -> list[PriceBatch]:

@@ -12,8 +12,8 @@ from minimarket.accounts.audit import Context, record_audit
 from minimarket.catalog.models import Category, Product
 from minimarket.errors import InvalidInput
 from minimarket.pricing import rules
-from minimarket.pricing.batches import Planned, apply_batch_rows, open_batch, write_batch
-from minimarket.pricing.bulk_sql import insert_planned_history
+from minimarket.pricing.batches import Planned, open_batch, settle_batch, write_batch
+from minimarket.pricing.bulk_sql import apply_computed
 from minimarket.pricing.models import PriceBatch
 from minimarket.pricing.schemas import BulkChangeIn, ProductFilter
 from minimarket.pricing.settings import PricingSettings, load_pricing_settings
@@ -120,8 +120,9 @@ def describe(change: BulkChangeIn) -> str:
 def apply_bulk(session: Session, ctx: Context, *, change: BulkChangeIn) -> PriceBatch:
     """Apply the change to every matched product as one batch, in the caller's transaction.
 
-    PostgreSQL computes the new values itself (pricing/bulk_sql.py: no row goes through Python);
-    SQLite applies the Python plan, the same one the preview shows.
+    PostgreSQL computes the new values and applies them in one statement (pricing/bulk_sql.py: no
+    row goes through Python); SQLite (binary floating point) applies the Python plan the preview
+    shows, set-based through a temporary table (pricing/batches.write_batch).
     """
     filters = change.filter.model_dump(mode="json", exclude_none=True)
     if len(filters.get("skus", ())) > 100:  # the batch keeps a sample; its history rows name every product
@@ -130,9 +131,9 @@ def apply_bulk(session: Session, ctx: Context, *, change: BulkChangeIn) -> Price
         base = filtered_select(session, change.filter)
         batch = open_batch(session, ctx, operation=change.operation, reason="aumento_masivo",
                            description=describe(change), percent=change.percent, filters=filters)
-        written = insert_planned_history(session, ctx, batch, base, change, load_pricing_settings(session))
-        _refuse_empty(written)
-        apply_batch_rows(session, batch, expected=written)
+        written, expected = apply_computed(session, ctx, batch, base, change, load_pricing_settings(session))
+        _refuse_empty(expected)
+        settle_batch(session, batch, written=written, expected=expected)
     else:
         changed, _ = _plan(session, change)
         _refuse_empty(len(changed))

@@ -1,4 +1,4 @@
-"""The bulk change computed by PostgreSQL itself: one INSERT … SELECT of the history rows, no row in Python.
+"""The bulk change computed by PostgreSQL itself: one statement updates the products and writes the history.
 
 The same rules as pricing/rules.py written as SQL over NUMERIC (exact, like Decimal): CEIL to
 the rounding step, ROUND(…, 2) half away from zero (= half-up: amounts are never negative).
@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, Numeric, case, func, insert, literal, or_, select
+from sqlalchemy import ColumnElement, Numeric, Select, case, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
+from minimarket.accounts.audit import Context
+from minimarket.catalog.models import Product
 from minimarket.errors import InvalidInput
 from minimarket.pricing import rules
 from minimarket.pricing.models import PriceBatch, PriceChange
 from minimarket.pricing.schemas import BulkChangeIn
 from minimarket.pricing.settings import PricingSettings
-from minimarket.types import utcnow
+from minimarket.types import Timestamp, utcnow
 
 _N = Numeric(30, 10)
 
@@ -58,9 +60,14 @@ def new_values(columns, change: BulkChangeIn, settings: PricingSettings) -> tupl
     return cost, case((cost > 0, shelf(cost)), else_=price)  # recompute
 
 
-def insert_planned_history(session: Session, ctx, batch: PriceBatch, base, change: BulkChangeIn,  # noqa: ANN001
-                           settings: PricingSettings) -> int:
-    """Write the batch's history rows straight from the products the filter selects; returns how many."""
+def apply_computed(session: Session, ctx: Context, batch: PriceBatch, base: Select, change: BulkChangeIn,
+                   settings: PricingSettings) -> tuple[int, int]:
+    """Apply the change to the products `base` selects and write their history rows, in one statement.
+
+    UPDATE productos … FROM the computed changes (only where cost and price are still the ones
+    computed from) RETURNING what changed, fed into INSERT INTO precios_historial. Returns
+    (rows written, products the change touches): they differ only if another writer got in between.
+    """
     columns = {c.name: c for c in base.selected_columns}
     new_cost, new_price = new_values(columns, change, settings)
     planned = base.add_columns(new_cost.label("nc"), new_price.label("np")).subquery()
@@ -69,11 +76,22 @@ def insert_planned_history(session: Session, ctx, batch: PriceBatch, base, chang
     if too_big is not None:
         raise InvalidInput(f"percent: el costo o el precio de '{too_big.sku}' superaría el máximo {rules.MONEY_MAX}",
                            details={"sku": too_big.sku, "field": "percent"})
-    rows = select(planned.c.id, planned.c.costo, planned.c.nc, planned.c.precio, planned.c.np,
-                  literal(batch.reason), literal(batch.id), literal(ctx.actor), literal(utcnow(), PriceChange.created_at.type)
-                  ).where(or_(planned.c.nc != planned.c.costo, planned.c.np != planned.c.precio))
+    changes = (select(planned.c.id, planned.c.costo, planned.c.nc, planned.c.precio, planned.c.np)
+               .where(or_(planned.c.nc != planned.c.costo, planned.c.np != planned.c.precio)).cte("cambios"))
+    now = literal(utcnow(), Timestamp)
+    products, history = Product.__table__, PriceChange.__table__
+    applied = (update(products)
+               .where(products.c.id == changes.c.id, products.c.costo == changes.c.costo,
+                      products.c.precio == changes.c.precio)
+               .values(costo=changes.c.nc, precio=changes.c.np, actualizado_en=now)
+               .returning(changes.c.id, changes.c.costo, changes.c.nc, changes.c.precio, changes.c.np)
+               .cte("aplicados"))
+    rows = select(applied.c.id, applied.c.costo, applied.c.nc, applied.c.precio, applied.c.np, literal(batch.reason),
+                  literal(batch.id), literal(ctx.actor), now)
     target = ["producto_id", "costo_antes", "costo_despues", "precio_antes", "precio_despues", "motivo", "lote_id",
               "actor", "creado_en"]
-    stmt = insert(PriceChange.__table__).from_select(target, rows)
-    # SQLAlchemy keeps an INSERT's rowcount only when asked to.
-    return session.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+    written = insert(history).from_select(target, rows).returning(history.c.id).cte("historia")
+    counts = select(select(func.count()).select_from(written).scalar_subquery(),
+                    select(func.count()).select_from(changes).scalar_subquery())
+    done, expected = session.execute(counts).one()
+    return done, expected
