@@ -2,9 +2,9 @@
 
 Both run in the caller's single unit of work. Stock moves only through the stock service
 (`stock.service.register_movements`, which writes through the ledger), costs only through
-`pricing.service.record_cost_change` (cost, `precios_historial` row, suggested price). The
-invoice row is locked first, so two concurrent confirmations of one invoice bring the goods
-in once: the second waits for the lock and then finds it `confirmada`.
+`pricing.service.record_cost_changes`, one call for all the lines (cost, `precios_historial` row,
+suggested price). The invoice row is locked first, so two concurrent confirmations of one
+invoice bring the goods in once: the second waits for the lock and then finds it `confirmada`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from minimarket.errors import Conflict, InsufficientStock, InvalidInput
 from minimarket.invoices.models import Invoice, InvoiceLine
 from minimarket.invoices.schemas import ConfirmOut, CostChange
 from minimarket.invoices.service import display_number, find_invoice, invoice_out
-from minimarket.pricing.service import record_cost_change
+from minimarket.pricing.service import record_cost_changes
 from minimarket.pricing.settings import load_pricing_settings
 from minimarket.stock import service as stock_service
 from minimarket.stock.locations import resolve_location
@@ -81,7 +81,7 @@ def confirm_invoice(session: Session, ctx: Context, *, invoice_id: int, location
             BatchLine(sku=products[line.product_id].sku, type="entrada", quantity=line.quantity,
                       unit_cost=_unit_cost(line), location=target.code, reason=reason, reference=_reference(invoice))
             for line in invoice.lines]), settings=settings, idempotency_key=idempotency_key)
-    changes = _update_costs(session, ctx, invoice, products)
+    changes = _update_costs(session, ctx, invoice)
     invoice.state, invoice.location_id = "confirmada", target.id
     invoice.confirmed_by, invoice.confirmed_at = ctx.actor, utcnow()
     invoice.receipt_operation = batch.operation_id
@@ -95,24 +95,18 @@ def confirm_invoice(session: Session, ctx: Context, *, invoice_id: int, location
     return ConfirmOut(invoice=invoice_out(session, invoice), operation_id=batch.operation_id, cost_changes=changes)
 
 
-def _update_costs(session: Session, ctx: Context, invoice: Invoice, products: dict[int, Product]) -> list[CostChange]:
-    """One cost per product: what its lines cost in total over how many units came in."""
+def _update_costs(session: Session, ctx: Context, invoice: Invoice) -> list[CostChange]:
+    """One cost per product: what its lines cost in total over how many units came in (one pricing call)."""
     nets: dict[int, Decimal] = {}
     quantities: dict[int, Decimal] = {}
     for line in invoice.lines:
         nets[line.product_id] = nets.get(line.product_id, Decimal("0")) + line.net
         quantities[line.product_id] = quantities.get(line.product_id, Decimal("0")) + line.quantity
     applied = load_pricing_settings(session).apply_suggested_price
-    changes = []
-    for product_id in sorted(nets):  # a fixed order: concurrent confirmations lock products alike
-        product = products[product_id]
-        cost_before = product.cost
-        new_cost = to_money(nets[product_id] / quantities[product_id])
-        suggested = record_cost_change(session, ctx, product=product, new_cost=new_cost, reason="factura",
-                                       reference=_label(invoice))
-        changes.append(CostChange(sku=product.sku, cost_before=cost_before, cost_after=product.cost,
-                                  price=product.price, suggested_price=suggested, applied=applied))
-    return changes
+    results = record_cost_changes(session, ctx, new_costs={pid: to_money(nets[pid] / quantities[pid]) for pid in nets},
+                                  reason="factura", reference=_label(invoice))
+    return [CostChange(sku=r.product.sku, cost_before=r.cost_before, cost_after=r.product.cost,
+                       price=r.product.price, suggested_price=r.suggested_price, applied=applied) for r in results]
 
 
 def annul_invoice(session: Session, ctx: Context, *, invoice_id: int, reason: str, settings: Settings) -> Invoice:

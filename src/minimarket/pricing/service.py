@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -40,32 +41,55 @@ def suggested_price(product: Product, settings: PricingSettings, *, cost: Decima
     return rules.shelf_price(base, target_markup(product, settings), product.vat_rate, settings.rounding)
 
 
-def record_cost_change(session: Session, ctx: Context, *, product: Product, new_cost: Decimal, reason: str,
-                       batch_id: int | None = None, reference: str | None = None) -> Decimal:
-    """Set a product's net cost and write its history row; returns the suggested shelf price.
+@dataclass(frozen=True)
+class CostChangeResult:
+    """What a new cost did to one product (the product object is updated in place)."""
 
-    The suggested price is also applied when the store's setting `apply_suggested_price` is on.
-    Runs in the caller's unit of work (an invoice confirmation commits it with its stock entries).
+    product: Product
+    cost_before: Decimal
+    suggested_price: Decimal
+
+
+def record_cost_changes(session: Session, ctx: Context, *, new_costs: dict[int, Decimal], reason: str,
+                        batch_id: int | None = None, reference: str | None = None) -> list[CostChangeResult]:
+    """Set several products' net costs (product id → cost), each with its history row and audit.
+
+    One call for a whole invoice: the settings are read once and the products locked in one
+    SELECT … FOR UPDATE, by id (concurrent callers lock in the same order). Each suggested
+    price is also applied when the store's setting `apply_suggested_price` is on. Runs in the
+    caller's unit of work (an invoice confirmation commits it with its stock entries).
     """
     settings = load_pricing_settings(session)
-    new_cost = checked_money("cost", new_cost)
-    session.refresh(product, attribute_names=["cost", "price"], with_for_update=True)
-    cost_before, price_before = product.cost, product.price
-    suggested = checked_money("price", suggested_price(product, settings, cost=new_cost))
-    product.cost = new_cost
-    if settings.apply_suggested_price:
-        product.price = suggested
-    product.updated_at = utcnow()
-    row = record_change(session, ctx, product_id=product.id, cost_before=cost_before, cost_after=product.cost,
-                        price_before=price_before, price_after=product.price, reason=reason, batch_id=batch_id,
-                        reference=reference)
-    if row is not None:
-        record_audit(session, ctx, action="price.cost_change", entity="producto", entity_id=product.sku,
-                     before={"cost": cost_before, "price": price_before},
-                     after={"cost": product.cost, "price": product.price, "reason": reason,
-                            "suggested_price": suggested, "batch_id": batch_id})
+    checked = {pid: checked_money("cost", cost) for pid, cost in new_costs.items()}
+    products = session.scalars(select(Product).where(Product.id.in_(checked)).order_by(Product.id)
+                               .with_for_update(of=Product).execution_options(populate_existing=True)).all()
+    results = []
+    for product in products:
+        cost_before, price_before = product.cost, product.price
+        suggested = checked_money("price", suggested_price(product, settings, cost=checked[product.id]))
+        product.cost = checked[product.id]
+        if settings.apply_suggested_price:
+            product.price = suggested
+        product.updated_at = utcnow()
+        row = record_change(session, ctx, product_id=product.id, cost_before=cost_before, cost_after=product.cost,
+                            price_before=price_before, price_after=product.price, reason=reason, batch_id=batch_id,
+                            reference=reference)
+        if row is not None:
+            record_audit(session, ctx, action="price.cost_change", entity="producto", entity_id=product.sku,
+                         before={"cost": cost_before, "price": price_before},
+                         after={"cost": product.cost, "price": product.price, "reason": reason,
+                                "suggested_price": suggested, "batch_id": batch_id})
+        results.append(CostChangeResult(product=product, cost_before=cost_before, suggested_price=suggested))
     session.flush()
-    return suggested
+    return results
+
+
+def record_cost_change(session: Session, ctx: Context, *, product: Product, new_cost: Decimal, reason: str,
+                       batch_id: int | None = None, reference: str | None = None) -> Decimal:
+    """One product's new cost (see `record_cost_changes`); returns the suggested shelf price."""
+    (result,) = record_cost_changes(session, ctx, new_costs={product.id: new_cost}, reason=reason, batch_id=batch_id,
+                                    reference=reference)
+    return result.suggested_price
 
 
 def set_product_markup(session: Session, ctx: Context, *, product: Product, markup: Decimal | None) -> Product:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -66,13 +66,21 @@ class _Lookup:
         self._locations: dict[str, Location] = {}
 
     def product(self, ref: str, *, field: str) -> Product:
-        key = ref.strip().upper()
+        ref_text = ref.strip()
+        key = ref_text.upper() if ref_text.isascii() else ref_text  # never fold a look-alike (ß) into a SKU
         if key not in self._products:
             try:
                 self._products[key] = find_product(self.session, ref)
             except NotFound as exc:
                 raise NotFound(f"{field}: {exc.message}", details=exc.details) from exc
         return self._products[key]
+
+    def prefetch(self, refs: Iterable[str]) -> None:
+        """Load the products named by SKU in one query (a 100-line invoice: one SELECT, not 100)."""
+        skus = {ref.strip().upper() for ref in refs if ref.strip().isascii()} - self._products.keys()
+        for chunk in (sorted(skus)[i:i + 500] for i in range(0, len(skus), 500)):
+            for product in self.session.scalars(select(Product).where(Product.sku.in_(chunk))):
+                self._products[product.sku] = product
 
     def location(self, code: str | None) -> Location:
         raw = (code or self.default_location).strip()
@@ -126,6 +134,7 @@ def register_movement(session: Session, ctx: Context, *, line: BatchLine, settin
 def _record_lines(session: Session, ctx: Context, lines: list[BatchLine], policy: StockPolicy, *,
                   idempotency_key: str | None, prefix: Callable[[int], str]) -> BatchOut:
     lookup = _Lookup(session, policy.default_location)
+    lookup.prefetch(line.sku for line in lines)
     legs = []
     for i, line in enumerate(lines):
         field = prefix(i)
