@@ -68,3 +68,124 @@ def test_after_an_invoice_raises_a_cost_the_lagging_report_names_that_product(cl
     assert [(i["sku"], i["cost"], i["price"], i["suggested_price"]) for i in body["items"]] == [
         ("YERBA-1", "1033.33", "1700.00", "1760.00")]
     assert body["items"][0]["cost_changed_at"] is not None and body["items"][0]["last_purchase_at"] is not None
+
+
+# --------------------------------------------------------------------- the query against the walk
+
+def walk_every_product(session, *, limit: int, offset: int = 0) -> dict:  # noqa: ANN001
+    """The report as first written: every active product through Python (the specification)."""
+    from datetime import timedelta
+    from decimal import ROUND_HALF_UP
+
+    from sqlalchemy import func, select
+
+    from minimarket.catalog.models import Product
+    from minimarket.pricing import rules
+    from minimarket.pricing.models import PriceChange
+    from minimarket.pricing.service import summary_of
+    from minimarket.pricing.settings import load_pricing_settings
+    from minimarket.stock.models import Movement
+    from minimarket.types import utcnow
+
+    settings = load_pricing_settings(session)
+    since = utcnow() - timedelta(days=30)
+    sold = dict(session.execute(select(Movement.product_id, -func.sum(Movement.quantity)).where(
+        Movement.type == "venta", Movement.created_at >= since).group_by(Movement.product_id)).all())
+    bought = dict(session.execute(select(Movement.product_id, func.max(Movement.created_at)).where(
+        Movement.type == "entrada").group_by(Movement.product_id)).all())
+    changed = dict(session.execute(select(PriceChange.product_id, func.max(PriceChange.created_at)).where(
+        PriceChange.cost_before != PriceChange.cost_after).group_by(PriceChange.product_id)).all())
+    items = []
+    for p in session.scalars(select(Product).where(Product.active.is_(True), Product.cost > 0)):
+        category_target = p.category.target_markup if p.category is not None else None
+        target = rules.resolve_markup(p.markup, category_target, settings.default_markup)
+        if not rules.below_target(p.price, p.cost, p.vat_rate, target):
+            continue
+        item = summary_of(sku=p.sku, name=p.name, cost=p.cost, price=p.price, vat=p.vat_rate, own_markup=p.markup,
+                          category_target=category_target, settings=settings, last_purchase=bought.get(p.id))
+        per_day = (Decimal(sold.get(p.id, 0)) / 30).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
+        item.update(units_per_day=per_day, cost_changed_at=changed.get(p.id),
+                    lost_per_day=rules.daily_loss(p.price, item["suggested_price"], p.vat_rate, per_day))
+        items.append(item)
+    items.sort(key=lambda i: (-i["lost_per_day"], i["price"] / i["suggested_price"], i["sku"]))
+    return {"count": len(items), "items": items[offset:offset + limit]}
+
+
+def _random_store(session, rng) -> None:  # noqa: ANN001
+    """300 products: own, category and store markups, every IVA rate, prices above, below and exactly at
+    target, inactive and cost-less ones; sales inside and outside the 30 days, purchases, cost changes."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert, select
+
+    from minimarket.catalog.models import Category, Product
+    from minimarket.pricing import rules
+    from minimarket.pricing.models import PriceChange
+    from minimarket.stock.models import Location, Movement
+    from minimarket.types import utcnow
+
+    session.execute(insert(Category.__table__), [{"nombre": f"Cat {i}", "margen_objetivo": t}
+                                                 for i, t in enumerate((None, D("30"), D("45.50"), D("0"), D("100")))])
+    targets = {None: None, **dict(session.execute(select(Category.id, Category.target_markup)).all())}
+    rows = []
+    for i in range(300):
+        vat = rng.choice((D("0"), D("10.5"), D("21"), D("27")))
+        own = rng.choice((None, None, D("35"), D("50"), D("12.25")))
+        category = rng.choice(list(targets))
+        cost = rng.choice((D(0), D(rng.randint(1, 400_000)) / 100, D(rng.randint(1, 40) * 100)))
+        target = rules.resolve_markup(own, targets[category], D("35"))
+        exact = rules.money(rules.raw_price(cost, target, vat))  # exactly at target when it has cents only
+        price = max(D(0), rng.choice((exact, exact - D("0.01"), exact + D("0.01"), rules.money(exact * D("0.8")),
+                                      rules.money(exact * D("1.2")), rules.shelf_price(cost, target, vat, "10"))))
+        rows.append({"sku": f"R-{i:03d}", "nombre": f"Producto {i}", "unidad": "u", "costo": cost, "precio": price,
+                     "iva": vat, "margen": own, "categoria_id": category, "stock_minimo": D(0),
+                     "activo": rng.random() > 0.1})
+    session.execute(insert(Product.__table__), rows)
+    ids = list(session.scalars(select(Product.id)))
+    location = session.scalar(select(Location.id).order_by(Location.id).limit(1))
+    now, moves, history = utcnow(), [], []
+    for n in range(1500):  # never within an hour of the 30-day edge: both reports read the clock
+        when = now - timedelta(hours=rng.choice((rng.uniform(0, 719), rng.uniform(721, 1500))))
+        kind = rng.choice(("venta", "venta", "venta", "entrada"))
+        quantity = D(rng.randint(1, 9)) / rng.choice((1, 1, 4))
+        moves.append({"producto_id": rng.choice(ids), "ubicacion_id": location, "tipo": kind,
+                      "cantidad": -quantity if kind == "venta" else quantity, "saldo_posterior": D(0),
+                      "actor": "t", "operacion": f"op-{n}", "creado_en": when})
+    for n in range(200):
+        before = D(rng.randint(100, 9000))
+        history.append({"producto_id": rng.choice(ids), "costo_antes": before,
+                        "costo_despues": rng.choice((before, before + 50)), "precio_antes": D(1), "precio_despues": D(2),
+                        "motivo": "factura", "actor": "t", "creado_en": now - timedelta(days=rng.randint(0, 90))})
+    session.execute(insert(Movement.__table__), moves)
+    session.execute(insert(PriceChange.__table__), history)
+
+
+def test_the_query_and_the_walk_agree_on_a_random_store(app):
+    import random
+
+    from minimarket.pricing.lagging import lagging_prices
+    from minimarket.pricing.settings import update_pricing_settings
+
+    rng = random.Random(20261201)
+    with app.state.db.write() as session:
+        _random_store(session, rng)
+        update_pricing_settings(session, Context(actor="t"), changes={"monthly_inflation": D("4.5"),
+                                                                      "rounding": "termina_9"})
+    with app.state.db.read() as session:
+        walked = walk_every_product(session, limit=1000)
+        queried = lagging_prices(session, limit=1000)
+        assert 40 < walked["count"] < 260 and queried == walked  # the store has both kinds, and they agree
+        assert any(i["units_per_day"] > 0 for i in walked["items"])
+        for offset, limit in ((0, 10), (7, 5), (walked["count"] - 3, 10)):
+            assert lagging_prices(session, limit=limit, offset=offset) == walk_every_product(
+                session, limit=limit, offset=offset)
+
+
+def test_lagging_pages_over_the_api(client, admin):
+    for i in range(5):
+        create_product(client, admin, f"PAG-{i}", cost="1000", price=str(1000 + i))
+    first = client.get("/api/prices/lagging?limit=2", headers=admin).json()
+    rest = client.get("/api/prices/lagging?limit=10&offset=2", headers=admin).json()
+    assert first["count"] == rest["count"] == 5
+    assert [i["sku"] for i in first["items"] + rest["items"]] == [f"PAG-{i}" for i in range(5)]
+    error_of(client.get("/api/prices/lagging?offset=-1", headers=admin), 422, mentions="offset")

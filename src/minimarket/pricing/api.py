@@ -61,10 +61,11 @@ def patch_pricing_settings(changes: PricingSettingsPatch, ctx: Context = Depends
 @router.get("/lagging", response_model=LaggingOut,
             summary="Precios atrasados: bajo su margen objetivo, ordenados por plata perdida por día")
 def get_lagging(limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                offset: Annotated[int, Query(ge=0, le=10_000_000, description="Saltear los primeros N")] = 0,
                 category: Annotated[str | None, Query(max_length=100)] = None,
                 _ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> LaggingOut:
     with db.read() as session:
-        return LaggingOut(**lagging.lagging_prices(session, limit=limit, category=category))
+        return LaggingOut(**lagging.lagging_prices(session, limit=limit, offset=offset, category=category))
 
 
 @router.get("/{sku}/history", response_model=PriceHistoryOut,

@@ -26,34 +26,34 @@ from minimarket.types import Timestamp, utcnow
 _N = Numeric(30, 10)
 
 
-def _num(value: Decimal | int) -> ColumnElement:
+def sql_number(value: Decimal | int) -> ColumnElement:
     return literal(Decimal(value), _N)
 
 
 def round_price_sql(value: ColumnElement, rule: str) -> ColumnElement:
     """rules.round_price in SQL: up to the step, or up to the next whole peso ending in 9 / 0."""
     if rule in rules.STEPS:
-        step = _num(rules.STEPS[rule])
+        step = sql_number(rules.STEPS[rule])
         rounded = func.ceil(value / step) * step
     else:
         whole = func.ceil(value)
-        rounded = whole + func.mod(_num(rules.ENDINGS[rule] + 10) - func.mod(whole, 10), 10)
-    return case((value <= 0, _num(0)), else_=rounded)
+        rounded = whole + func.mod(sql_number(rules.ENDINGS[rule] + 10) - func.mod(whole, 10), 10)
+    return case((value <= 0, sql_number(0)), else_=rounded)
 
 
 def new_values(columns, change: BulkChangeIn, settings: PricingSettings) -> tuple[ColumnElement, ColumnElement]:  # noqa: ANN001
     """SQL expressions of the new cost and price of each product (`columns`: productos and categorias)."""
     cost, price, vat = columns["costo"], columns["precio"], columns["iva"]
-    markup = func.coalesce(columns["margen"], columns["margen_objetivo"], _num(settings.default_markup))
-    hundred = _num(100)
+    markup = func.coalesce(columns["margen"], columns["margen_objetivo"], sql_number(settings.default_markup))
+    hundred = sql_number(100)
 
     def shelf(base: ColumnElement) -> ColumnElement:
         return round_price_sql(base * (1 + markup / hundred) * (1 + vat / hundred), settings.rounding)
 
     if change.operation == "price_percent":
-        return cost, round_price_sql(price * (1 + _num(change.percent) / hundred), settings.rounding)
+        return cost, round_price_sql(price * (1 + sql_number(change.percent) / hundred), settings.rounding)
     if change.operation == "cost_percent":
-        new_cost = func.round(cost * (1 + _num(change.percent) / hundred), 2)
+        new_cost = func.round(cost * (1 + sql_number(change.percent) / hundred), 2)
         if change.update_prices:
             return new_cost, case((new_cost > 0, shelf(new_cost)), else_=price)
         return new_cost, price
@@ -71,8 +71,8 @@ def apply_computed(session: Session, ctx: Context, batch: PriceBatch, base: Sele
     columns = {c.name: c for c in base.selected_columns}
     new_cost, new_price = new_values(columns, change, settings)
     planned = base.add_columns(new_cost.label("nc"), new_price.label("np")).subquery()
-    too_big = session.execute(select(planned.c.sku).where(or_(planned.c.nc > _num(rules.MONEY_MAX),
-                                                              planned.c.np > _num(rules.MONEY_MAX))).limit(1)).first()
+    too_big = session.execute(select(planned.c.sku).where(or_(planned.c.nc > sql_number(rules.MONEY_MAX),
+                                                              planned.c.np > sql_number(rules.MONEY_MAX))).limit(1)).first()
     if too_big is not None:
         raise InvalidInput(f"percent: el costo o el precio de '{too_big.sku}' superaría el máximo {rules.MONEY_MAX}",
                            details={"sku": too_big.sku, "field": "percent"})

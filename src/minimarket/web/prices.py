@@ -51,19 +51,22 @@ def lagging_count(request: Request) -> int | None:
 
 @router.get("/precios/atrasados", response_class=HTMLResponse)
 def lagging_page(request: Request, user: SessionUser = Depends(page_user(READ)),
-                 categoria: Annotated[str, Query(max_length=100)] = "") -> HTMLResponse:
+                 categoria: Annotated[str, Query(max_length=100)] = "",
+                 pagina: Annotated[int, Query(ge=1, le=10000)] = 1) -> HTMLResponse:
     error, found = None, {"count": 0, "items": []}
     with request.app.state.db.read() as session:
         try:
-            found = lagging_prices(session, limit=SHOWN, category=categoria or None)
+            found = lagging_prices(session, limit=SHOWN, offset=(pagina - 1) * SHOWN, category=categoria or None)
         except DomainError as exc:
             error = exc.message.replace("category:", "Categoría:")
         if not categoria:  # Inicio's number is the whole store's
             request.app.state.cache.set_json(_key(request, session), found["count"], 3600)
         choices = _choices(session)
+    query = {"categoria": categoria} if categoria else {}
     return render(request, "lagging.html", user, status_code=422 if error else 200, count=found["count"],
                   items=found["items"], shown=SHOWN, categoria=categoria, error=error,
-                  export_query=urlencode({"categoria": categoria} if categoria else {}), **choices)
+                  export_query=urlencode(query), page=pagina, more=pagina * SHOWN < found["count"],
+                  page_link=lambda n: "/precios/atrasados?" + urlencode({**query, "pagina": n}), **choices)
 
 
 def _form_values(categoria: str, proveedor: str, marca: str, todos: str, operacion: str, porcentaje: str,
