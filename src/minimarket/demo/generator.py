@@ -65,7 +65,7 @@ def database_is_empty(db: Database) -> bool:
         return not session.scalar(select(func.count()).select_from(Product.__table__))
 
 
-def generate_demo(db: Database, *, products: int = 600, days: int = 120, seed: int = 42,
+def generate_demo(db: Database, *, products: int = 600, days: int = 180, seed: int = 42,
                   progress: Progress | None = None, today: date | None = None,
                   now: datetime | None = None) -> DemoSummary:
     """Create categories, suppliers, products, `days` whole days of ledger history and today's up to now.
