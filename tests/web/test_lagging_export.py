@@ -40,3 +40,21 @@ def test_lagging_prices_of_an_empty_store(client, app):
     assert page.status_code == 200 and "Todavía no hay productos" in page.text
     sheet = load_workbook(io.BytesIO(client.get("/reportes/precios-atrasados.xlsx").content)).active
     assert sheet.max_row == 1
+
+
+def test_lagging_prices_in_pages(client, app, shop, admin):
+    from minimarket.web import prices
+
+    for n in range(3):
+        create_product(client, admin, f"GASEOSA-{n}", name=f"Gaseosa {n}", cost="1000", price="1300", category="Bebidas")
+    sign_in(app, client, "lectura")
+    original, prices.SHOWN = prices.SHOWN, 2
+    try:
+        first = client.get("/precios/atrasados").text
+        second = client.get("/precios/atrasados?pagina=2").text
+    finally:
+        prices.SHOWN = original
+    assert "4 producto(s)" in first and "pagina=2" in first and "pagina=3" not in second and "← Anterior" in second
+    shown = lambda html: {s for s in ("YERBA-1", "GASEOSA-0", "GASEOSA-1", "GASEOSA-2") if s in html}  # noqa: E731
+    assert len(shown(first)) == len(shown(second)) == 2 and shown(first) | shown(second) == {
+        "YERBA-1", "GASEOSA-0", "GASEOSA-1", "GASEOSA-2"}
