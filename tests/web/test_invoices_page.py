@@ -58,6 +58,11 @@ def test_enter_associate_confirm_once_and_annul(client, app, shop, admin):
     assert stock_by_location(client, admin, "YERBA-1")["DEP"] == before
     listing = client.get("/facturas").text
     assert "A 0003-00012345" in listing and "anulada" in listing and "$ 15.886,08" in listing
+    assert "A 0003-00012345" in client.get(f"/facturas?proveedor={supplier}&estado=anulada").text
+    assert "A 0003-00012345" not in client.get("/facturas?estado=borrador").text
+    assert client.get("/facturas?estado=inventado").status_code == 422
+    unknown = client.get("/facturas?proveedor=Inexistente")
+    assert unknown.status_code == 422 and alerts(unknown.text)[0].startswith("Proveedor:")
 
 
 def test_hand_entry_mistakes_name_the_field(client, app, shop):

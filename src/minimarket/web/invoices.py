@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from minimarket.accounts.permissions import CATALOG_WRITE, READ, STOCK_WRITE
 from minimarket.accounts.sessions import SessionUser
@@ -17,6 +18,7 @@ from minimarket.invoices import receipt, service
 from minimarket.invoices.schemas import AnnulIn, InvoicePatch
 from minimarket.invoices.settings import deposito_can_confirm
 from minimarket.stock.locations import list_locations
+from minimarket.suppliers.models import Supplier
 from minimarket.web.auth import PageForbidden, form_user, page_context, page_user
 from minimarket.web.forms import build, new_form_key, write_once
 from minimarket.web.templating import render
@@ -46,11 +48,13 @@ def invoices_list(request: Request, user: SessionUser = Depends(page_user(READ))
                                           limit=PER_PAGE, cursor=antes)
             items, next_cursor = found.items, found.next_cursor
         except DomainError as exc:
-            items, next_cursor, error = [], None, exc.message
+            items, next_cursor, error = [], None, exc.message.replace("supplier:", "Proveedor:")
+        suppliers = session.execute(select(Supplier.id, Supplier.name).order_by(Supplier.name)).all()
     notice = f"{importadas} factura(s) importadas en borrador: revisá sus líneas y confirmalas." \
         if importadas is not None else None
-    return render(request, "invoices.html", user, items=items, filters=filters, error=error, notice=notice,
+    return render(request, "invoices.html", user, status_code=422 if error else 200, items=items, filters=filters, error=error, notice=notice,
                   states=STATES, can_enter=user.role in CATALOG_WRITE, filtered=bool(filters) or antes is not None,
+                  suppliers=suppliers,
                   next_link="/facturas?" + urlencode({**filters, "antes": next_cursor}) if next_cursor else None)
 
 
