@@ -27,6 +27,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "clave-del-navegador"
+STORE_LOCALE = {"locale": "es-AR", "timezone_id": "America/Argentina/Buenos_Aires"}  # the browser of a store in Argentina
 
 
 def need_chromium() -> None:
@@ -113,8 +114,9 @@ def owner_and_clerk(store: Server, browser, tmp_path: Path) -> None:  # noqa: AN
 
     sku, barcode = a_product_with_barcode(store.database_url)
     watch = Watch(store.base_url)
-    owner = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    clerk = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    owner = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True, **STORE_LOCALE)
+    clerk = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,
+                                 **STORE_LOCALE)
     inicio, phone = owner.new_page(), clerk.new_page()
     watch.attach(inicio)
     watch.attach(phone)
@@ -192,7 +194,7 @@ def every_page_fits_the_screen_and_is_photographed(store: Server, browser) -> No
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     watch, too_wide = Watch(store.base_url), []
     for width in (360, 1280):
-        context = browser.new_context(viewport={"width": width, "height": 800})
+        context = browser.new_context(viewport={"width": width, "height": 800}, **STORE_LOCALE)
         page = context.new_page()
         watch.attach(page)
         page.goto(store.base_url + "/ingresar")

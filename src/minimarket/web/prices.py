@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from minimarket.accounts.permissions import CATALOG_WRITE, READ
 from minimarket.accounts.sessions import SessionUser
@@ -90,7 +90,7 @@ def _choices(session) -> dict[str, Any]:  # noqa: ANN001
     return {"categories": sorted(session.scalars(select(Category.name)).all(), key=str.casefold),
             "suppliers": session.scalars(select(Supplier.name).where(Supplier.active.is_(True))
                                          .order_by(Supplier.name)).all(),
-            "has_products": session.scalar(select(func.count()).select_from(Product.__table__)) > 0}
+            "has_products": session.scalar(select(Product.id).limit(1)) is not None}
 
 
 def _page(request: Request, user: SessionUser, *, status: int = 200, error: str | None = None,
