@@ -24,6 +24,7 @@ MONTHLY_INFLATION = "precios.inflacion_mensual"  # percent per month, for the re
 SALE_MAX_DISCOUNT = "ventas.descuento_maximo"  # percent below the shelf price any seller may charge (default 0)
 APPLY_SUGGESTED = "precios.aplicar_sugerido"  # "true": a new cost (invoice) also sets the suggested price
 DEPOSITO_CONFIRMS_INVOICES = "facturas.deposito_confirma"  # "true": the deposito role may confirm a receipt
+TAX_CONDITION = "tienda.condicion_iva"  # responsable_inscripto (default), monotributo or exento
 STORE_NAME = "tienda.nombre"  # the store's own data (store_profile.py): name, CUIT, address, phone, e-mail
 STORE_CUIT = "tienda.cuit"
 STORE_ADDRESS = "tienda.direccion"

@@ -60,7 +60,8 @@ def test_draft_match_confirm_brings_goods_in_and_updates_costs_once(client, admi
         ("YERBA-1", "entrada", "12.000", "1033.33")]
     history = client.get("/api/prices/YERBA-1/history", headers=admin).json()
     assert history["cost"] == "1033.33"
-    assert [(c["reason"], c["reference"]) for c in history["changes"]][0] == ("factura", "FC A 0003-00012345")
+    assert [(c["reason"], c["reference"]) for c in history["changes"]][0] == (
+        "factura", f"factura:{draft['id']} FC A 0003-00012345")
     with app.state.db.read() as session:
         assert session.scalar(select(func.count()).select_from(PriceChange).where(PriceChange.reason == "factura")) == 3
         actions = session.scalars(select(AuditEntry.action).where(AuditEntry.entity == "factura")
@@ -133,6 +134,9 @@ def test_annul_reverses_the_receipt_and_is_refused_when_the_goods_are_gone(clien
     assert annulled.status_code == 200, annulled.text
     assert annulled.json()["state"] == "anulada" and annulled.json()["annul_reason"] == "mercadería devuelta"
     assert total_stock(client, admin, "YERBA-1") == 0 and total_stock(client, admin, "AZUCAR-1") == 0
+    assert _cost_and_price(client, admin, "YERBA-1") == ("1000.00", "1700.00")  # the costs it set are undone
+    assert _cost_and_price(client, admin, "AZUCAR-1") == ("800.00", "1300.00")
+    assert client.get("/api/prices/AZUCAR-1/history", headers=admin).json()["changes"][0]["reason"] == "deshacer"
     error_of(client.post(f"/api/invoices/{invoice['id']}/annul", json={"reason": "otra vez"}, headers=admin), 409,
              code="factura_anulada")
     # A second invoice whose goods were partly sold cannot be annulled.
@@ -154,6 +158,44 @@ def test_annul_reverses_the_receipt_and_is_refused_when_the_goods_are_gone(clien
                        headers=admin).json()["state"] == "anulada"
     error_of(client.post(f"/api/invoices/{draft['id']}/confirm", headers=admin), 409, code="factura_anulada")
     assert_ledger_clean(app)
+
+
+def _cost_and_price(client, headers, sku: str) -> tuple[str, str]:  # noqa: ANN001
+    history = client.get(f"/api/prices/{sku}/history", headers=headers).json()
+    return history["cost"], history["price"]
+
+
+def test_annul_keeps_a_cost_that_a_later_change_superseded(client, admin):
+    supplier_store(client, admin)
+    body = invoice_body(lines=invoice_body()["lines"][:2], net={"21": "12399.96", "10.5": "2295.27"},
+                        vat={"21": "2603.99", "10.5": "241.00"}, total="17640.22")
+    first = post_invoice(client, admin, body)
+    client.post(f"/api/invoices/{first['id']}/confirm", headers=admin)
+    assert client.patch("/api/inventory/YERBA-1", json={"cost": "1100.00"}, headers=admin).status_code == 200
+    annulled = client.post(f"/api/invoices/{first['id']}/annul", json={"reason": "devuelta"}, headers=admin)
+    assert annulled.status_code == 200, annulled.text
+    assert _cost_and_price(client, admin, "YERBA-1") == ("1100.00", "1700.00")  # the later manual cost stays
+    assert _cost_and_price(client, admin, "AZUCAR-1") == ("800.00", "1300.00")  # nothing superseded it
+
+
+def test_a_monotributo_store_counts_the_iva_of_an_a_invoice_as_cost(client, admin):
+    supplier_store(client, admin)
+    assert client.get("/api/invoices/settings", headers=admin).json()["tax_condition"] == "responsable_inscripto"
+    changed = client.patch("/api/invoices/settings", json={"tax_condition": "monotributo"}, headers=admin)
+    assert changed.json() == {"deposito_can_confirm": False, "tax_condition": "monotributo"}
+    error_of(client.patch("/api/invoices/settings", json={"tax_condition": "otro"}, headers=admin), 422,
+             mentions="tax_condition")
+    body = invoice_body(lines=invoice_body()["lines"][:2], net={"21": "12399.96", "10.5": "2295.27"},
+                        vat={"21": "2603.99", "10.5": "241.00"}, total="17640.22")
+    confirmed = client.post(f"/api/invoices/{post_invoice(client, admin, body)['id']}/confirm", headers=admin).json()
+    costs = {c["sku"]: c["cost_after"] for c in confirmed["cost_changes"]}
+    assert costs == {"YERBA-1": "1250.33", "AZUCAR-1": "845.42"}  # 1033.33 × 1.21; 765.09 × 1.105
+    # A C invoice has no IVA apart: its amount is the cost whatever the store's condition.
+    c_invoice = {"supplier": CUIT, "type": "C", "point_of_sale": 4, "number": 1, "date": "2026-11-20",
+                 "net": {"0": "9000.00"}, "total": "9000.00",
+                 "lines": [{"sku": "FIDEOS-1", "quantity": "10", "unit_cost": "900.00", "vat_rate": "21"}]}
+    confirmed = client.post(f"/api/invoices/{post_invoice(client, admin, c_invoice)['id']}/confirm", headers=admin)
+    assert confirmed.json()["cost_changes"][0]["cost_after"] == "900.00", confirmed.text
 
 
 def test_idempotency_key_on_confirm_replays_the_first_answer(client, admin, app):
@@ -183,7 +225,7 @@ def test_deposito_confirms_only_when_the_store_allows_it(client, admin, make_key
     assert total_stock(client, admin, "YERBA-1") == 0
     error_of(client.patch("/api/invoices/settings", json={"deposito_can_confirm": True}, headers=deposito), 403)
     assert client.patch("/api/invoices/settings", json={"deposito_can_confirm": True}, headers=admin).json() == \
-        {"deposito_can_confirm": True}
+        {"deposito_can_confirm": True, "tax_condition": "responsable_inscripto"}
     confirmed = client.post(f"/api/invoices/{invoice['id']}/confirm", headers=deposito)
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.json()["invoice"]["confirmed_by"] == "apikey:deposito-1"

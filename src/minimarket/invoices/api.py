@@ -34,12 +34,13 @@ from minimarket.invoices.schemas import (
     InvoicePage,
     InvoicePatch,
     InvoiceSettings,
+    InvoiceSettingsPatch,
     QrIn,
     QrOut,
     State,
     SupplierRef,
 )
-from minimarket.invoices.settings import deposito_can_confirm, set_deposito_can_confirm
+from minimarket.invoices.settings import deposito_can_confirm, set_deposito_can_confirm, set_tax_condition, tax_condition
 from minimarket.invoices.templates import template_csv, template_xlsx
 from minimarket.platform.json_numbers import PlainNumbersRoute
 from minimarket.suppliers.models import Supplier
@@ -66,15 +67,22 @@ def xlsx_template(_ctx: Context = Depends(require(READ))) -> Response:
 @router.get("/settings", response_model=InvoiceSettings, summary="Ajustes de facturas de la tienda")
 def read_settings(_ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> InvoiceSettings:
     with db.read() as session:
-        return InvoiceSettings(deposito_can_confirm=deposito_can_confirm(session))
+        return _settings_out(session)
+
+
+def _settings_out(session: Session) -> InvoiceSettings:
+    return InvoiceSettings(deposito_can_confirm=deposito_can_confirm(session), tax_condition=tax_condition(session))
 
 
 @router.patch("/settings", response_model=InvoiceSettings, summary="Cambiar ajustes de facturas (admin)")
-def change_settings(data: InvoiceSettings, ctx: Context = Depends(require(ADMIN)),
+def change_settings(data: InvoiceSettingsPatch, ctx: Context = Depends(require(ADMIN)),
                     db: Database = Depends(get_db)) -> InvoiceSettings:
     with db.write() as session:
-        set_deposito_can_confirm(session, ctx, allowed=data.deposito_can_confirm)
-        return InvoiceSettings(deposito_can_confirm=deposito_can_confirm(session))
+        if data.deposito_can_confirm is not None:
+            set_deposito_can_confirm(session, ctx, allowed=data.deposito_can_confirm)
+        if data.tax_condition is not None:
+            set_tax_condition(session, ctx, condition=data.tax_condition)
+        return _settings_out(session)
 
 
 @router.post("/import", status_code=201, response_model=ImportOut, openapi_extra=IMPORT_BODY,

@@ -16,6 +16,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context, record_audit
+from minimarket.ar.invoices import VAT_DISCRIMINATED
 from minimarket.ar.money import to_money
 from minimarket.catalog.models import Product
 from minimarket.config import Settings
@@ -23,7 +24,9 @@ from minimarket.errors import Conflict, InsufficientStock, InvalidInput
 from minimarket.invoices.models import Invoice, InvoiceLine
 from minimarket.invoices.schemas import ConfirmOut, CostChange
 from minimarket.invoices.service import display_number, find_invoice, invoice_out
-from minimarket.pricing.service import record_cost_changes
+from minimarket.invoices.settings import tax_condition
+from minimarket.pricing.models import PriceChange
+from minimarket.pricing.service import record_cost_changes, revert_cost_changes
 from minimarket.pricing.settings import load_pricing_settings
 from minimarket.stock import service as stock_service
 from minimarket.stock.locations import resolve_location
@@ -53,9 +56,24 @@ def _not_draft(invoice: Invoice) -> Conflict:
                     details={"id": invoice.id, "state": invoice.state})
 
 
-def _unit_cost(line: InvoiceLine) -> Decimal:
-    """Net unit cost after the line's discount (what one unit really cost)."""
-    return to_money(line.net / line.quantity)
+def _price_reference(invoice: Invoice) -> str:
+    """What the invoice's cost changes carry in precios_historial: its id (annulment finds them) and number."""
+    return f"{_reference(invoice)} {_label(invoice)}"
+
+
+def _line_cost(line: InvoiceLine, *, vat_in_cost: bool) -> Decimal:
+    """What the line's goods cost: their net after discount, plus the line's IVA when the store cannot credit it."""
+    return line.net * (1 + line.vat_rate / 100) if vat_in_cost else line.net
+
+
+def _vat_in_cost(session: Session, invoice: Invoice) -> bool:
+    """An A or M invoice's IVA is a cost for a store that is not responsable inscripto (B and C already include it)."""
+    return invoice.type in VAT_DISCRIMINATED and tax_condition(session) != "responsable_inscripto"
+
+
+def _unit_cost(line: InvoiceLine, *, vat_in_cost: bool) -> Decimal:
+    """What one unit really cost (after the line's discount)."""
+    return to_money(_line_cost(line, vat_in_cost=vat_in_cost) / line.quantity)
 
 
 def confirm_invoice(session: Session, ctx: Context, *, invoice_id: int, location: str | None, settings: Settings,
@@ -76,12 +94,14 @@ def confirm_invoice(session: Session, ctx: Context, *, invoice_id: int, location
     products = {p.id: p for p in session.scalars(select(Product).where(
         Product.id.in_({line.product_id for line in invoice.lines})))}
     reason = f"{_label(invoice)} de {supplier.name}"[:500]
+    vat_in_cost = _vat_in_cost(session, invoice)
     batch = stock_service.register_movements(
         session, ctx, batch=BatchIn(lines=[
             BatchLine(sku=products[line.product_id].sku, type="entrada", quantity=line.quantity,
-                      unit_cost=_unit_cost(line), location=target.code, reason=reason, reference=_reference(invoice))
+                      unit_cost=_unit_cost(line, vat_in_cost=vat_in_cost), location=target.code, reason=reason,
+                      reference=_reference(invoice))
             for line in invoice.lines]), settings=settings, idempotency_key=idempotency_key)
-    changes = _update_costs(session, ctx, invoice)
+    changes = _update_costs(session, ctx, invoice, vat_in_cost=vat_in_cost)
     invoice.state, invoice.location_id = "confirmada", target.id
     invoice.confirmed_by, invoice.confirmed_at = ctx.actor, utcnow()
     invoice.receipt_operation = batch.operation_id
@@ -95,48 +115,66 @@ def confirm_invoice(session: Session, ctx: Context, *, invoice_id: int, location
     return ConfirmOut(invoice=invoice_out(session, invoice), operation_id=batch.operation_id, cost_changes=changes)
 
 
-def _update_costs(session: Session, ctx: Context, invoice: Invoice) -> list[CostChange]:
+def _update_costs(session: Session, ctx: Context, invoice: Invoice, *, vat_in_cost: bool) -> list[CostChange]:
     """One cost per product: what its lines cost in total over how many units came in (one pricing call)."""
     nets: dict[int, Decimal] = {}
     quantities: dict[int, Decimal] = {}
     for line in invoice.lines:
-        nets[line.product_id] = nets.get(line.product_id, Decimal("0")) + line.net
+        nets[line.product_id] = nets.get(line.product_id, Decimal("0")) + _line_cost(line, vat_in_cost=vat_in_cost)
         quantities[line.product_id] = quantities.get(line.product_id, Decimal("0")) + line.quantity
     applied = load_pricing_settings(session).apply_suggested_price
     results = record_cost_changes(session, ctx, new_costs={pid: to_money(nets[pid] / quantities[pid]) for pid in nets},
-                                  reason="factura", reference=_label(invoice))
+                                  reason="factura", reference=_price_reference(invoice))
     return [CostChange(sku=r.product.sku, cost_before=r.cost_before, cost_after=r.product.cost,
                        price=r.product.price, suggested_price=r.suggested_price, applied=applied) for r in results]
 
 
 def annul_invoice(session: Session, ctx: Context, *, invoice_id: int, reason: str, settings: Settings) -> Invoice:
-    """→ anulada. A confirmed invoice's goods go back out (`salida`), refused if they are already gone."""
+    """→ anulada. A confirmed invoice's goods go back out (`salida`), refused if they are already gone, and
+    the costs it set go back to what they were, unless a later change (invoice, list, manual) superseded them."""
     invoice = find_invoice(session, invoice_id, lock=True)
     if invoice.state == "anulada":
         raise _not_draft(invoice)
-    previous = invoice.state
+    previous, costs = invoice.state, {}
     if previous == "confirmada":
-        location = session.get(Location, invoice.location_id)
-        skus = dict(session.execute(select(Product.id, Product.sku).where(
-            Product.id.in_({line.product_id for line in invoice.lines}))).all())
-        try:
-            batch = stock_service.register_movements(
-                session, ctx, batch=BatchIn(lines=[
-                    BatchLine(sku=skus[line.product_id], type="salida", quantity=line.quantity,
-                              unit_cost=_unit_cost(line), location=location.code,
-                              reason=f"Anulación de {_label(invoice)}: {reason}"[:500], reference=_reference(invoice))
-                    for line in invoice.lines]), settings=settings, refuse_negative=True)
-        except InsufficientStock as exc:
-            raise Conflict(f"No se puede anular la factura {display_number(invoice)}: esa mercadería ya no está. "
-                           f"{exc.message}. Registrá una devolución al proveedor o un ajuste", code="stock_insuficiente",
-                           details=exc.details) from exc
-        invoice.reversal_operation = batch.operation_id
+        invoice.reversal_operation = _take_goods_back(session, ctx, invoice, reason=reason, settings=settings)
+        reverted, kept = revert_cost_changes(session, ctx, changes=_cost_changes_of(session, invoice),
+                                             reference=f"Anulación de {_price_reference(invoice)}")
+        costs = {"costs_reverted": reverted, "costs_kept": kept}
     invoice.state, invoice.annulled_by, invoice.annulled_at, invoice.annul_reason = "anulada", ctx.actor, utcnow(), reason
     session.flush()
     record_audit(session, ctx, action="invoice.annul", entity="factura", entity_id=str(invoice.id),
                  before={"state": previous}, after={"state": "anulada", "reason": reason,
-                                                    "operation_id": invoice.reversal_operation})
+                                                    "operation_id": invoice.reversal_operation, **costs})
     return invoice
+
+
+def _take_goods_back(session: Session, ctx: Context, invoice: Invoice, *, reason: str, settings: Settings) -> str:
+    """A `salida` per line from where the goods came in; Conflict if that stock is no longer there."""
+    location = session.get(Location, invoice.location_id)
+    skus = dict(session.execute(select(Product.id, Product.sku).where(
+        Product.id.in_({line.product_id for line in invoice.lines}))).all())
+    vat_in_cost = _vat_in_cost(session, invoice)
+    try:
+        batch = stock_service.register_movements(
+            session, ctx, batch=BatchIn(lines=[
+                BatchLine(sku=skus[line.product_id], type="salida", quantity=line.quantity,
+                          unit_cost=_unit_cost(line, vat_in_cost=vat_in_cost), location=location.code,
+                          reason=f"Anulación de {_label(invoice)}: {reason}"[:500], reference=_reference(invoice))
+                for line in invoice.lines]), settings=settings, refuse_negative=True)
+    except InsufficientStock as exc:
+        raise Conflict(f"No se puede anular la factura {display_number(invoice)}: esa mercadería ya no está. "
+                       f"{exc.message}. Registrá una devolución al proveedor o un ajuste", code="stock_insuficiente",
+                       details=exc.details) from exc
+    return batch.operation_id
+
+
+def _cost_changes_of(session: Session, invoice: Invoice) -> list[PriceChange]:
+    """The history rows the invoice's confirmation wrote (older rows name only the invoice number)."""
+    return list(session.scalars(select(PriceChange).where(
+        PriceChange.reason == "factura", PriceChange.reference.in_([_price_reference(invoice), _label(invoice)]),
+        PriceChange.product_id.in_({line.product_id for line in invoice.lines}),
+        PriceChange.created_at <= invoice.confirmed_at).order_by(PriceChange.id)))
 
 
 @event.listens_for(Session, "after_commit")

@@ -231,5 +231,19 @@ class ImportOut(BaseModel):
     created: list[InvoiceOut]
 
 
+TaxCondition = Literal["responsable_inscripto", "monotributo", "exento"]
+TAX_CONDITION_HELP = ("Condición de la tienda frente al IVA. responsable_inscripto: el IVA de una factura A o M "
+                      "es crédito fiscal y el costo es el neto; monotributo o exento: ese IVA es parte del costo. "
+                      "En B y C el costo es siempre el importe de la factura (su IVA no se discrimina)")
+
+
 class InvoiceSettings(BaseModel):
     deposito_can_confirm: bool = Field(description="true: el rol deposito puede confirmar la recepción de una factura")
+    tax_condition: TaxCondition = Field(description=TAX_CONDITION_HELP)
+
+
+class InvoiceSettingsPatch(_In):
+    """Only the fields sent change."""
+
+    deposito_can_confirm: bool | None = Field(default=None, description="true: el rol deposito puede confirmar")
+    tax_condition: TaxCondition | None = Field(default=None, description=TAX_CONDITION_HELP)

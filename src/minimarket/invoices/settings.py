@@ -20,3 +20,22 @@ def set_deposito_can_confirm(session: Session, ctx: Context, *, allowed: bool) -
         record_audit(session, ctx, action="settings.invoices", entity="ajustes",
                      entity_id=store_settings.DEPOSITO_CONFIRMS_INVOICES,
                      before={"deposito_can_confirm": before}, after={"deposito_can_confirm": allowed})
+
+
+# The store's standing before IVA. Only a responsable inscripto takes the IVA of an A or M invoice
+# as a credit, so only for it is that IVA not part of what the goods cost.
+TAX_CONDITIONS = ("responsable_inscripto", "monotributo", "exento")
+
+
+def tax_condition(session: Session) -> str:
+    value = store_settings.read_value(session, store_settings.TAX_CONDITION)
+    return value if value in TAX_CONDITIONS else TAX_CONDITIONS[0]
+
+
+def set_tax_condition(session: Session, ctx: Context, *, condition: str) -> None:
+    before = tax_condition(session)
+    store_settings.write_value(session, store_settings.TAX_CONDITION, condition)
+    if before != condition:
+        record_audit(session, ctx, action="settings.invoices", entity="ajustes",
+                     entity_id=store_settings.TAX_CONDITION,
+                     before={"tax_condition": before}, after={"tax_condition": condition})

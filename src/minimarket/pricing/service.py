@@ -15,6 +15,7 @@ from minimarket.catalog.models import Product
 from minimarket.errors import InvalidInput
 from minimarket.pricing import rules
 from minimarket.pricing.history import history_of, record_change
+from minimarket.pricing.models import PriceChange
 from minimarket.pricing.settings import PricingSettings, load_pricing_settings
 from minimarket.stock.models import Movement
 from minimarket.types import utcnow
@@ -90,6 +91,41 @@ def record_cost_change(session: Session, ctx: Context, *, product: Product, new_
     (result,) = record_cost_changes(session, ctx, new_costs={product.id: new_cost}, reason=reason, batch_id=batch_id,
                                     reference=reference)
     return result.suggested_price
+
+
+def revert_cost_changes(session: Session, ctx: Context, *, changes: list[PriceChange],
+                        reference: str) -> tuple[list[str], list[str]]:
+    """Undo cost changes (e.g. an annulled invoice's) where nothing superseded them; (reverted, kept) SKUs.
+
+    A product goes back to the cost and price before its change only if that change is still its
+    latest history row and its cost and price are still the ones the change left: a later
+    invoice, price list or manual change wins, and is left alone. Each revert writes its own
+    history row (`deshacer`) and audit.
+    """
+    by_product = {c.product_id: c for c in changes}
+    if not by_product:
+        return [], []
+    latest = dict(session.execute(select(PriceChange.product_id, func.max(PriceChange.id))
+                                  .where(PriceChange.product_id.in_(by_product)).group_by(PriceChange.product_id)).all())
+    products = session.scalars(select(Product).where(Product.id.in_(by_product)).order_by(Product.id)
+                               .with_for_update(of=Product).execution_options(populate_existing=True)).all()
+    reverted, kept = [], []
+    for product in products:
+        change = by_product[product.id]
+        if latest.get(product.id) != change.id or (product.cost, product.price) != (change.cost_after,
+                                                                                    change.price_after):
+            kept.append(product.sku)
+            continue
+        record_change(session, ctx, product_id=product.id, cost_before=product.cost, cost_after=change.cost_before,
+                      price_before=product.price, price_after=change.price_before, reason="deshacer",
+                      reference=reference[:100])
+        record_audit(session, ctx, action="price.cost_revert", entity="producto", entity_id=product.sku,
+                     before={"cost": product.cost, "price": product.price},
+                     after={"cost": change.cost_before, "price": change.price_before, "reference": reference})
+        product.cost, product.price, product.updated_at = change.cost_before, change.price_before, utcnow()
+        reverted.append(product.sku)
+    session.flush()
+    return reverted, kept
 
 
 def set_product_markup(session: Session, ctx: Context, *, product: Product, markup: Decimal | None) -> Product:
