@@ -42,6 +42,8 @@ def test_category_rise_previews_applies_and_undoes_to_the_cent(client, admin, ap
     assert by_sku["ALM-3"]["price_after"] == "1.00" and by_sku["ALM-1"]["cost_after"] == "1000.00"
     assert by_sku["ALM-5"]["markup_after"] is None and by_sku["ALM-5"]["below_target"] is False
     assert _prices(client, admin) == original  # a preview changes nothing
+    page = client.post("/api/prices/bulk/preview?offset=3&limit=10", headers=admin, json=change).json()
+    assert page["count"] == 5 and [i["sku"] for i in page["items"]] == [i["sku"] for i in body["items"]][3:]
 
     applied = client.post("/api/prices/bulk", headers=admin, json=change)
     assert applied.status_code == 201, applied.text

@@ -125,3 +125,13 @@ def test_apply_percent_half_up():
 def test_daily_loss_is_net_of_vat_and_never_negative():
     assert rules.daily_loss(D("1000"), D("1121"), D("21"), D("3")) == D("300.00")
     assert rules.daily_loss(D("1200"), D("1100"), D("21"), D("3")) == D("0.00")
+
+
+def test_price_list_costs_are_plain_decimal_text_in_es_ar_or_dot_notation() -> None:
+    from minimarket.pricing.pricelist_file import parse_cost
+
+    assert parse_cost("1.234,56") == Decimal("1234.56") and parse_cost("$ 1234.5") == Decimal("1234.50")
+    assert parse_cost(900) == Decimal("900.00")
+    for written in ("1_200", "١٢٠٠", "１２", "1.2e3", "1E3", "NaN", "+5", "Infinity"):
+        with pytest.raises(ValueError, match="0-9"):
+            parse_cost(written)

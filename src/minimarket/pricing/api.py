@@ -87,10 +87,11 @@ def put_markup(sku: SkuPath, data: MarkupIn, ctx: Context = Depends(require(CATA
 
 @router.post("/bulk/preview", response_model=BulkPreviewOut,
              summary="Vista previa de un cambio masivo (no cambia nada)")
-def preview_bulk(change: BulkChangeIn, _ctx: Context = Depends(require(READ)),
-                 db: Database = Depends(get_db)) -> BulkPreviewOut:
+def preview_bulk(change: BulkChangeIn, offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = bulk.PREVIEW_ITEMS,
+                 _ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> BulkPreviewOut:
     with db.read() as session:
-        return BulkPreviewOut(**bulk.preview_bulk(session, change=change))
+        return BulkPreviewOut(**bulk.preview_bulk(session, change=change, offset=offset, limit=limit))
 
 
 @router.post("/bulk", status_code=201, response_model=BatchOut,

@@ -95,12 +95,13 @@ def _plan(session: Session, change: BulkChangeIn) -> tuple[list[Planned], int]:
     return changed, len(planned) - len(changed)
 
 
-def preview_bulk(session: Session, *, change: BulkChangeIn) -> dict[str, Any]:
-    """What the change would do, without writing anything."""
+def preview_bulk(session: Session, *, change: BulkChangeIn, offset: int = 0,
+                 limit: int = PREVIEW_ITEMS) -> dict[str, Any]:
+    """What the change would do, without writing anything: the counts, and the products from `offset` (by SKU)."""
     changed, unchanged = _plan(session, change)
     below = sum(1 for c in changed if rules.below_target(c.price_after, c.cost_after, c.vat, c.target))
     return {"count": len(changed), "unchanged": unchanged, "below_target": below,
-            "items": [planned_out(c) for c in changed[:PREVIEW_ITEMS]]}
+            "items": [planned_out(c) for c in changed[offset:offset + limit]]}
 
 
 def describe(change: BulkChangeIn) -> str:

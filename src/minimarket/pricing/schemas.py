@@ -160,7 +160,7 @@ class BulkPreviewOut(BaseModel):
     count: int = Field(description="Productos que cambian")
     unchanged: int = Field(description="Productos del filtro que quedan igual")
     below_target: int = Field(description="Cuántos quedan por debajo de su margen objetivo")
-    items: list[PlannedChangeOut] = Field(description="Los primeros 500, por SKU")
+    items: list[PlannedChangeOut] = Field(description="Por SKU, desde `offset` (0), hasta `limit` (500; máximo 1000)")
 
 
 class BatchOut(BaseModel):

@@ -126,21 +126,21 @@ def prices_page(request: Request, user: SessionUser = Depends(page_user(READ)),
 def preview_page(request: Request, user: SessionUser = Depends(page_user(CATALOG_WRITE)),
                  categoria: Short = "", proveedor: Short = "", marca: Short = "", todos: Short = "",
                  operacion: Short = "price_percent", porcentaje: Short = "", recalcular: Short = "", nota: Short = "",
-                 pagina: Annotated[int, Query(ge=1, le=100)] = 1) -> HTMLResponse:
+                 pagina: Annotated[int, Query(ge=1, le=10000)] = 1) -> HTMLResponse:
     """What the change would do (nothing is written): every product old → new, a page at a time."""
     values = _form_values(categoria, proveedor, marca, todos, operacion, porcentaje, recalcular, nota)
     try:
         change = change_from_form(values)
         with request.app.state.db.read() as session:
-            preview = bulk.preview_bulk(session, change=change)
+            preview = bulk.preview_bulk(session, change=change, offset=(pagina - 1) * PER_PAGE, limit=PER_PAGE)
     except DomainError as exc:
         return _page(request, user, status=exc.status_code, error=exc.message, values=values)
-    items = preview["items"][(pagina - 1) * PER_PAGE:pagina * PER_PAGE]
+    items = preview["items"]
     query = {k: v for k, v in values.items() if v}
     link = lambda n: "/precios/vista-previa?" + urlencode({**query, "pagina": n})  # noqa: E731
     return render(request, "price_preview.html", user, preview=preview, items=items, values=values,
                   description=bulk.describe(change), page=pagina, per_page=PER_PAGE, page_link=link,
-                  more=pagina * PER_PAGE < len(preview["items"]), listed=len(preview["items"]),
+                  more=pagina * PER_PAGE < preview["count"], listed=preview["count"],
                   edit_link="/precios?" + urlencode(query), key=new_form_key(),
                   cost_shown=change.operation == "cost_percent")
 
