@@ -91,3 +91,21 @@ def test_an_empty_store_says_what_to_do_first(client, app):
     page = client.get("/precios")
     assert page.status_code == 200 and "Todavía no hay productos" in page.text and "minimarket demo" in page.text
     assert "Todavía no hubo cambios masivos" in page.text
+
+
+def test_the_preview_pages_through_every_product(client, app, shop, admin):
+    from minimarket.web import prices as page_module
+    from tests.integration.helpers import create_product
+
+    for n in range(4):
+        create_product(client, admin, f"ARROZ-{n}", name=f"Arroz {n}", cost="500", price="900", category="Almacén")
+    sign_in(app, client, "admin")
+    original, page_module.PER_PAGE = page_module.PER_PAGE, 2
+    try:
+        pages = [client.get("/precios/vista-previa", params={**RAISE, "pagina": n}).text for n in (1, 2, 3)]
+    finally:
+        page_module.PER_PAGE = original
+    skus = ["ARROZ-0", "ARROZ-1", "ARROZ-2", "ARROZ-3", "YERBA-1"]
+    assert [[s for s in skus if f"<span class=\"muted\">{s}</span>" in html] for html in pages] == [
+        skus[:2], skus[2:4], skus[4:]]
+    assert "5 producto(s) cambian" in pages[2] and "pagina=2" in pages[2] and "pagina=4" not in pages[2]
