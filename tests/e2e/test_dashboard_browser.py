@@ -43,6 +43,7 @@ def store(start_server: StartServer, sqlite_database: str, tmp_path: Path) -> Se
     env["DATABASE_URL"] = sqlite_database
     result = run_cli(["demo", "--products", "80", "--days", "40"], env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert run_cli(["forecast", "run"], env=env, cwd=tmp_path).returncode == 0  # Pronóstico has something to show
     for name, role in (("admin", "admin"), ("pepe", "deposito")):
         made = subprocess.run(cli_command() + ["user", "create", "--username", name, "--role", role,
                                                "--password-stdin"], input=PASSWORD + "\n", env=env, cwd=tmp_path,
@@ -185,14 +186,30 @@ PAGES = {
     "precios-atrasados": "/precios/atrasados", "alertas": "/alertas",
     "proveedores": "/proveedores", "proveedor": "/proveedores/1", "proveedor-nuevo": "/proveedores/nuevo",
     "facturas": "/facturas", "factura": "/facturas/1", "factura-nueva": "/facturas/nueva",
+    "pedidos": "/pedidos", "pedido-nuevo": "/pedidos/nuevo?proveedor=1", "pedido": "/pedidos/{order}",
+    "pronostico": "/pronostico?producto={sku}&evaluar=1",
 }
+
+
+def an_order_received_in_part(page, base_url: str, sku: str) -> int:  # noqa: ANN001
+    """Through /api with the page's session: 12 of `sku` ordered to supplier 1, sent, 5 received."""
+    csrf = {"X-CSRF-Token": page.locator('meta[name="csrf-token"]').get_attribute("content")}
+    made = page.request.post(base_url + "/api/purchase-orders", headers=csrf, data={
+        "supplier": "1", "lines": [{"sku": sku, "quantity": 12, "pack_size": 1}], "notes": "Entregar a la mañana"})
+    assert made.status == 201, made.text()
+    order = made.json()["id"]
+    assert page.request.post(f"{base_url}/api/purchase-orders/{order}/send", headers=csrf).status == 200
+    received = page.request.post(f"{base_url}/api/purchase-orders/{order}/receive", headers=csrf,
+                                 data={"lines": [{"sku": sku, "quantity": 5}]})
+    assert received.status == 200, received.text()
+    return order
 
 
 def every_page_fits_the_screen_and_is_photographed(store: Server, browser) -> None:  # noqa: ANN001
     """Both widths, every page: no horizontal scroll, a label on every input, a screenshot for a person to look at."""
     sku, _ = a_product_with_barcode(store.database_url)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    watch, too_wide = Watch(store.base_url), []
+    watch, too_wide, order = Watch(store.base_url), [], None
     for width in (360, 1280):
         context = browser.new_context(viewport={"width": width, "height": 800}, **STORE_LOCALE)
         page = context.new_page()
@@ -200,10 +217,11 @@ def every_page_fits_the_screen_and_is_photographed(store: Server, browser) -> No
         page.goto(store.base_url + "/ingresar")
         page.screenshot(path=str(ARTIFACTS / f"ingresar-{width}.png"), full_page=True)
         log_in(page, store.base_url, "admin")
+        order = order or an_order_received_in_part(page, store.base_url, sku)
         for name, path in PAGES.items():
             if name == "ingresar":
                 continue
-            page.goto(store.base_url + path.format(sku=sku))
+            page.goto(store.base_url + path.format(sku=sku, order=order))
             page.wait_for_load_state("load")
             page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
             scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")

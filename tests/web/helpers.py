@@ -47,3 +47,42 @@ def form_key(html: str) -> str:
 def alerts(page: str) -> list[str]:
     """The error messages a page shows, unescaped."""
     return [html.unescape(m) for m in re.findall(r'role="alert">([^<]+)<', page)]
+
+
+ORDER_SUPPLIER = "Distribuidora Pedidos"
+
+
+def order_supplier(app) -> int:  # noqa: ANN001
+    """A supplier with one product to order (PEDIR-1: nothing in stock, minimum 5, maximum 20): made on first use."""
+    from sqlalchemy import select
+
+    from minimarket.catalog.schemas import ProductCreate
+    from minimarket.catalog.service import create_product
+    from minimarket.suppliers.models import Supplier
+    from minimarket.suppliers.schemas import SupplierCreate
+    from minimarket.suppliers.service import create_supplier
+
+    with app.state.db.write() as session:
+        found = session.scalar(select(Supplier.id).where(Supplier.name == ORDER_SUPPLIER))
+        if found:
+            return found
+        supplier = create_supplier(session, Context(actor="test"), data=SupplierCreate(
+            name=ORDER_SUPPLIER, phone="11 4000-1234", lead_time_days=2))
+        create_product(session, Context(actor="test"), data=ProductCreate(
+            sku="PEDIR-1", name="Galletitas de agua", supplier=ORDER_SUPPLIER, cost="500", price="900", min_stock=5,
+            max_stock=20))
+        return supplier.id
+
+
+def a_purchase_order(app, *, sent: bool = False, quantity: int = 10) -> int:  # noqa: ANN001
+    """A new order of PEDIR-1 to the order supplier, a draft or sent."""
+    from minimarket.purchasing.order_schemas import OrderIn
+    from minimarket.purchasing.orders import create_order, send_order
+
+    supplier = order_supplier(app)
+    with app.state.db.write() as session:
+        order = create_order(session, Context(actor="test"), data=OrderIn(
+            supplier=str(supplier), lines=[{"sku": "PEDIR-1", "quantity": quantity}]))
+        if sent:
+            send_order(session, Context(actor="test"), order_id=order.id)
+        return order.id

@@ -17,12 +17,13 @@ from minimarket.accounts.models import ApiKey, User
 from minimarket.catalog.models import Product
 from minimarket.invoices.models import Invoice, InvoiceLine
 from minimarket.pricing.models import PriceBatch
+from minimarket.purchasing.models import PurchaseOrder, PurchaseOrderLine
 from minimarket.store_settings import StoreSetting
 from minimarket.suppliers.models import Supplier
 from minimarket.web.nav import PAGES
 from tests.integration.helpers import movement_rows
 from tests.integration.test_auth_roles import OPEN_ROUTES, served_routes
-from tests.web.helpers import add_user, sign_in
+from tests.web.helpers import a_purchase_order, add_user, alerts, order_supplier, sign_in
 
 ROLES = ("admin", "encargado", "deposito", "lectura")
 EVERYONE = frozenset(ROLES)
@@ -61,6 +62,17 @@ PAGE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/facturas/{invoice_id}/asociar"): CATALOG,
     ("POST", "/facturas/{invoice_id}/confirmar"): CATALOG,  # and deposito where the store allows it (own test)
     ("POST", "/facturas/{invoice_id}/anular"): CATALOG,
+    ("GET", "/pedidos"): EVERYONE,
+    ("GET", "/pedidos/nuevo"): CATALOG,
+    ("POST", "/pedidos/nuevo"): CATALOG,
+    ("GET", "/pedidos/{order_id}"): EVERYONE,
+    ("GET", "/pedidos/{order_id}/pedido.pdf"): EVERYONE,
+    ("GET", "/pedidos/{order_id}/whatsapp.txt"): EVERYONE,
+    ("POST", "/pedidos/{order_id}/editar"): CATALOG,
+    ("POST", "/pedidos/{order_id}/enviar"): CATALOG,
+    ("POST", "/pedidos/{order_id}/cancelar"): CATALOG,
+    ("POST", "/pedidos/{order_id}/recibir"): STOCK,
+    ("GET", "/pronostico"): EVERYONE,
     ("GET", "/reportes"): EVERYONE,
     ("GET", "/alertas"): EVERYONE,
     ("GET", "/reportes/inventario.{formato}"): EVERYONE,
@@ -131,6 +143,22 @@ REQUESTS: dict[tuple[str, str], Callable[[int, str], Req]] = {
         "csrf": c, "idempotency_key": f"f-{n}"}),
     ("POST", "/facturas/{invoice_id}/anular"): lambda n, c: ("/facturas/{invoice}/anular", {
         "csrf": c, "motivo": "Cargada dos veces"}),
+    # {draft} and {sent}: a new purchase order made for the request; {orders_supplier} has PEDIR-1 to order.
+    ("GET", "/pedidos"): lambda n, c: ("/pedidos?estado=borrador", None),
+    ("GET", "/pedidos/nuevo"): lambda n, c: ("/pedidos/nuevo?proveedor={orders_supplier}", None),
+    ("POST", "/pedidos/nuevo"): lambda n, c: ("/pedidos/nuevo", {"csrf": c, "proveedor": "{orders_supplier}",
+                                                                "sku": "PEDIR-1", "idempotency_key": f"p-{n}"}),
+    ("GET", "/pedidos/{order_id}"): lambda n, c: ("/pedidos/{sent}", None),
+    ("GET", "/pedidos/{order_id}/pedido.pdf"): lambda n, c: ("/pedidos/{draft}/pedido.pdf", None),
+    ("GET", "/pedidos/{order_id}/whatsapp.txt"): lambda n, c: ("/pedidos/{draft}/whatsapp.txt", None),
+    ("POST", "/pedidos/{order_id}/editar"): lambda n, c: ("/pedidos/{draft}/editar", {
+        "csrf": c, "sku": "PEDIR-1", "cantidad": "7", "bulto": "1", "notas": f"nota {n}"}),
+    ("POST", "/pedidos/{order_id}/enviar"): lambda n, c: ("/pedidos/{draft}/enviar", {"csrf": c}),
+    ("POST", "/pedidos/{order_id}/cancelar"): lambda n, c: ("/pedidos/{draft}/cancelar", {"csrf": c,
+                                                                                        "motivo": "prueba"}),
+    ("POST", "/pedidos/{order_id}/recibir"): lambda n, c: ("/pedidos/{sent}/recibir", {
+        "csrf": c, "sku": "PEDIR-1", "recibido": "1", "ubicacion": "DEP", "idempotency_key": f"q-{n}"}),
+    ("GET", "/pronostico"): lambda n, c: ("/pronostico?evaluar=1", None),
     ("GET", "/reportes"): lambda n, c: ("/reportes", None),
     ("GET", "/alertas"): lambda n, c: ("/alertas?estado=activa", None),
     ("GET", "/reportes/inventario.{formato}"): lambda n, c: ("/reportes/inventario.csv", None),
@@ -179,7 +207,11 @@ def state(app) -> tuple:  # noqa: ANN001
                                     .order_by(Supplier.id)).all()
         invoices = session.execute(select(Invoice.id, Invoice.state).order_by(Invoice.id)).all()
         lines = session.execute(select(InvoiceLine.id, InvoiceLine.product_id).order_by(InvoiceLine.id)).all()
-    return movement_rows(app), users, keys, prices, batches, settings, suppliers, invoices, lines
+        orders = session.execute(select(PurchaseOrder.id, PurchaseOrder.state, PurchaseOrder.notes)
+                                 .order_by(PurchaseOrder.id)).all()
+        order_lines = session.execute(select(PurchaseOrderLine.id, PurchaseOrderLine.quantity,
+                                             PurchaseOrderLine.received).order_by(PurchaseOrderLine.id)).all()
+    return movement_rows(app), users, keys, prices, batches, settings, suppliers, invoices, lines, orders, order_lines
 
 
 def test_every_page_route_declares_its_roles(app):
@@ -217,6 +249,14 @@ def resolve(app, path: str, body: dict | None, username: str) -> tuple[str, dict
     for name, unmatched in (("{invoice}", False), ("{unmatched}", True)):
         if name in path:
             path = path.replace(name, str(a_draft_invoice(app, unmatched=unmatched)))
+    if "{draft}" in path:
+        path = path.replace("{draft}", str(a_purchase_order(app)))
+    if "{sent}" in path:  # 2 on order: PEDIR-1 (minimum 5) is still suggested
+        path = path.replace("{sent}", str(a_purchase_order(app, sent=True, quantity=2)))
+    if "{orders_supplier}" in path or (body and body.get("proveedor") == "{orders_supplier}"):
+        path = path.replace("{orders_supplier}", str(order_supplier(app)))
+        if body and body.get("proveedor") == "{orders_supplier}":
+            body["proveedor"] = str(order_supplier(app))
     return path, body
 
 
@@ -287,7 +327,7 @@ def test_page_role_table(client, app, shop, role):
         if role in allowed:
             if response.status_code not in (200, 201, 303):
                 mismatches.append(f"{method} {template}: {role} should be allowed, got {response.status_code} "
-                                  f"{response.text[:300]}")
+                                  f"{alerts(response.text) or response.text[:300]}")
         elif response.status_code != 403 or "No permitido" not in response.text:
             mismatches.append(f"{method} {template}: {role} should get 403, got {response.status_code}")
         elif state(app) != before:
@@ -315,6 +355,8 @@ def test_without_a_session_every_page_goes_to_the_login(client, app, shop):
             body["prefijo"] = "abcd1234"
         path = path.replace("{batch}", "1").replace("{supplier}", "1").replace("{invoice}", "1")
         path = path.replace("{unmatched}", "1")
+        for placeholder in ("{draft}", "{sent}", "{orders_supplier}"):
+            path = path.replace(placeholder, "1")
         before = state(app)
         response = send(client, method, path, body)
         assert response.status_code == 303, (method, template, response.status_code)

@@ -127,8 +127,9 @@ def _how_chosen(row: Forecast) -> str:
     if row.backtest_mae is None:
         return (f"{label}: sin días con stock en las últimas 4 semanas para medir métodos "
                 f"({row.observed_days} de {row.history_days} días observados)")
+    mae = f"{row.backtest_mae:.2f}".replace(".", ",")  # es-AR: 1,91
     return (f"{label}: el de menor error en 4 semanas de backtest con origen móvil entre {len(F.METHODS)} "
-            f"métodos (error medio {row.backtest_mae:.2f} u/día); {row.observed_days} de {row.history_days} "
+            f"métodos (error medio {mae} u/día); {row.observed_days} de {row.history_days} "
             "días con stock")
 
 
@@ -138,3 +139,29 @@ def summary_dict(summary: RunSummary) -> dict:
 
 def forecast_count(session: Session, computed_on: date) -> int:
     return int(session.scalar(select(func.count()).select_from(Forecast).where(Forecast.computed_on == computed_on)) or 0)
+
+
+def latest_run(session: Session) -> dict | None:
+    """The last stored computation: its day, how many products and how many chose each method."""
+    computed_on = session.scalar(select(func.max(Forecast.computed_on)))
+    if computed_on is None:
+        return None
+    counts = dict(session.execute(select(Forecast.method, func.count()).where(Forecast.computed_on == computed_on)
+                                  .group_by(Forecast.method)).all())
+    methods = [{"method": m, "label": METHOD_LABELS.get(m, m), "products": int(counts[m])}
+               for m in sorted(counts, key=lambda m: -counts[m])]
+    return {"computed_on": computed_on, "products": sum(counts.values()), "methods": methods}
+
+
+def top_sellers(session: Session, *, limit: int = 20) -> list[dict]:
+    """The products with the highest forecast daily demand in the last computation, with their method."""
+    computed_on = session.scalar(select(func.max(Forecast.computed_on)))
+    if computed_on is None:
+        return []
+    rows = session.execute(select(Product.sku, Product.name, Forecast.daily_rate, Forecast.method,
+                                  Forecast.backtest_wape).join(Product, Product.id == Forecast.product_id)
+                           .where(Forecast.computed_on == computed_on, Forecast.daily_rate > 0)
+                           .order_by(Forecast.daily_rate.desc(), Product.sku).limit(limit)).all()
+    return [{"sku": sku, "name": name, "daily_rate": rate, "method": method,
+             "method_label": METHOD_LABELS.get(method, method),
+             "wape": wape} for sku, name, rate, method, wape in rows]

@@ -8,15 +8,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from minimarket.web import (alerts, auth, home, inventory, invoice_entry, invoices, movements, prices, reports,
-                            settings, stocktake, suppliers)
+from minimarket.web import (alerts, auth, forecast, home, inventory, invoice_entry, invoices, movements,
+                            order_actions, orders, prices, reports, settings, stocktake, suppliers)
 from minimarket.web.auth import LoginRequired, PageForbidden, login_redirect
 from minimarket.web.templating import render
 
 STATIC = Path(__file__).parent / "static"
 # Every page router, in navigation order; a new page adds its router here (and its Page in nav.py).
 PAGE_ROUTERS = [auth.router, home.router, inventory.router, movements.router, stocktake.router, prices.router,
-                suppliers.router, invoice_entry.router, invoices.router, reports.router, alerts.router, settings.router]
+                suppliers.router, invoice_entry.router, invoices.router, orders.router, order_actions.router,
+                forecast.router, reports.router, alerts.router, settings.router]
 
 
 def install_web(app: FastAPI) -> None:

@@ -27,6 +27,8 @@ PAGES: tuple[Page, ...] = (
     Page("/precios", "Precios", READ),
     Page("/proveedores", "Proveedores", READ),
     Page("/facturas", "Facturas", READ),
+    Page("/pedidos", "Pedidos", READ),
+    Page("/pronostico", "Pronóstico", READ),
     Page("/reportes", "Reportes", READ),
     Page("/alertas", "Alertas", READ),
     Page("/configuracion", "Configuración", READ),
