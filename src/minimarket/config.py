@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from minimarket.platform.crypto import weak_key_problem
 
 DEFAULT_SQLITE_URL = "sqlite:///./data/minimarket.db"
 # Values that ship in examples and must never run a production store.
@@ -20,6 +19,30 @@ _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 # Passwords that ship in examples (.env.production.example uses CAMBIAR_… placeholders).
 _EXAMPLE_PASSWORD = re.compile(r"://[^:/@]+:(postgres|password|changeme|dev|cambiar[^@]*)@", re.IGNORECASE)
+
+
+def weak_key_problem(key_hex: str) -> str | None:
+    """Why a 64-hex key is obviously not random (in Spanish), or None.
+
+    A random key fails these tests with a probability far below one in a billion: fewer than 8
+    of the 16 hex digits, a block repeated (period up to 32), one step between neighbours
+    (0123…, fedc…, ffff…) in more than half of the places or 12 times in a row.
+    """
+    nibbles = key_hex.lower()
+    distinct = len(set(nibbles))
+    if distinct < 8:
+        return f"usa sólo {distinct} de los 16 dígitos hexadecimales"
+    for period in range(1, 33):
+        if nibbles[period:] == nibbles[:-period]:
+            return f"repite un mismo bloque de {period} caracteres"
+    steps = [(int(b, 16) - int(a, 16)) % 16 for a, b in zip(nibbles, nibbles[1:])]
+    run = longest = 1
+    for before, after in zip(steps, steps[1:]):
+        run = run + 1 if after == before else 1
+        longest = max(longest, run)
+    if Counter(steps).most_common(1)[0][1] > len(nibbles) // 2 or longest >= 12:
+        return "es casi una secuencia (como 0123…, fedc… o un mismo dígito repetido)"
+    return None
 
 
 class ConfigError(ValueError):

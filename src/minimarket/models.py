@@ -4,6 +4,7 @@ from minimarket import store_settings  # noqa: F401
 from minimarket.accounts import models as accounts_models  # noqa: F401
 from minimarket.alerts import models as alerts_models  # noqa: F401
 from minimarket.catalog import models as catalog_models  # noqa: F401
+from minimarket.catalog import price_history  # noqa: F401
 from minimarket.db import Base
 from minimarket.invoices import models as invoices_models  # noqa: F401
 from minimarket.platform import idempotency as idempotency_models  # noqa: F401

@@ -284,7 +284,8 @@ def test_small_store_has_supplier_files_and_the_invoices_behind_its_deliveries(s
 
 def test_price_history_follows_the_monthly_lists(small) -> None:  # noqa: ANN001
     from minimarket.pricing.lagging import lagging_prices
-    from minimarket.pricing.models import PriceBatch, PriceChange
+    from minimarket.catalog.price_history import PriceChange
+    from minimarket.pricing.models import PriceBatch
     from minimarket.pricing.settings import load_pricing_settings
 
     db, _, _ = small

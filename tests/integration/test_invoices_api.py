@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from minimarket.accounts.models import AuditEntry
-from minimarket.pricing.models import PriceChange
+from minimarket.catalog.price_history import PriceChange
 from minimarket.stock.models import Movement
 from minimarket.stock.policy import set_negative_stock_allowed
 from tests.integration.helpers import assert_ledger_clean, error_of, metric_value, stock_by_location, total_stock

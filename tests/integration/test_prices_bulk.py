@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from minimarket.catalog.models import Product
-from minimarket.pricing.models import PriceBatch, PriceChange
+from minimarket.catalog.price_history import PriceChange
+from minimarket.pricing.models import PriceBatch
 from tests.integration.helpers import create_product, error_of, metric_value
 
 D = Decimal

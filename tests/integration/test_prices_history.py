@@ -10,7 +10,7 @@ from sqlalchemy import select
 from minimarket.accounts.audit import Context
 from minimarket.accounts.models import AuditEntry
 from minimarket.catalog.service import find_product
-from minimarket.pricing.models import PriceChange
+from minimarket.catalog.price_history import PriceChange
 from minimarket.pricing.service import record_cost_change
 from minimarket.stock.models import Movement
 from tests.integration.helpers import create_product, error_of

@@ -81,7 +81,7 @@ def walk_every_product(session, *, limit: int, offset: int = 0) -> dict:  # noqa
 
     from minimarket.catalog.models import Product
     from minimarket.pricing import rules
-    from minimarket.pricing.models import PriceChange
+    from minimarket.catalog.price_history import PriceChange
     from minimarket.pricing.service import summary_of
     from minimarket.pricing.settings import load_pricing_settings
     from minimarket.stock.models import Movement
@@ -120,7 +120,7 @@ def _random_store(session, rng) -> None:  # noqa: ANN001
 
     from minimarket.catalog.models import Category, Product
     from minimarket.pricing import rules
-    from minimarket.pricing.models import PriceChange
+    from minimarket.catalog.price_history import PriceChange
     from minimarket.stock.models import Location, Movement
     from minimarket.types import utcnow
 

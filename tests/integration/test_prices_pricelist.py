@@ -9,7 +9,8 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
-from minimarket.pricing.models import PriceBatch, PriceChange
+from minimarket.catalog.price_history import PriceChange
+from minimarket.pricing.models import PriceBatch
 from tests.integration.helpers import create_product, error_of
 
 BARCODE = "7790387000016"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from minimarket.catalog.models import Product
-from minimarket.pricing.models import PriceChange
+from minimarket.catalog.price_history import PriceChange
 from minimarket.stock.models import Movement
 from minimarket.suppliers.models import SupplierCode
 from tests.integration.helpers import assert_ledger_clean, create_product, error_of, movement_rows, total_stock

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minimarket.config import ConfigError, Settings
+from minimarket.config import ConfigError, Settings, weak_key_problem
 from minimarket.platform import crypto
-from minimarket.platform.crypto import DecryptError, KeyFormatError, decrypt_text, encrypt_text, key_id, weak_key_problem
+from minimarket.platform.crypto import DecryptError, KeyFormatError, decrypt_text, encrypt_text, key_id
 
 KEY = "3f" * 8 + "a1b2c3d4e5f60718" * 3  # 64 hex characters, fixed so failures reproduce
 OTHER = "c0ffee00" * 8

@@ -79,3 +79,18 @@ def test_no_rule_and_no_default_is_none():
 
 def test_category_matches_folded():
     assert best_rule(RULES[1:], name="Agua mineral", category="BEBÍDAS").rule.id == 2
+
+
+def test_every_column_of_another_area_that_names_a_supplier_is_moved_by_a_merge():
+    """suppliers.references is filled by the areas above suppliers/; a table that names a supplier
+    without registering there would keep pointing at a merged supplier."""
+    import minimarket.models  # noqa: F401 - every area's tables
+    from minimarket.db import Base
+    from minimarket.suppliers.references import REFERENCES
+
+    own = {"proveedores", "proveedores_reglas", "proveedores_codigos"}  # moved by merge_suppliers itself
+    naming = {(fk.parent.table.name, fk.parent.name) for table in Base.metadata.tables.values()
+              if table.name not in own for fk in table.foreign_keys if fk.target_fullname == "proveedores.id"}
+    registered = {(c.property.columns[0].table.name, c.property.columns[0].name) for c in REFERENCES.values()}
+    assert ("productos", "proveedor_id") in naming and ("facturas", "proveedor_id") in naming
+    assert registered == naming

@@ -15,7 +15,7 @@ from minimarket.accounts.audit import Context, record_audit
 from minimarket.catalog.models import Category, Product
 from minimarket.catalog.schemas import ProductCreate, ProductUpdate
 from minimarket.errors import Conflict, InvalidInput, NotFound
-from minimarket.pricing.history import record_change
+from minimarket.catalog.price_history import record_change
 from minimarket.suppliers.service import supplier_by_ref
 from minimarket.unique_names import find_or_create
 

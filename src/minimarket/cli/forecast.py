@@ -32,7 +32,7 @@ def run(days: Days = 180) -> None:
     try:
         with open_store(load_settings()) as database, database.write() as session:
             summary = service.run_forecast(session, days=days)
-            record_audit(session, cli_context(), action="forecast.run", entity="pronosticos",
+            record_audit(session, cli_context(), action="forecast.run", entity="pronostico",
                          entity_id=summary.computed_on, after={"products": summary.products})
     except DomainError as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")

@@ -15,7 +15,8 @@ from decimal import ROUND_FLOOR, Decimal
 from sqlalchemy.orm import Session
 
 from minimarket.demo.bulk import bulk_insert
-from minimarket.pricing.models import PriceBatch, PriceChange
+from minimarket.catalog.price_history import PriceChange
+from minimarket.pricing.models import PriceBatch
 from minimarket.store_settings import MONTHLY_INFLATION, write_value
 
 HOLD_DAYS = 10

@@ -52,7 +52,8 @@ class Day:
         self.until = until
         self.rows: list[Row] = []
 
-    def op(self) -> str:
+    def new_operation_id(self) -> str:
+        """A fresh operation id (UUID4) drawn from the day's seeded random source, so a demo is reproducible."""
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def post(self, when: datetime, it: Item, loc: int, kind: str, delta: Decimal, reason: str | None,
@@ -87,12 +88,12 @@ def simulate(rng: random.Random, items: list[Item], start: date, days: int,
         for it, cost, price in price_changes.get(d, ()):  # today's price lists, before the store opens
             it.cost, it.price = cost, price
         if d == 0:
-            when, operation = at(day, 8, 0), log.op()
+            when, operation = at(day, 8, 0), log.new_operation_id()
             for it in items:
                 opening = qty(it, float(it.max_stock) * rng.uniform(0.6, 1.0))
                 log.post(when, it, DEP, "entrada", max(opening, it.shelf), "Stock inicial", "demo", operation)
         _deliveries(rng, log, by_supplier, remitos, d, day)
-        move_at, move_op = at(day, 8, rng.randrange(45, 58), rng.randrange(60)), log.op()
+        move_at, move_op = at(day, 8, rng.randrange(45, 58), rng.randrange(60)), log.new_operation_id()
         factor = WEEKDAY[day.weekday()] * (1.2 if day.day <= 5 else 0.9 if day.day >= 25 else 1.0)
         for it in items:
             if it.stock[SAL] < it.shelf / 2 and it.stock[DEP] > 0:  # the morning restock of the shop floor
@@ -112,7 +113,7 @@ def _deliveries(rng: random.Random, log: Day, by_supplier: dict[str, list[Item]]
     for key, group in by_supplier.items():
         arriving = [(it, q) for it in group if it.pending for due, q in it.pending if due == d]
         if arriving:
-            when, operation = at(day, 8, rng.randrange(0, 40), rng.randrange(60)), log.op()
+            when, operation = at(day, 8, rng.randrange(0, 40), rng.randrange(60)), log.new_operation_id()
             remitos[key] += 1
             for it, q in arriving:
                 log.post(when, it, DEP, "entrada", q, "Entrega de proveedor", f"demo:remito:0003-{remitos[key]:08d}",
@@ -131,10 +132,10 @@ def _sell(rng: random.Random, log: Day, it: Item, day: date, factor: float) -> N
         hour = rng.choices(HOURS, cum_weights=HOUR_CUM)[0]
         when = at(day, hour, rng.randrange(15 if hour == 21 else 60), rng.randrange(60))
         if wanted > it.stock[SAL] and it.stock[DEP] > 0:  # fetched from the back room
-            log.restock(when - timedelta(minutes=1), it, wanted - it.stock[SAL], log.op())
+            log.restock(when - timedelta(minutes=1), it, wanted - it.stock[SAL], log.new_operation_id())
         sold = min(wanted, it.stock[SAL])
         if sold > 0:
-            log.post(when, it, SAL, "venta", -sold, None, f"demo:{day.isoformat()}", log.op(), it.price)
+            log.post(when, it, SAL, "venta", -sold, None, f"demo:{day.isoformat()}", log.new_operation_id(), it.price)
 
 
 def _demand(rng: random.Random, it: Item, mean: float) -> Decimal:
@@ -158,7 +159,7 @@ def _shrink(rng: random.Random, log: Day, it: Item, day: date) -> None:
         q = min(it.stock[SAL], qty(it, float(it.stock[SAL]) * rng.uniform(0.03, 0.10)))
     if q > 0:
         when = at(day, 21, rng.randrange(15, 30), rng.randrange(60))  # counted at closing
-        log.post(when, it, SAL, "merma", -q, reason, "demo", log.op())
+        log.post(when, it, SAL, "merma", -q, reason, "demo", log.new_operation_id())
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

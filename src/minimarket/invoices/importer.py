@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from minimarket.ar.invoices import RATES, LineAmount, breakdown_from_lines, parse_invoice_number, rate_label
 from minimarket.errors import InvalidInput
 from minimarket.invoices.schemas import InvoiceIn
-from minimarket.platform.errors import _spanish as translate_pydantic_error  # one translation of pydantic's errors
+from minimarket.platform.errors import spanish_message  # one translation of pydantic's errors
 from minimarket.plain_input import plain_decimal
 
 HEADER = ("proveedor", "cuit_emisor", "tipo", "punto_venta", "numero", "fecha", "cae", "cae_vencimiento",
@@ -239,5 +239,5 @@ def _validation_error(exc: ValidationError, rows: list[tuple[int, dict[str, str]
         field = str(loc[0]) if loc else "archivo"
     column = FIELD_COLUMN.get(field, {"net": "neto_*", "vat": "iva_*"}.get(field, field))
     message = str(err.get("msg", "valor inválido")).removeprefix("Value error, ")
-    return _bad(row, column, message if err.get("type") == "value_error" else translate_pydantic_error(err))
+    return _bad(row, column, message if err.get("type") == "value_error" else spanish_message(err))
 

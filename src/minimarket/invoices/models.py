@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, Numeric, Stri
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from minimarket.db import Base
+from minimarket.suppliers.references import names_a_supplier
 from minimarket.types import BigId, Money, Quantity, Timestamp, utcnow
 
 STATES = ("borrador", "confirmada", "anulada")
@@ -78,3 +79,6 @@ class InvoiceLine(Base):
     vat_rate: Mapped[Decimal] = mapped_column("iva", Numeric(4, 1))
     discount_pct: Mapped[Decimal] = mapped_column("descuento_pct", Numeric(5, 2), default=Decimal("0"))
     net: Mapped[Decimal] = mapped_column("neto", Money)
+
+
+names_a_supplier("invoices", Invoice.supplier_id)  # a merge moves them to the survivor

@@ -25,7 +25,7 @@ from minimarket.invoices.models import Invoice, InvoiceLine
 from minimarket.invoices.schemas import ConfirmOut, CostChange
 from minimarket.invoices.service import display_number, find_invoice, invoice_out
 from minimarket.invoices.settings import tax_condition
-from minimarket.pricing.models import PriceChange
+from minimarket.catalog.price_history import PriceChange
 from minimarket.pricing.service import record_cost_changes, revert_cost_changes
 from minimarket.pricing.settings import load_pricing_settings
 from minimarket.stock import service as stock_service

@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import os
 import re
-from collections import Counter
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -63,30 +62,6 @@ def _subkeys(master: bytes) -> tuple[bytes, bytes]:
     enc = hmac.new(master, ENC_LABEL, hashlib.sha256).digest()
     mac = hmac.new(master, MAC_LABEL, hashlib.sha256).digest()
     return enc, mac
-
-
-def weak_key_problem(key_hex: str) -> str | None:
-    """Why a 64-hex key is obviously not random (in Spanish), or None.
-
-    A random key fails these tests with a probability far below one in a billion: fewer than 8
-    of the 16 hex digits, a block repeated (period up to 32), one step between neighbours
-    (0123…, fedc…, ffff…) in more than half of the places or 12 times in a row.
-    """
-    nibbles = key_hex.lower()
-    distinct = len(set(nibbles))
-    if distinct < 8:
-        return f"usa sólo {distinct} de los 16 dígitos hexadecimales"
-    for period in range(1, 33):
-        if nibbles[period:] == nibbles[:-period]:
-            return f"repite un mismo bloque de {period} caracteres"
-    steps = [(int(b, 16) - int(a, 16)) % 16 for a, b in zip(nibbles, nibbles[1:])]
-    run = longest = 1
-    for before, after in zip(steps, steps[1:]):
-        run = run + 1 if after == before else 1
-        longest = max(longest, run)
-    if Counter(steps).most_common(1)[0][1] > len(nibbles) // 2 or longest >= 12:
-        return "es casi una secuencia (como 0123…, fedc… o un mismo dígito repetido)"
-    return None
 
 
 def validate_key(key_hex: str) -> None:

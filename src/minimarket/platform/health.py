@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
+from sqlalchemy.engine import Engine
 
 from minimarket import __version__
 from minimarket.db import Database
-from minimarket.migrations.runner import SchemaCheck
 from minimarket.platform.cache import Cache
 from minimarket.platform.limiter import Limiter
+
+
+class SchemaGate(Protocol):
+    """Raises unless the database is at the code's revision (`migrations.runner.SchemaCheck`, which
+    `apps.py` hands in: the migrations sit above every area's tables, so platform/ never imports them)."""
+
+    def ensure(self, engine: Engine) -> None: ...
 
 
 def _timed(check) -> dict[str, Any]:  # noqa: ANN001
@@ -26,7 +33,7 @@ def _timed(check) -> dict[str, Any]:  # noqa: ANN001
     return result
 
 
-def _database(db: Database, schema: SchemaCheck | None) -> dict[str, Any]:
+def _database(db: Database, schema: SchemaGate | None) -> dict[str, Any]:
     db.ping()
     if schema is not None:
         schema.ensure(db.engine)
@@ -78,7 +85,7 @@ def _ratelimit(limiter: Limiter) -> dict[str, Any]:
 
 
 def check_health(*, service: str, db: Database, cache: Cache, peers: dict[str, str],
-                 schema: SchemaCheck | None = None, limiter: Limiter | None = None) -> tuple[int, dict[str, Any]]:
+                 schema: SchemaGate | None = None, limiter: Limiter | None = None) -> tuple[int, dict[str, Any]]:
     checks = {"database": _timed(lambda: _database(db, schema)), "cache": _timed(lambda: _cache(cache))}
     if limiter is not None:
         checks["ratelimit"] = _ratelimit(limiter)

@@ -18,7 +18,8 @@ from minimarket.accounts.audit import Context
 from minimarket.catalog.models import Product
 from minimarket.errors import InvalidInput
 from minimarket.pricing import rules
-from minimarket.pricing.models import PriceBatch, PriceChange
+from minimarket.catalog.price_history import PriceChange
+from minimarket.pricing.models import PriceBatch
 from minimarket.pricing.schemas import BulkChangeIn
 from minimarket.pricing.settings import PricingSettings
 from minimarket.types import Timestamp, utcnow

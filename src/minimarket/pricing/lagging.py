@@ -26,7 +26,7 @@ from minimarket.errors import InvalidInput
 from minimarket.pricing import rules
 from minimarket.pricing.bulk import TARGET_COLUMNS
 from minimarket.pricing.bulk_sql import sql_number, round_price_sql
-from minimarket.pricing.models import PriceChange
+from minimarket.catalog.price_history import PriceChange
 from minimarket.pricing.service import summary_of
 from minimarket.pricing.settings import PricingSettings, load_pricing_settings
 from minimarket.stock.models import Movement

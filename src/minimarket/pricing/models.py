@@ -1,17 +1,16 @@
-"""Price history (precios_historial) and price batches (lotes_precios)."""
+"""Price batches (lotes_precios); the rows each one wrote are catalog.price_history (precios_historial)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, Numeric, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from minimarket.db import Base
-from minimarket.types import BigId, Money, Timestamp, utcnow
+from minimarket.types import Timestamp, utcnow
 
-REASONS = ("manual", "factura", "aumento_masivo", "lista_proveedor", "deshacer", "pedido")
 OPERATIONS = ("price_percent", "cost_percent", "recompute", "lista_proveedor", "deshacer")
 
 
@@ -36,26 +35,3 @@ class PriceBatch(Base):
     undone_at: Mapped[datetime | None] = mapped_column("deshecho_en", Timestamp)
     undone_by: Mapped[int | None] = mapped_column("deshecho_por_lote", ForeignKey("lotes_precios.id"))
     undoes: Mapped[int | None] = mapped_column("deshace_lote", ForeignKey("lotes_precios.id"))
-
-
-class PriceChange(Base):
-    """One cost and/or price change of one product. Rows are only ever inserted."""
-
-    __tablename__ = "precios_historial"
-    __table_args__ = (
-        CheckConstraint("motivo IN ('manual','factura','aumento_masivo','lista_proveedor','deshacer','pedido')",
-                        name="motivo"),
-        Index("ix_precios_historial_producto_id_id", "producto_id", "id"),
-    )
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    product_id: Mapped[int] = mapped_column("producto_id", ForeignKey("productos.id"))
-    cost_before: Mapped[Decimal] = mapped_column("costo_antes", Money)
-    cost_after: Mapped[Decimal] = mapped_column("costo_despues", Money)
-    price_before: Mapped[Decimal] = mapped_column("precio_antes", Money)
-    price_after: Mapped[Decimal] = mapped_column("precio_despues", Money)
-    reason: Mapped[str] = mapped_column("motivo", String(20))
-    batch_id: Mapped[int | None] = mapped_column("lote_id", ForeignKey("lotes_precios.id"), index=True)
-    reference: Mapped[str | None] = mapped_column("referencia", String(100))
-    actor: Mapped[str] = mapped_column(String(120))
-    created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow, index=True)

@@ -12,10 +12,9 @@ from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context, record_audit
 from minimarket.catalog.models import Product
+from minimarket.catalog.price_history import PriceChange, history_of, record_change
 from minimarket.errors import InvalidInput
 from minimarket.pricing import rules
-from minimarket.pricing.history import history_of, record_change
-from minimarket.pricing.models import PriceChange
 from minimarket.pricing.settings import PricingSettings, load_pricing_settings
 from minimarket.stock.models import Movement
 from minimarket.types import utcnow

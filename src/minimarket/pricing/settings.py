@@ -92,7 +92,7 @@ def update_pricing_settings(session: Session, ctx: Context, *, changes: dict) ->
     targets = _set_category_targets(session, changes.get("category_markups") or {})
     after = load_pricing_settings(session)
     if after != before or targets:
-        record_audit(session, ctx, action="pricing.settings", entity="ajustes", entity_id="precios",
+        record_audit(session, ctx, action="settings.pricing", entity="ajustes", entity_id="precios",
                      before=asdict(before), after={**asdict(after), "category_markups": targets})
     return after
 

@@ -24,7 +24,7 @@ def run_forecast(data: Annotated[ForecastRunIn | None, Body()] = None, ctx: Cont
     days = (data or ForecastRunIn()).days
     with db.write() as session:
         summary = service.run_forecast(session, days=days)
-        record_audit(session, ctx, action="forecast.run", entity="pronosticos", entity_id=summary.computed_on,
+        record_audit(session, ctx, action="forecast.run", entity="pronostico", entity_id=summary.computed_on,
                      before=None, after={"products": summary.products, "history_days": summary.history_days})
     return ForecastRunOut(**service.summary_dict(summary))
 

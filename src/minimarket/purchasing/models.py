@@ -9,6 +9,7 @@ from sqlalchemy import JSON, CheckConstraint, Date, Float, ForeignKey, Integer, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from minimarket.db import Base
+from minimarket.suppliers.references import names_a_supplier
 from minimarket.types import BigId, Money, Quantity, Timestamp, utcnow
 
 
@@ -82,3 +83,6 @@ class PurchaseOrderLine(Base):
     unit_cost: Mapped[Decimal] = mapped_column("costo_unitario", Money)  # expected net cost per unit
     received: Mapped[Decimal] = mapped_column("cantidad_recibida", Quantity, default=Decimal("0"))
     reason: Mapped[str | None] = mapped_column("motivo", Text)  # why it was suggested, as the owner read it
+
+
+names_a_supplier("purchase_orders", PurchaseOrder.supplier_id)  # a merge moves them to the survivor

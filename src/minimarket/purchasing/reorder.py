@@ -75,14 +75,15 @@ class Suggestion:
     reasons: list[str] = field(default_factory=list)
 
 
-def _n(value: Decimal | float) -> str:
+def _shown(value: Decimal | float) -> str:
     """A quantity as a store owner reads it (es-AR): 12, 5,3 — never 12.000."""
     d = Decimal(str(round(float(value), 1)))
     text = format(d.normalize(), "f") if d == d.to_integral_value() else format(d, "f")
     return text.replace(".", ",")
 
 
-def _q(value: float) -> Decimal:
+def _tenths(value: float) -> Decimal:
+    """Rounded to one decimal, as reorder points and targets are shown."""
     return Decimal(str(round(value, 1)))
 
 
@@ -98,21 +99,21 @@ def suggest(*, stock: Decimal, on_order: Decimal, rate: float | None, profile: l
         return _min_max(position, stock, on_order, min_stock, max_stock, pack_size)
     horizon = lead_days + review
     ss = safety_stock(mae, horizon, service_level)
-    point = _q(demand_over(rate, profile, today, horizon) + ss)
-    target = _q(demand_over(rate, profile, today, lead_days + cover_days) + ss)
-    reasons = [f"vende {_n(rate)} u/día; stock {_n(stock)} + pedido {_n(on_order)} = {_n(position)} alcanzan para "
-               f"{_n(float(position) / rate)} días",
-               f"punto de pedido {_n(point)}: demanda de {horizon} días (entrega {lead_days} + hasta el próximo "
-               f"pedido {review}) + stock de seguridad {_n(ss)}"]
+    point = _tenths(demand_over(rate, profile, today, horizon) + ss)
+    target = _tenths(demand_over(rate, profile, today, lead_days + cover_days) + ss)
+    reasons = [f"vende {_shown(rate)} u/día; stock {_shown(stock)} + pedido {_shown(on_order)} = {_shown(position)} alcanzan para "
+               f"{_shown(float(position) / rate)} días",
+               f"punto de pedido {_shown(point)}: demanda de {horizon} días (entrega {lead_days} + hasta el próximo "
+               f"pedido {review}) + stock de seguridad {_shown(ss)}"]
     if max_stock is not None and target > max_stock:
         target = max_stock
-        reasons.append(f"tope de stock máximo {_n(max_stock)}")
+        reasons.append(f"tope de stock máximo {_shown(max_stock)}")
     if min_stock and target < min_stock:
         target = min_stock
     qty = Decimal(0)
     if position <= point and target > position:
         qty = round_to_pack(target - position, pack_size)
-        reasons.append(f"pedir hasta {_n(target)} ({cover_days} días de cobertura después de la entrega)")
+        reasons.append(f"pedir hasta {_shown(target)} ({cover_days} días de cobertura después de la entrega)")
         if pack_size and pack_size > 1:
             reasons.append(f"redondeado a bultos de {pack_size}: {qty // pack_size} bultos")
     else:
@@ -122,13 +123,13 @@ def suggest(*, stock: Decimal, on_order: Decimal, rate: float | None, profile: l
 
 def _min_max(position, stock, on_order, min_stock, max_stock, pack_size) -> Suggestion:  # noqa: ANN001
     target = max_stock if max_stock is not None else min_stock * 2
-    reasons = [f"sin historia de ventas: mínimo {_n(min_stock)} / máximo "
-               f"{_n(max_stock) if max_stock is not None else '—'}",
-               f"stock {_n(stock)} + pedido {_n(on_order)} = {_n(position)}"]
+    reasons = [f"sin historia de ventas: mínimo {_shown(min_stock)} / máximo "
+               f"{_shown(max_stock) if max_stock is not None else '—'}",
+               f"stock {_shown(stock)} + pedido {_shown(on_order)} = {_shown(position)}"]
     qty = Decimal(0)
     if min_stock > 0 and position <= min_stock and target > position:
         qty = round_to_pack(target - position, pack_size)
-        reasons.append(f"por debajo del mínimo: pedir hasta {_n(target)}")
+        reasons.append(f"por debajo del mínimo: pedir hasta {_shown(target)}")
         if pack_size and pack_size > 1:
             reasons.append(f"redondeado a bultos de {pack_size}: {qty // pack_size} bultos")
     else:

@@ -11,10 +11,9 @@ from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context, record_audit
 from minimarket.ar.cuit import normalise_cuit
-from minimarket.catalog.models import Product
 from minimarket.errors import Conflict, InvalidInput, NotFound
-from minimarket.invoices.models import Invoice  # a merge moves the merged supplier's invoices too
 from minimarket.suppliers.models import AssignmentRule, Supplier, SupplierCode
+from minimarket.suppliers.references import count_references, move_references
 from minimarket.suppliers.schemas import SupplierCreate, SupplierOut, SupplierPage, SupplierUpdate
 from minimarket.search import contains_text
 from minimarket.unique_names import find_or_create
@@ -86,7 +85,7 @@ def resolve_supplier(session: Session, ref: str | int, *, field: str = "supplier
 
 
 def supplier_out(session: Session, supplier: Supplier) -> SupplierOut:
-    products = session.scalar(select(func.count()).select_from(Product).where(Product.supplier_id == supplier.id))
+    products = count_references(session, "products", supplier.id)
     return SupplierOut(
         id=supplier.id, code=supplier.code, name=supplier.name, cuit=SupplierOut.shown_cuit(supplier.cuit),
         phone=supplier.phone, email=supplier.email, address=supplier.address, order_days=supplier.order_days or [],
@@ -223,12 +222,10 @@ def merge_suppliers(session: Session, ctx: Context, *, supplier_id: int, into: i
 
 
 def _move_history(session: Session, old: int, new: int) -> dict[str, int]:
-    moved = {"products": session.execute(update(Product).where(Product.supplier_id == old)
-                                         .values(supplier_id=new)).rowcount or 0,
-             "invoices": session.execute(update(Invoice).where(Invoice.supplier_id == old)
-                                         .values(supplier_id=new)).rowcount or 0,
-             "rules": session.execute(update(AssignmentRule).where(AssignmentRule.supplier_id == old)
-                                      .values(supplier_id=new)).rowcount or 0}
+    # Products and invoices (and whatever else registers in suppliers.references), then our own rows.
+    moved = move_references(session, old, new)
+    moved["rules"] = session.execute(update(AssignmentRule).where(AssignmentRule.supplier_id == old)
+                                     .values(supplier_id=new)).rowcount or 0
     kept = set(session.scalars(select(SupplierCode.code).where(SupplierCode.supplier_id == new)))
     codes = session.scalars(select(SupplierCode).where(SupplierCode.supplier_id == old)).all()
     for code in codes:

@@ -16,7 +16,7 @@ from minimarket.ar.money import format_qty
 from minimarket.catalog.models import Category
 from minimarket.catalog.service import find_product
 from minimarket.errors import DomainError, NotFound
-from minimarket.pricing.history import history_of
+from minimarket.catalog.price_history import history_of
 from minimarket.stock import inventory, service
 from minimarket.suppliers.models import Supplier
 from minimarket.web.auth import page_user
