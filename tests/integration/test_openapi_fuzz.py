@@ -1,6 +1,7 @@
 """Schemathesis over each service's /openapi.json (dashboard, deposito, negocio), as `admin` and as
 `lectura`: every operation, with examples that follow the schema and examples that break it.
-Zero 5xx, every answer in the documented content type and, where documented, the documented shape.
+Zero 5xx, every status documented, every answer in the documented content type and shape (the
+errors too: one documented Error shape, not FastAPI's default `{"detail": [...]}`).
 
 In-process (the ASGI app over its own /openapi.json) on a small demo store, so paths reach real
 products, suppliers and invoices half of the time. Bounded: FUZZ_EXAMPLES (schema-following) and
@@ -19,13 +20,15 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from tests.helpers import IN_CI
 
 try:
     import schemathesis
     from schemathesis import GenerationMode
-    from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
+    from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
+                                     status_code_conformance)
 except ImportError:  # a venv from before it became a dev dependency: `pip install -e ".[dev]"`
     if IN_CI:
         raise
@@ -36,11 +39,12 @@ from minimarket.accounts.keys import create_api_key
 from minimarket.apps import create_app
 from minimarket.demo.generator import generate_demo
 from minimarket.migrations.runner import upgrade
-from tests.helpers import make_settings
+
+from tests.helpers import create_pg_database, drop_pg_database, make_settings, need_postgres
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
 NEGATIVE_EXAMPLES = int(os.environ.get("FUZZ_NEGATIVE_EXAMPLES", "3"))
-CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]
+CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance, status_code_conformance]
 # Path parameters that name a row: half of the examples use one that exists.
 KNOWN_ROWS = {
     "sku": "SELECT sku FROM productos ORDER BY id LIMIT 5",
@@ -53,25 +57,46 @@ KNOWN_ROWS = {
 
 
 @pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("fuzz") / "demo.db"
-    upgrade(f"sqlite:///{path}")
-    app = create_app("all", make_settings(f"sqlite:///{path}"))
-    generate_demo(app.state.db, products=30, days=10)
-    app.state.db.dispose()
-    return path
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A small demo store per backend, made once: a SQLite file and a PostgreSQL template database."""
+    stores: dict[str, str] = {}
+
+    def make(backend: str) -> str:
+        if backend not in stores:
+            if backend == "sqlite":
+                url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'demo.db'}"
+            else:
+                need_postgres()
+                url = create_pg_database()
+            upgrade(url)
+            app = create_app("all", make_settings(url))
+            generate_demo(app.state.db, products=30, days=10)
+            app.state.db.dispose()
+            stores[backend] = url
+        return stores[backend]
+
+    yield make
+    for backend, url in stores.items():
+        if backend == "postgresql":
+            drop_pg_database(url)
 
 
 @pytest.fixture
-def fuzz_app(request: pytest.FixtureRequest, demo_store: Path, tmp_path: Path) -> Iterator[tuple]:
-    service, role = request.param
-    path = tmp_path / "store.db"
-    shutil.copy(demo_store, path)
-    app = create_app(service, make_settings(f"sqlite:///{path}", rate_limit_per_key=10**6, rate_limit_per_ip=10**6))
+def fuzz_app(request: pytest.FixtureRequest, demo_store, tmp_path: Path) -> Iterator[tuple]:  # noqa: ANN001
+    service, role, backend = request.param
+    template = demo_store(backend)
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        shutil.copy(template.removeprefix("sqlite:///"), url.removeprefix("sqlite:///"))
+    else:
+        url = create_pg_database(template=make_url(template).database)
+    app = create_app(service, make_settings(url, rate_limit_per_key=10**6, rate_limit_per_ip=10**6))
     with app.state.db.write() as session:
         _, key = create_api_key(session, Context(actor="fuzz"), name=f"fuzz-{role}", role=role)
     yield app, key
     app.state.db.dispose()
+    if backend == "postgresql":
+        drop_pg_database(url)
 
 
 def known_rows(app) -> dict[str, list]:  # noqa: ANN001
@@ -112,10 +137,11 @@ def fuzz_operation(operation, key: str, rows: dict[str, list], mode: GenerationM
         pass
 
 
-SERVICE_ROLES = [(s, r) for s in ("dashboard", "deposito", "negocio") for r in ("admin", "lectura")]
+BACKENDS = os.environ.get("FUZZ_BACKENDS", "sqlite").split(",")
+SERVICE_ROLES = [(s, r, b) for s in ("dashboard", "deposito", "negocio") for r in ("admin", "lectura") for b in BACKENDS]
 
 
-@pytest.mark.parametrize("fuzz_app", SERVICE_ROLES, indirect=True, ids=[f"{s}-{r}" for s, r in SERVICE_ROLES])
+@pytest.mark.parametrize("fuzz_app", SERVICE_ROLES, indirect=True, ids=["-".join(p) for p in SERVICE_ROLES])
 def test_every_operation_answers_without_5xx_and_as_documented(fuzz_app):  # noqa: ANN001
     app, key = fuzz_app
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -153,3 +179,21 @@ def test_annul_reason_with_an_invisible_character_is_422_and_the_invoice_stays(c
     annulled = client.post(f"/api/invoices/{invoice_id}/annul", json={"reason": "mercadería\ndevuelta"},
                            headers=admin)
     assert annulled.status_code == 200 and annulled.json()["state"] == "anulada", annulled.text
+
+
+def test_the_documented_error_shape_is_the_one_sent(client, admin):  # noqa: ANN001
+    """Found by reading what the fuzzer validated: /openapi.json documented 422 as FastAPI's {"detail": [...]}
+    (which any object satisfies) and no other error status; an integrator read a shape the API never sends."""
+    import jsonschema
+
+    schema = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in str(schema)
+    error = schema["components"]["schemas"]["Error"]
+    responses = schema["paths"]["/api/inventory/{sku}/movements"]["post"]["responses"]
+    assert {"401", "403", "404", "409", "422", "429", "503"} <= set(responses)
+    for status, request in ((422, {"type": "entrada", "quantity": "1e3"}), (404, {"type": "entrada", "quantity": 1})):
+        response = client.post("/api/inventory/NO-EXISTE/movements", json=request, headers=admin)
+        assert response.status_code == status, response.text
+        jsonschema.validate(response.json(), error)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"detail": [{"loc": ["body"], "msg": "x"}]}, error)
