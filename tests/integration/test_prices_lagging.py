@@ -176,7 +176,7 @@ def test_the_query_and_the_walk_agree_on_a_random_store(app):
         queried = lagging_prices(session, limit=1000)
         assert 40 < walked["count"] < 260 and queried == walked  # the store has both kinds, and they agree
         assert any(i["units_per_day"] > 0 for i in walked["items"])
-        for offset, limit in ((0, 10), (7, 5), (walked["count"] - 3, 10)):
+        for offset, limit in ((0, 10), (7, 5), (walked["count"] - 3, 10), (walked["count"] + 5, 10)):
             assert lagging_prices(session, limit=limit, offset=offset) == walk_every_product(
                 session, limit=limit, offset=offset)
 
