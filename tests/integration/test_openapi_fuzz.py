@@ -197,3 +197,18 @@ def test_the_documented_error_shape_is_the_one_sent(client, admin):  # noqa: ANN
         jsonschema.validate(response.json(), error)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"detail": [{"loc": ["body"], "msg": "x"}]}, error)
+
+
+@pytest.mark.parametrize("content", [b"codigo;costo\nYERBA-1;12\r00\n", b"codigo;costo\r\nYERBA-1;1\x0000\r\n"])
+def test_a_price_list_with_a_stray_carriage_return_or_nul_is_422(client, admin, content):  # noqa: ANN001
+    """Found by the fuzzer on PostgreSQL's run: Python's csv reader raised on a carriage return inside a row
+    (and on a NUL), a 500 on both price-list routes. Now it reads universal newlines, and what it cannot read
+    is a 422 naming the file or the line, like the invoice importer."""
+    from tests.integration.helpers import create_product, error_of
+
+    create_product(client, admin, "YERBA-1", cost="1000", price="1640")
+    for path in ("/api/prices/price-list/preview", "/api/prices/price-list"):
+        response = client.post(path, headers=admin, files={"file": ("lista.csv", content)})
+        error = error_of(response, 422)
+        assert "file" in error["message"] or "línea" in error["message"], error
+    assert client.get("/api/inventory/YERBA-1", headers=admin).json()["cost"] == "1000.00"

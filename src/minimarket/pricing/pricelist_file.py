@@ -71,7 +71,11 @@ def _rows_from_csv(content: bytes) -> list[list[object]]:
         text = content.decode("latin-1")  # spreadsheets on Windows still save CSV in ANSI
     first = text.split("\n", 1)[0]
     delimiter = ";" if first.count(";") > first.count(",") else ","
-    return [row for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
+    try:  # universal newlines: a stray carriage return ends a row instead of breaking the reader
+        return [row for row in csv.reader(io.StringIO(text, newline=None), delimiter=delimiter)]
+    except csv.Error as exc:  # a NUL: what a spreadsheet never writes
+        raise InvalidInput("file: el CSV no se puede leer (tiene caracteres NUL o no es texto); guardalo de nuevo "
+                           "como CSV o XLSX", details={"field": "file"}) from exc
 
 
 def _rows_from_xlsx(content: bytes) -> list[list[object]]:
