@@ -4,8 +4,11 @@ one product and how it was chosen."""
 
 from __future__ import annotations
 
+import io
 import re
 from decimal import Decimal
+
+from openpyxl import load_workbook
 
 from sqlalchemy import select
 
@@ -63,6 +66,14 @@ def test_suggestions_to_order_to_partial_receipt_in_the_dashboard(client, app, s
     listing = client.get("/pedidos?estado=recibido_parcial").text
     assert f"Pedido {order_id}" in listing and "Distribuidora Pedidos" in listing
     assert client.get("/pedidos?estado=otro").status_code == 422
+    exported = client.get("/reportes/pedidos.csv?estado=recibido_parcial")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    rows = exported.content.decode("utf-8-sig").splitlines()
+    assert rows[0].startswith("Pedido;Armado;Proveedor;Estado") and len(rows) == 2
+    assert f"{order_id};" in rows[1] and ";Recibido en parte;" in rows[1] and ";24;10;14;500;12.000" in rows[1]
+    assert load_workbook(io.BytesIO(client.get("/reportes/pedidos.xlsx").content)).active.max_row == 2
+    assert client.get("/reportes/pedidos.pdf?proveedor=" + str(supplier)).content.startswith(b"%PDF")
+    assert client.get("/reportes/pedidos.csv?estado=otro").status_code == 422
 
 
 def test_forecast_page_shows_a_product_and_how_it_was_chosen(client, app, shop, admin):

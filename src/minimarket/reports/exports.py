@@ -7,7 +7,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -83,6 +83,8 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, datetime):
         return format_datetime(value)
+    if isinstance(value, date):
+        return format_date(value)
     if isinstance(value, Decimal):
         return format_number(value, 3 if value.as_tuple().exponent == -3 else 2)
     return str(value)

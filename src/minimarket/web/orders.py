@@ -85,6 +85,7 @@ def orders_page(
         except DomainError as exc:
             context["error"], status = exc.message, exc.status_code
     return render(request, "orders.html", user, status_code=status, filters=filters, suppliers=suppliers,
+                  export_query=urlencode(filters),
                   states=STATE_LABELS, can_order=user.role in CATALOG_WRITE, **context)
 
 

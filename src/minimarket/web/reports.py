@@ -1,4 +1,4 @@
-"""Reportes: inventory, movements and lagging prices as CSV, XLSX or PDF, with the same filters as their pages.
+"""Reportes: inventory, movements, purchase orders and lagging prices as CSV, XLSX or PDF, with the same filters as their pages.
 Downloads use the session: no API key ever appears in a page."""
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from minimarket.accounts.sessions import SessionUser
 from minimarket.ar.dates import STORE_TZ
 from minimarket.catalog.models import Category
 from minimarket.errors import DomainError
+from minimarket.purchasing.order_exports import purchase_orders_table
+from minimarket.purchasing.order_rules import STATE_LABELS
 from minimarket.reports import exports
+from minimarket.suppliers.models import Supplier
 from minimarket.stock.locations import list_locations
 from minimarket.stock.schemas import LedgerType
 from minimarket.types import utcnow
@@ -34,8 +37,10 @@ def reports_page(request: Request, user: SessionUser = Depends(page_user(READ)))
     with request.app.state.db.read() as session:
         categories = sorted(session.scalars(select(Category.name)).all(), key=str.casefold)
         locations = [(loc.code, loc.name) for loc in list_locations(session)]
-    return render(request, "reports.html", user, categories=categories, locations=locations,
-                  types=LedgerType.__args__, empty=no_products(request))
+        suppliers = session.execute(select(Supplier.id, Supplier.name).where(Supplier.merged_into_id.is_(None))
+                                    .order_by(Supplier.name)).all()
+    return render(request, "reports.html", user, categories=categories, locations=locations, suppliers=suppliers,
+                  order_states=STATE_LABELS, types=LedgerType.__args__, empty=no_products(request))
 
 
 def _download(request: Request, user: SessionUser, build, fmt: str) -> Response:  # noqa: ANN001
@@ -75,6 +80,19 @@ async def movements_export(request: Request, formato: Format, user: SessionUser 
     def build(session):  # noqa: ANN001, ANN202
         return exports.movements_table(session, sku=producto or None, movement_type=ledger_type(tipo), date_from=desde or None,
                                        date_to=hasta or None, location=ubicacion or None)
+
+    return await run_in_threadpool(_download, request, user, build, formato)
+
+
+@router.get("/reportes/pedidos.{formato}")
+async def orders_export(request: Request, formato: Format, user: SessionUser = Depends(page_user(READ)),
+                        proveedor: Annotated[str, Query(max_length=12)] = "",
+                        estado: Annotated[str, Query(max_length=20)] = "",
+                        desde: Annotated[str, Query(max_length=10)] = "",
+                        hasta: Annotated[str, Query(max_length=10)] = "") -> Response:
+    def build(session):  # noqa: ANN001, ANN202
+        return purchase_orders_table(session, supplier=proveedor or None, state=estado or None,
+                                     date_from=desde or None, date_to=hasta or None)
 
     return await run_in_threadpool(_download, request, user, build, formato)
 
