@@ -12,7 +12,14 @@ from minimarket.accounts.models import AuditEntry
 from minimarket.catalog.price_history import PriceChange
 from minimarket.stock.models import Movement
 from minimarket.stock.policy import set_negative_stock_allowed
-from tests.integration.helpers import assert_ledger_clean, error_of, metric_value, stock_by_location, total_stock
+from tests.integration.helpers import (
+    assert_ledger_clean,
+    create_product,
+    error_of,
+    metric_value,
+    stock_by_location,
+    total_stock,
+)
 from tests.integration.invoice_helpers import CUIT, invoice_body, supplier_store
 
 D = Decimal
@@ -196,6 +203,14 @@ def test_a_monotributo_store_counts_the_iva_of_an_a_invoice_as_cost(client, admi
                  "lines": [{"sku": "FIDEOS-1", "quantity": "10", "unit_cost": "900.00", "vat_rate": "21"}]}
     confirmed = client.post(f"/api/invoices/{post_invoice(client, admin, c_invoice)['id']}/confirm", headers=admin)
     assert confirmed.json()["cost_changes"][0]["cost_after"] == "900.00", confirmed.text
+    # With its IVA, a unit cost no column can hold is refused naming the line, before anything moves.
+    create_product(client, admin, "QUESO-KG", unit="kg")
+    huge = {"supplier": CUIT, "type": "A", "point_of_sale": 5, "number": 1, "date": "2026-11-20",
+            "net": {"27": "900000000.00"}, "vat": {"27": "243000000.00"}, "total": "1143000000.00",
+            "lines": [{"sku": "QUESO-KG", "quantity": "0.001", "unit_cost": "900000000000.00", "vat_rate": "27"}]}
+    error_of(client.post(f"/api/invoices/{post_invoice(client, admin, huge)['id']}/confirm", headers=admin), 422,
+             mentions="lines[0].unit_cost")
+    assert total_stock(client, admin, "QUESO-KG") == 0
 
 
 def test_idempotency_key_on_confirm_replays_the_first_answer(client, admin, app):

@@ -22,6 +22,7 @@ from minimarket.catalog.models import Product
 from minimarket.config import Settings
 from minimarket.errors import Conflict, InsufficientStock, InvalidInput
 from minimarket.invoices.models import Invoice, InvoiceLine
+from minimarket.limits import MONEY, check_value
 from minimarket.invoices.schemas import ConfirmOut, CostChange
 from minimarket.invoices.service import display_number, find_invoice, invoice_out
 from minimarket.invoices.settings import tax_condition
@@ -72,8 +73,9 @@ def _vat_in_cost(session: Session, invoice: Invoice) -> bool:
 
 
 def _unit_cost(line: InvoiceLine, *, vat_in_cost: bool) -> Decimal:
-    """What one unit really cost (after the line's discount)."""
-    return to_money(_line_cost(line, vat_in_cost=vat_in_cost) / line.quantity)
+    """What one unit really cost (after the line's discount); 422 naming the line if no column could hold it."""
+    return check_value(to_money(_line_cost(line, vat_in_cost=vat_in_cost) / line.quantity), MONEY,
+                       field=f"lines[{line.line_no - 1}].unit_cost")
 
 
 def confirm_invoice(session: Session, ctx: Context, *, invoice_id: int, location: str | None, settings: Settings,
