@@ -2,9 +2,9 @@
 
 One unit of work: the order row is locked first (two deliveries of one order queue), the goods
 go through the stock service (`stock.service.register_movements`, the ledger's one writer), costs
-through `pricing.service.record_cost_change` (cost, `precios_historial` row with motivo `pedido`,
-suggested price), and the received quantities and state are written, or nothing is. Retries with
-the same Idempotency-Key get the first answer (`api.writes.write_once`).
+through `pricing.service.record_cost_changes` (one call per delivery: cost, `precios_historial` row
+with motivo `pedido`, suggested price), and the received quantities and state are written, or
+nothing is. Retries with the same Idempotency-Key get the first answer (`api.writes.write_once`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from minimarket.ar.money import to_money, to_qty
 from minimarket.catalog.models import Product
 from minimarket.config import Settings
 from minimarket.errors import Forbidden, InvalidInput
-from minimarket.pricing.service import record_cost_change
+from minimarket.pricing.service import record_cost_changes
 from minimarket.purchasing import order_rules as rules
 from minimarket.purchasing.models import PurchaseOrder, PurchaseOrderLine
 from minimarket.purchasing.order_schemas import ReceiptCost, ReceiveIn, ReceiveOut
@@ -88,16 +88,15 @@ def receive_order(session: Session, ctx: Context, *, order_id: int, data: Receiv
         BatchLine(sku=products[line.product_id].sku, type="entrada", quantity=units, unit_cost=cost,
                   location=target.code, reason=reason, reference=f"pedido:{order.id}")
         for line, units, cost in arrivals]), settings=settings, idempotency_key=idempotency_key)
-    changes = []
-    for line, units, cost in sorted(arrivals, key=lambda a: a[0].product_id):  # fixed order: products lock alike
+    for line, units, _ in arrivals:
         line.received = to_qty(line.received + units)
-        product = products[line.product_id]
-        before = product.cost
-        if to_money(cost) != before:
-            suggested = record_cost_change(session, ctx, product=product, new_cost=cost, reason="pedido",
-                                           reference=f"Pedido {order.id}")
-            changes.append(ReceiptCost(sku=product.sku, cost_before=before, cost_after=product.cost,
-                                       suggested_price=suggested))
+    # One pricing call for every line whose cost moves (products locked once, by id).
+    new_costs = {line.product_id: to_money(cost) for line, _, cost in arrivals
+                 if to_money(cost) != products[line.product_id].cost}
+    changes = [ReceiptCost(sku=r.product.sku, cost_before=r.cost_before, cost_after=r.product.cost,
+                           suggested_price=r.suggested_price)
+               for r in (record_cost_changes(session, ctx, new_costs=new_costs, reason="pedido",
+                                             reference=f"Pedido {order.id}") if new_costs else [])]
     previous = order.state
     order.state = rules.state_after_delivery([rules.LineState(x.quantity, x.received) for x in order.lines],
                                              close=data.close)
