@@ -160,6 +160,9 @@ def owner_and_clerk(store: Server, browser, tmp_path: Path) -> None:  # noqa: AN
     category, before = category_prices(store.database_url)
     inicio.goto(store.base_url + "/precios")
     inicio.get_by_label("Categoría").select_option(category)
+    inicio.get_by_label("Recalcular desde el costo").check()  # takes no percentage: the field steps aside
+    expect(inicio.get_by_label("Porcentaje (negativo para bajar)")).to_be_disabled()
+    inicio.get_by_label("Precio ± %").check()
     inicio.get_by_label("Porcentaje (negativo para bajar)").fill("10")
     inicio.get_by_role("button", name="Ver vista previa").click()
     expect(inicio.locator("[data-preview-count]")).to_contain_text(f"{len(before)} producto(s) cambian")

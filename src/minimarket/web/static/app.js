@@ -74,8 +74,21 @@
     });
   }
 
+  // Precios: "recalcular desde el costo" takes no percentage; the field steps aside while it is chosen.
+  function percentOnlyWhenUsed() {
+    var percent = document.querySelector("[data-percent]");
+    if (!percent) return;
+    var radios = document.querySelectorAll('input[name="operacion"]');
+    function update() {
+      var chosen = document.querySelector('input[name="operacion"]:checked');
+      percent.disabled = !!chosen && chosen.value === "recompute";
+    }
+    radios.forEach(function (r) { r.addEventListener("change", update); });
+    update();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
-    liveKpis(); suggest(); oneSubmit();
+    liveKpis(); suggest(); oneSubmit(); percentOnlyWhenUsed();
     window.minimarket = { csrfToken: csrfToken };
   });
 })();
