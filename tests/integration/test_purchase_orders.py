@@ -29,20 +29,26 @@ def _suggested(client, admin, supplier_id: int) -> dict[str, dict]:  # noqa: ANN
 
 
 @pytest.fixture
-def norte(app, client, admin) -> dict:  # noqa: ANN001
-    """A supplier with two fast sellers running out (YERBA comes in cases of 10) and a forecast."""
+def plain(app, client, admin) -> dict:  # noqa: ANN001
+    """Distribuidora Norte with YERBA (cases of 10, cost 3000) and FIDEOS (cost 900); no sales history."""
     supplier = client.post("/api/suppliers", headers=admin, json={
         "name": "Distribuidora Norte", "phone": "+54 9 11 5555-1234", "lead_time_days": 2}).json()
     create_product(client, admin, "YERBA", name="Yerba 1 kg", supplier="Distribuidora Norte", cost="3000",
                    price="4500")
     create_product(client, admin, "FIDEOS", name="Fideos 500 g", supplier="Distribuidora Norte", cost="900")
-    _sells(app, "YERBA", 6, left=8)
-    _sells(app, "FIDEOS", 3, left=4)
     with app.state.db.write() as session:
         yerba = session.scalar(select(Product.id).where(Product.sku == "YERBA"))
         session.add(SupplierCode(supplier_id=supplier["id"], code="Y-1", product_id=yerba, pack_size=10))
-    assert client.post("/api/forecast/run", headers=admin, json={"days": DAYS}).status_code == 200
     return supplier
+
+
+@pytest.fixture
+def norte(app, client, admin, plain) -> dict:  # noqa: ANN001
+    """The same supplier with two fast sellers running out, and their forecast."""
+    _sells(app, "YERBA", 6, left=8)
+    _sells(app, "FIDEOS", 3, left=4)
+    assert client.post("/api/forecast/run", headers=admin, json={"days": DAYS}).status_code == 200
+    return plain
 
 
 def test_suggestions_to_order_to_partial_receipt(app, client, admin, norte) -> None:  # noqa: ANN001
@@ -123,43 +129,52 @@ def test_suggestions_to_order_to_partial_receipt(app, client, admin, norte) -> N
     assert_ledger_clean(app)
 
 
-def test_short_delivery_closed_keeps_what_is_missing(app, client, admin, norte) -> None:  # noqa: ANN001
+def test_short_full_cancelled_and_depot_deliveries(app, client, admin, make_key, plain) -> None:  # noqa: ANN001
+    """One store, four orders: closed short (what is missing shown, no longer on order), received in full
+    by default, cancelled (twice is a 409), and received by the depósito (who may not change costs)."""
     order = client.post(BASE, headers=admin, json={"supplier": "Distribuidora Norte", "lines": [
         {"sku": "YERBA", "quantity": 20}, {"sku": "FIDEOS", "quantity": 12, "unit_cost": "950"}]}).json()
     error_of(client.post(f"{BASE}/{order['id']}/receive", headers=admin), 409, code="pedido_estado", mentions="envia")
     client.post(f"{BASE}/{order['id']}/send", headers=admin)
-    # Everything pending, by default; FIDEOS short and the order closed.
+    # FIDEOS comes short and the store closes the order.
     closed = client.post(f"{BASE}/{order['id']}/receive", headers=admin, json={
         "lines": [{"sku": "YERBA", "quantity": 20}, {"sku": "FIDEOS", "quantity": 7}], "close": True}).json()
     assert closed["order"]["state"] == "recibido" and closed["order"]["pending_units"] == "0.000"
     fideos = next(x for x in closed["order"]["lines"] if x["sku"] == "FIDEOS")
     assert fideos["pending"] == "5.000" and fideos["received"] == "7.000"  # shown, no longer on order
-    assert _suggested(client, admin, norte["id"])["FIDEOS"]["on_order"] == "0"
+    assert _suggested(client, admin, plain["id"])["FIDEOS"]["on_order"] == "0"
     # The order's cost 950 differs from the product's 900: the receipt records it.
     assert client.get("/api/inventory/FIDEOS", headers=admin).json()["cost"] == "950.00"
 
-
-def test_receive_everything_and_cancel(app, client, admin, norte) -> None:  # noqa: ANN001
-    order = client.post(BASE, headers=admin, json={"supplier": norte["id"], "lines": [
+    order = client.post(BASE, headers=admin, json={"supplier": plain["id"], "lines": [
         {"sku": "FIDEOS", "quantity": 5}]}).json()
     client.post(f"{BASE}/{order['id']}/send", headers=admin)
     before = total_stock(client, admin, "FIDEOS")
-    full = client.post(f"{BASE}/{order['id']}/receive", headers=admin, json={"location": "DEP"})
+    full = client.post(f"{BASE}/{order['id']}/receive", headers=admin, json={"location": "DEP"})  # all that is due
     assert full.status_code == 200, full.text
     assert full.json()["order"]["state"] == "recibido"
     assert total_stock(client, admin, "FIDEOS") == before + 5
 
-    other = client.post(BASE, headers=admin, json={"supplier": norte["id"], "lines": [{"sku": "FIDEOS",
+    other = client.post(BASE, headers=admin, json={"supplier": plain["id"], "lines": [{"sku": "FIDEOS",
                                                                                       "quantity": 5}]}).json()
     client.post(f"{BASE}/{other['id']}/send", headers=admin)
     cancelled = client.post(f"{BASE}/{other['id']}/cancel", headers=admin, json={"reason": "No tenía stock"})
     assert cancelled.json()["state"] == "cancelado" and cancelled.json()["cancel_reason"] == "No tenía stock"
     error_of(client.post(f"{BASE}/{other['id']}/cancel", headers=admin, json={"reason": "otra vez"}), 409,
              code="pedido_estado", mentions="cancelado")
-    assert _suggested(client, admin, norte["id"])["FIDEOS"]["on_order"] == "0"
+    assert _suggested(client, admin, plain["id"])["FIDEOS"]["on_order"] == "0"
+
+    deposito = {"X-API-Key": make_key("deposito", name="deposito-pedidos")}
+    order = client.post(BASE, headers=admin, json={"supplier": "1", "lines": [{"sku": "FIDEOS", "quantity": 4}]}).json()
+    client.post(f"{BASE}/{order['id']}/send", headers=admin)
+    error_of(client.post(f"{BASE}/{order['id']}/receive", headers=deposito, json={
+        "lines": [{"sku": "FIDEOS", "quantity": 4, "unit_cost": "1"}]}), 403, mentions=("unit_cost", "deposito"))
+    ok = client.post(f"{BASE}/{order['id']}/receive", headers=deposito, json={"lines": [{"sku": "FIDEOS", "quantity": 4}]})
+    assert ok.status_code == 200, ok.text
+    assert client.get("/api/inventory/FIDEOS", headers=admin).json()["cost"] == "950.00"  # as the first order left it
 
 
-def test_bad_input_is_a_spanish_422_naming_the_field(app, client, admin, norte) -> None:  # noqa: ANN001
+def test_bad_input_is_a_spanish_422_naming_the_field(app, client, admin, plain) -> None:  # noqa: ANN001
     def bad(body: dict, *mentions: str) -> None:
         error_of(client.post(BASE, headers=admin, json=body), 422, mentions=mentions)
 
@@ -197,17 +212,6 @@ def test_bad_input_is_a_spanish_422_naming_the_field(app, client, admin, norte) 
         assert session.scalar(select(func.count()).select_from(PriceChange).where(PriceChange.reason == "pedido")) == 0
 
 
-def test_deposito_receives_but_does_not_change_costs(app, client, admin, make_key, norte) -> None:  # noqa: ANN001
-    deposito = {"X-API-Key": make_key("deposito", name="deposito-pedidos")}
-    order = client.post(BASE, headers=admin, json={"supplier": "1", "lines": [{"sku": "FIDEOS", "quantity": 4}]}).json()
-    client.post(f"{BASE}/{order['id']}/send", headers=admin)
-    error_of(client.post(f"{BASE}/{order['id']}/receive", headers=deposito, json={
-        "lines": [{"sku": "FIDEOS", "quantity": 4, "unit_cost": "1"}]}), 403, mentions=("unit_cost", "deposito"))
-    ok = client.post(f"{BASE}/{order['id']}/receive", headers=deposito, json={"lines": [{"sku": "FIDEOS", "quantity": 4}]})
-    assert ok.status_code == 200, ok.text
-    assert client.get("/api/inventory/FIDEOS", headers=admin).json()["cost"] == "900.00"
-
-
 ORDER_LINES = st.lists(shaped({"sku": st.sampled_from(["YERBA", "fideos", "NO", ""]), "quantity": NUMBERS,
                                "packs": NUMBERS, "pack_size": NUMBERS, "unit_cost": NUMBERS}), max_size=3)
 FUZZED = (
@@ -223,7 +227,7 @@ FUZZED = (
 )
 
 
-def test_fuzzed_order_writes_never_answer_5xx(app, client, admin, norte) -> None:  # noqa: ANN001
+def test_fuzzed_order_writes_never_answer_5xx(app, client, admin, plain) -> None:  # noqa: ANN001
     """One bounded run over the three write bodies (a third of FUZZ_EXAMPLES each): never a 5xx, the ledger clean."""
     lines = [{"sku": "YERBA", "quantity": 10_000}, {"sku": "FIDEOS", "quantity": 10_000}]
     for _ in range(2):
