@@ -87,7 +87,14 @@
     update();
   }
 
+  // On a phone the sections fold behind "Menú" (open without this script, so every page stays reachable).
+  function foldMenu() {
+    var menu = document.querySelector("[data-menu]");
+    if (menu && window.matchMedia && window.matchMedia("(max-width: 719px)").matches) menu.removeAttribute("open");
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    foldMenu();
     liveKpis(); suggest(); oneSubmit(); percentOnlyWhenUsed();
     window.minimarket = { csrfToken: csrfToken };
   });
