@@ -4,6 +4,8 @@ stock, on-order and costs right; a retried receipt moves stock once; bad input i
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -249,3 +251,42 @@ def _fuzz(client, admin, method: str, path: str, fields) -> None:  # noqa: ANN00
             error_of(r, r.status_code)
 
     check()
+
+
+def test_concurrent_deliveries_of_one_order_bring_the_goods_in_once(app, client, admin, make_key, plain) -> None:  # noqa: ANN001
+    """Four clerks receive everything that is due at once, each with its own key (real threads): the order row
+    lock makes one of them take it all; the others find nothing pending and are refused, stock moved once."""
+    order = client.post(BASE, headers=admin, json={"supplier": "1", "lines": [
+        {"sku": "YERBA", "quantity": 30}, {"sku": "FIDEOS", "quantity": 12}]}).json()
+    client.post(f"{BASE}/{order['id']}/send", headers=admin)
+    clerks = [{"X-API-Key": make_key("deposito", name=f"deposito-{n}"), "Idempotency-Key": f"llegada-{n}"}
+              for n in range(4)]
+    rows, start = movement_rows(app), threading.Barrier(len(clerks))
+
+    def receive(headers: dict[str, str]) -> int:
+        start.wait()
+        return client.post(f"{BASE}/{order['id']}/receive", headers=headers).status_code
+
+    with ThreadPoolExecutor(len(clerks)) as pool:
+        answers = sorted(pool.map(receive, clerks))
+    assert answers == [200, 409, 409, 409]  # the order is recibido: nothing more comes in
+    assert movement_rows(app) == rows + 2
+    assert total_stock(client, admin, "YERBA") == 30 and total_stock(client, admin, "FIDEOS") == 12
+    assert_ledger_clean(app)
+
+
+def test_an_order_whose_invoice_brought_the_goods_is_not_received_again(app, client, admin, plain) -> None:  # noqa: ANN001
+    invoice = client.post("/api/invoices", headers=admin, json={
+        "supplier": "1", "issuer_cuit": "30-71234567-1", "type": "A", "point_of_sale": 3, "number": 77,
+        "date": "2026-11-20", "net": {"21": "900.00"}, "vat": {"21": "189.00"}, "total": "1089.00",
+        "lines": [{"sku": "FIDEOS", "quantity": 1, "unit_cost": "900.00"}]})
+    assert invoice.status_code == 201, invoice.text
+    assert client.post(f"/api/invoices/{invoice.json()['id']}/confirm", headers=admin).status_code == 200
+    order = client.post(BASE, headers=admin, json={"supplier": "1", "lines": [{"sku": "FIDEOS", "quantity": 1}]}).json()
+    client.post(f"{BASE}/{order['id']}/send", headers=admin)
+    linked = client.patch(f"{BASE}/{order['id']}", headers=admin, json={"invoice_id": invoice.json()["id"]})
+    assert linked.status_code == 200 and linked.json()["invoice_id"] == invoice.json()["id"]
+    stock, rows = total_stock(client, admin, "FIDEOS"), movement_rows(app)
+    error_of(client.post(f"{BASE}/{order['id']}/receive", headers=admin), 409, code="mercaderia_ya_ingresada",
+             mentions=("confirmada", "otra vez"))
+    assert total_stock(client, admin, "FIDEOS") == stock and movement_rows(app) == rows

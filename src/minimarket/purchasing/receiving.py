@@ -19,7 +19,8 @@ from minimarket.accounts.permissions import CATALOG_WRITE
 from minimarket.ar.money import to_money, to_qty
 from minimarket.catalog.models import Product
 from minimarket.config import Settings
-from minimarket.errors import Forbidden, InvalidInput
+from minimarket.errors import Conflict, Forbidden, InvalidInput
+from minimarket.invoices.models import Invoice
 from minimarket.pricing.service import record_cost_changes
 from minimarket.purchasing import order_rules as rules
 from minimarket.purchasing.models import PurchaseOrder, PurchaseOrderLine
@@ -71,16 +72,27 @@ def _arrivals(order: PurchaseOrder, products: dict[int, Product], data: ReceiveI
     return arrivals
 
 
+def _check_invoice_open(session: Session, order: PurchaseOrder) -> None:
+    """A confirmed invoice already brought its goods in: receiving its order would bring them in twice."""
+    invoice = session.get(Invoice, order.invoice_id) if order.invoice_id else None
+    if invoice is not None and invoice.state == "confirmada":
+        raise Conflict(f"Pedido {order.id}: la factura {invoice.id} vinculada ya está confirmada y su mercadería ya "
+                       "ingresó al stock; recibir el pedido la ingresaría otra vez. Si no falta nada, cancelá el "
+                       "pedido con ese motivo", code="mercaderia_ya_ingresada",
+                       details={"id": order.id, "invoice_id": invoice.id})
+
+
 def receive_order(session: Session, ctx: Context, *, order_id: int, data: ReceiveIn, settings: Settings,
                   idempotency_key: str | None = None) -> ReceiveOut:
     """A delivery of a sent order: `entrada` per arriving line, costs updated, state recibido(_parcial)."""
     order = find_order(session, order_id, lock=True)
     check_transition(order, "recibido")
+    if data.invoice_id is not None:
+        link_invoice(session, order, data.invoice_id)
+    _check_invoice_open(session, order)
     products = {p.id: p for p in session.scalars(select(Product).where(
         Product.id.in_({x.product_id for x in order.lines})))}
     arrivals = _arrivals(order, products, data, ctx)
-    if data.invoice_id is not None:
-        link_invoice(session, order, data.invoice_id)
     target = resolve_location(session, data.location or load_stock_policy(session, settings).default_location)
     supplier = session.get(Supplier, order.supplier_id)
     reason = f"Pedido {order.id} de {supplier.name}"[:500]
