@@ -59,6 +59,13 @@ def _latin1(text: str) -> str:
     return text.replace("—", "-").replace("→", "->").encode("latin-1", "replace").decode("latin-1")
 
 
+def _product_cell(name: str, sku: str, width: int = 48) -> str:
+    """Name and SKU in one table cell: a long name is shortened, the SKU always shows."""
+    room = width - len(sku) - 3
+    shown = name if len(name) <= room else name[:max(room - 3, 8)].rstrip() + "..."
+    return f"{shown} ({sku})"
+
+
 def order_pdf(order: OrderOut, codes: dict[str, str], supplier: Supplier, *, generated: datetime) -> bytes:
     """A one-page (or more) A4 order: header, supplier, lines, total, notes."""
     from fpdf import FPDF
@@ -89,7 +96,7 @@ def order_pdf(order: OrderOut, codes: dict[str, str], supplier: Supplier, *, gen
     pdf.set_font("Helvetica", "", 9)
     for line in order.lines:
         packs = f"{format_qty(line.packs)} x {line.pack_size}" if line.packs is not None else ""
-        cells = [codes.get(line.sku, ""), f"{line.name} ({line.sku})"[:48], packs,
+        cells = [codes.get(line.sku, ""), _product_cell(line.name, line.sku), packs,
                  f"{format_qty(line.quantity)} {line.unit}", format_ars(line.unit_cost), format_ars(line.line_cost)]
         for value, width, header in zip(cells, widths, headers):
             pdf.cell(width, 6, _latin1(value), align="L" if width > 60 or header.startswith("Cód") else "R")
