@@ -1,10 +1,12 @@
-"""The bare baseline: the same framework and server answering a JSON hello from a sync route."""
+"""The bare baseline: Starlette (the framework under FastAPI) answering a JSON hello, nothing else."""
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-app = FastAPI()
+
+async def hello(_request) -> JSONResponse:  # noqa: ANN001
+    return JSONResponse({"ok": True})
 
 
-@app.get("/hello")
-def hello() -> dict[str, bool]:
-    return {"ok": True}
+app = Starlette(routes=[Route("/hello", hello)])

@@ -1,184 +1,177 @@
-"""Throughput of the stock API against a bare FastAPI hello, measured in one run with wrk.
+"""The request path against its baselines, in one run: bare Starlette hello, `pgbench -N`, Mini Market.
 
-    .venv/bin/python bench/run.py [--seconds 5] [--connections 8] [--write docs/PERFORMANCE.md]
+    .venv/bin/python bench/run.py [--seconds 5] [--connections 16] [--products 100000] [--days 30]
+                                  [--write docs/PERFORMANCE.md]
 
-Starts the bare baseline and Mini Market (SQLite, and PostgreSQL when reachable) as
-uvicorn processes on loopback, loads demo data, runs wrk against each route and prints
-requests/s and latency with the ratio to the baseline. Bounded: one wrk run per route.
+One command: creates a PostgreSQL database, loads the demo store (`minimarket demo`, 100,000
+products and 30 days of history by default), and on loopback with wrk measures the bare baseline
+(Starlette JSON hello, the framework under FastAPI, same uvicorn) and `pgbench -N` (16 clients,
+same server) beside every workload of issue 12, with 1 app process (no Redis: its in-process
+cache) and 2 (`serve --workers 2` with Redis). Prints the table (req/s, ratio, P50/P95/P99,
+non-2xx) with the machine's load average, checks `minimarket verify` and that no 2xx movement
+is missing from the ledger, writes the table into docs/PERFORMANCE.md, and drops its databases,
+processes and temporary folder. Guarantees stay on: authentication, roles, idempotency keys on
+every POST, audit rows, metrics, and the rate limiter (raised, not removed).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import re
+import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import httpx
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import (BIN, ROOT, Result, Servers, count_rows, create_database, drop_database,  # noqa: E402
+                     pgbench_tps, prepare_store, wrk)
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+MOVEMENT = '{"type": "entrada", "quantity": 1, "reason": "bench"}'
+TERMS = ["yerba", "galletitas", "coca", "aceite", "ALC-00", "lavandina", "queso", "fideos"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer in {timeout} s")
-
-
-def wrk(url: str, seconds: int, connections: int, script: str | None, env: dict[str, str]) -> dict[str, float]:
-    cmd = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", url]
-    if script:
-        cmd[1:1] = ["-s", str(ROOT / "bench" / script)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, timeout=seconds + 30).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-
-    def pct(p: str) -> float:
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
-        value, unit = float(m.group(1)), m.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"), "errors": int(non2xx.group(1)) if non2xx else 0}
-
-
-def start(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env={**os.environ, **env}, cwd=cwd, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-
-def prepare_store(database_url: str, workdir: Path, products: int, days: int) -> str:
-    env = {**os.environ, "DATABASE_URL": database_url, "MINIMARKET_ENV": "development"}
-    mm = str(BIN / "minimarket")
-    subprocess.run([mm, "db", "upgrade"], env=env, cwd=workdir, check=True, capture_output=True)
-    subprocess.run([mm, "demo", "--products", str(products), "--days", str(days)], env=env, cwd=workdir,
-                   check=True, capture_output=True)
-    out = subprocess.run([mm, "apikey", "create", "--name", "bench", "--role", "admin", "--json"], env=env,
-                         cwd=workdir, check=True, capture_output=True, text=True).stdout
-    return json.loads(out)["key"]
-
-
-def measure_store(label: str, database_url: str, args: argparse.Namespace, workdir: Path) -> list[dict]:
-    key = prepare_store(database_url, workdir, args.products, args.days)
-    port = free_port()
-    # The rate limiter would answer 429 after the first minute's quota: the bench measures the work behind it.
-    env = {"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", "BENCH_KEY": key, "RATE_LIMIT_ENABLED": "false"}
-    proc = start([str(BIN / "minimarket"), "serve", "--port", str(port)], env, workdir, workdir / f"{label}.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base + "/health")
-        sku = httpx.get(base + "/api/inventory?limit=1", headers={"X-API-Key": key}).json()["items"][0]["sku"]
-        routes = [
-            ("GET /health", base + "/health", None),
-            ("GET /api/inventory/{sku}", f"{base}/api/inventory/{sku}", "get_with_key.lua"),
-            ("GET /api/inventory?limit=50", f"{base}/api/inventory?limit=50", "get_with_key.lua"),
-            ("POST /api/inventory/{sku}/movements", f"{base}/api/inventory/{sku}/movements", "post_movement.lua"),
-        ]
-        results = []
-        for name, url, script in routes:
-            results.append({"backend": label, "route": name, **wrk(url, args.seconds, args.connections, script,
-                                                                      {"BENCH_KEY": key})})
-        check = subprocess.run([str(BIN / "minimarket"), "verify"], env={**os.environ, "DATABASE_URL": database_url},
-                               cwd=workdir, capture_output=True, text=True)
-        if check.returncode != 0:
-            raise RuntimeError(f"verify failed after the {label} run:\n{check.stdout}")
-        return results
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-
-
-def pg_database() -> tuple[str, str] | None:
-    try:
-        import psycopg
-
-        name = f"mm_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG_ADMIN.replace("+psycopg", ""), autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return name, PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def drop_pg(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def render(rows: list[dict], baseline: dict, args: argparse.Namespace) -> str:
-    lines = [
-        "| backend | route | req/s | × baseline | p50 ms | p99 ms | non-2xx |",
-        "|---|---|---:|---:|---:|---:|---:|",
-        f"| — | bare FastAPI `GET /hello` (baseline) | {baseline['rps']:.0f} | 1.00 | {baseline['p50_ms']:.2f} "
-        f"| {baseline['p99_ms']:.2f} | {baseline['errors']} |",
+def app_workloads(base: str, store: dict, workers: int, run: dict) -> list[Result]:
+    """Every API workload of the issue against one running app."""
+    key = f"X-API-Key: {store['key']}"
+    skus, hot = store["skus"], store["skus"][0]
+    rows = [
+        wrk("GET /health", base, ["/health"], run, baseline="hello"),
+        wrk("GET /api/inventory/{sku} (1,000 SKUs at random)", base,
+            [f"/api/inventory/{s}" for s in skus[:1000]], run, header=key, baseline="hello"),
+        wrk(f"GET /api/inventory/{{sku}} ({len(skus):,} SKUs at random)", base,
+            [f"/api/inventory/{s}" for s in skus], run, header=key, baseline="hello"),
+        wrk("GET /api/inventory?limit=50&q=… (name, SKU, barcode)", base,
+            [f"/api/inventory?limit=50&q={t}" for t in TERMS + store["barcodes"][:8]], run, header=key,
+            baseline="hello"),
+        wrk("GET /api/inventory?limit=50&low_stock=true", base, ["/api/inventory?limit=50&low_stock=true"], run,
+            header=key, baseline="hello"),
     ]
-    for r in rows:
-        lines.append(f"| {r['backend']} | `{r['route']}` | {r['rps']:.0f} | {r['rps'] / baseline['rps']:.2f} "
-                     f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |")
-    header = (f"wrk, 1 thread, {args.connections} connections, {args.seconds} s per route; one uvicorn worker; "
-              f"demo store of {args.products} products and {args.days} days; {os.cpu_count()} cores, "
-              f"Python {platform.python_version()}.")
-    return header + "\n\n" + "\n".join(lines) + "\n"
+    for label, paths in [(f"POST /api/inventory/{{sku}}/movements (random of {len(skus):,})",
+                          [f"POST /api/inventory/{s}/movements" for s in skus]),
+                         ("POST movements on one hot product", [f"POST /api/inventory/{hot}/movements"])]:
+        before = count_rows(store["url"], "movimientos_stock")
+        moves = wrk(label, base, paths, run, header=key, body=MOVEMENT, baseline="pgbench")
+        time.sleep(1.0)  # requests still in flight when wrk stopped
+        written = count_rows(store["url"], "movimientos_stock") - before
+        moves.note = (f"{moves.answered} answered 2xx (with the warm-up), {written} rows in the ledger: "
+                      f"{max(0, moves.answered - written)} lost")
+        rows.append(moves)
+    if workers == 1:
+        cookie = f"Cookie: mm_sesion={store['session']}"
+        for label, paths in [("page / (Inicio: KPIs, charts)", ["/"]), ("page /inventario", ["/inventario"]),
+                             ("page /inventario?q=yerba", ["/inventario?q=yerba"]),
+                             ("page /inventario?estado=bajo", ["/inventario?estado=bajo"]),
+                             ("page /inventario/{sku}", [f"/inventario/{s}" for s in skus[:1000]]),
+                             ("page /movimientos", ["/movimientos"])]:
+            rows.append(wrk(label, base, paths, run, header=cookie, baseline="hello"))
+    for row in rows:
+        row.workers = workers
+    return rows
+
+
+def measure_app(store: dict, workers: int, run: dict, servers: Servers) -> list[Result]:
+    env = {"DATABASE_URL": store["url"], "LOG_LEVEL": "WARNING",
+           # raised, not removed: the limiter still counts every request (in Redis with 2 processes)
+           "RATE_LIMIT_PER_KEY": "100000000", "RATE_LIMIT_PER_IP": "100000000"}
+    if workers > 1:
+        env["REDIS_URL"] = REDIS_URL
+    base = servers.start([str(BIN / "minimarket"), "serve", "--workers", str(workers)], env, "/health/live")
+    try:
+        return app_workloads(base, store, workers, run)
+    finally:
+        servers.stop_all()
+
+
+def baseline(workers: int, run: dict, servers: Servers) -> Result:
+    base = servers.start([str(BIN / "uvicorn"), "baseline_app:app", "--workers", str(workers), "--log-level",
+                          "warning"], {"PYTHONPATH": str(ROOT / "bench")}, "/hello")
+    try:
+        result = wrk("bare Starlette JSON hello (baseline)", base, ["/hello"], run)
+    finally:
+        servers.stop_all()
+    result.workers = workers
+    return result
+
+
+def render(rows: list[Result], hello: dict[int, Result], pg: dict, args: argparse.Namespace, loads: list) -> str:
+    lines = ["| processes | workload | req/s | share of baseline | P50 ms | P95 ms | P99 ms | non-2xx |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|",
+             f"| — | `pgbench -N`, {args.pg_clients} clients (baseline of movements) | {pg['tps']:.0f} | 100 % | — | — "
+             f"| — | — |"]
+    for row in rows:
+        base = pg["tps"] if row.baseline == "pgbench" else hello[row.workers].rps if row.baseline else row.rps
+        share = f"{row.rps / base * 100:.0f} %"
+        lines.append(f"| {row.workers} | {row.name} | {row.rps:.0f} | {share} | {row.p50:.1f} | {row.p95:.1f} "
+                     f"| {row.p99:.1f} | {row.other} |")
+    notes = sorted({f"- {r.name} ({r.workers} proc.): {r.note}" for r in rows if r.note})
+    header = (f"{time.strftime('%d/%m/%Y %H:%M UTC', time.gmtime())}; PostgreSQL, demo store of {args.products:,} "
+              f"products × {args.days} days; wrk, 1 thread, {args.connections} connections, {args.seconds} s per "
+              f"workload; {os.cpu_count()} cores shared with other work, load average {loads[0]:.1f} at the start, "
+              f"{loads[1]:.1f} at the end; Python {platform.python_version()}. LOG_LEVEL=WARNING, rate limiter "
+              "raised to 10⁸/min (still counting). 1 process: no Redis (in-process cache); 2 processes: "
+              "`serve --workers 2` with Redis (cache versions and rate limits shared).")
+    return header + "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+
+
+def write_block(path: Path, table: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    before, _, rest = text.partition(start)
+    _, _, after = rest.partition(end)
+    path.write_text(f"{before}{start}\n{table}{end}{after}", encoding="utf-8")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--products", type=int, default=600)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--pg-clients", type=int, default=16)
+    parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--write", type=Path, help="Replace the results block of this Markdown file")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--write", type=Path, help="Replace the bench block of this Markdown file")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed (apt-get install wrk)")
+    for tool in ("wrk", "pgbench"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} no está instalado (apt-get install {'wrk' if tool == 'wrk' else 'postgresql-client'})")
     workdir = Path(tempfile.mkdtemp(prefix="mm-bench-"))
-    port = free_port()
-    base_proc = start([str(BIN / "uvicorn"), "baseline_app:app", "--port", str(port), "--log-level", "warning"],
-                      {"PYTHONPATH": str(ROOT / "bench")}, workdir, workdir / "baseline.log")
+    run = {"seconds": args.seconds, "connections": args.connections, "workdir": workdir}
+    servers = Servers(workdir)
+    databases: list[str] = []
+    loads = [os.getloadavg()[0]]
     try:
-        wait_ready(f"http://127.0.0.1:{port}/hello")
-        baseline = wrk(f"http://127.0.0.1:{port}/hello", args.seconds, args.connections, None, {})
+        store_url = create_database(PG_ADMIN, "mm_bench_store", databases)
+        print(f"cargando {args.products:,} productos × {args.days} días…", flush=True)
+        store = prepare_store(store_url, workdir, args.products, args.days)
+        random.Random(12).shuffle(store["skus"])
+        pg = pgbench_tps(create_database(PG_ADMIN, "mm_bench_pgbench", databases), args.pg_clients, args.seconds)
+        hello, rows = {}, []
+        for workers in args.workers:
+            hello[workers] = baseline(workers, run, servers)
+            rows.append(hello[workers])
+            rows += measure_app(store, workers, run, servers)
+            print(render(rows, hello, pg, args, [loads[0], os.getloadavg()[0]]), flush=True)
+        check = subprocess.run([str(BIN / "minimarket"), "verify"], env={**os.environ, "DATABASE_URL": store_url},
+                               cwd=workdir, capture_output=True, text=True, check=False)
+        if check.returncode != 0:
+            raise SystemExit(f"minimarket verify falló después de la carga:\n{check.stdout}{check.stderr}")
+        loads.append(os.getloadavg()[0])
+        table = render(rows, hello, pg, args, loads) + "\n`minimarket verify` after the run: OK.\n"
+        print(table)
+        if args.write:
+            write_block(args.write, table)
     finally:
-        base_proc.terminate()
-        base_proc.wait(timeout=15)
-    rows = measure_store("SQLite", f"sqlite:///{workdir}/bench.db", args, workdir)
-    pg = pg_database()
-    if pg:
-        try:
-            rows += measure_store("PostgreSQL", pg[1], args, workdir)
-        finally:
-            drop_pg(pg[0])
-    table = render(rows, baseline, args)
-    print(table)
-    if args.write:
-        text = args.write.read_text(encoding="utf-8")
-        start_mark, end_mark = "<!-- bench:start -->", "<!-- bench:end -->"
-        before, _, rest = text.partition(start_mark)
-        _, _, after = rest.partition(end_mark)
-        args.write.write_text(f"{before}{start_mark}\n{table}{end_mark}{after}", encoding="utf-8")
+        servers.stop_all()
+        for url in databases:
+            drop_database(PG_ADMIN, url)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,9 @@ def drop_pg_database(url: str) -> None:
 
 
 def make_settings(database_url: str, **overrides) -> Settings:  # noqa: ANN003
+    # /health answers from its last check for HEALTH_CACHE_SECONDS; tests that break a dependency and ask
+    # again at once want a fresh check (test_read_cache.py tests the cached answer itself).
+    overrides.setdefault("health_cache_seconds", 0)
     return Settings(_env_file=None, database_url=database_url, minimarket_env="development", **overrides)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 import structlog
@@ -21,6 +22,7 @@ from minimarket.invoices import api as invoices_api
 from minimarket.migrations.runner import SchemaCheck
 from minimarket.api.gate import Caller, CallerGate, api_key_caller
 from minimarket.platform.cache import make_cache
+from minimarket.platform.read_cache import ReadCache, invalidate_after_commit
 from minimarket.platform.docs import install_docs
 from minimarket.platform.errors import install_error_handlers
 from minimarket.platform.http import ObservedApp
@@ -126,10 +128,12 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     )
     app.state.settings = settings
     app.state.service = service
-    app.state.db = Database(settings.database_url)
+    app.state.cache = make_cache(settings.redis_url)
+    app.state.db = Database(settings.database_url, pool_size=settings.db_pool_size,
+                            max_overflow=settings.db_max_overflow, on_commit=invalidate_after_commit(app.state.cache))
+    _add_read_caches(app)
     # The first /health that reaches the database checks its revision (serve may start without it).
     app.state.schema = SchemaCheck()
-    app.state.cache = make_cache(settings.redis_url)
     app.state.metrics = CollectorRegistry(auto_describe=False)
     app.state.ratelimiter = make_limiter(settings.redis_url)
     app.state.metrics.register(LimiterCollector(app.state.ratelimiter))
@@ -137,6 +141,9 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
                                               cert_files=settings.cert_paths()))
     install_error_handlers(app)
     install_docs(app)
+    # First: routes are matched in order, and a balancer probes /health many times a second.
+    app.include_router(service_router(service, settings, _peers(service, settings),
+                                      sees_details=lambda request: _sees_health_details(request, settings)))
     for router in ROUTERS[service]:
         app.include_router(router)
     if service in WEB_SERVICES:
@@ -145,10 +152,23 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
         @app.get("/", include_in_schema=False)
         def root() -> RedirectResponse:
             return RedirectResponse("/docs")  # deposito and negocio serve no pages
-    app.include_router(service_router(service, settings, _peers(service, settings),
-                                      sees_details=lambda request: _sees_health_details(request, settings)))
     _add_middleware(app, service, settings)
     return app
+
+
+def _add_read_caches(app: FastAPI) -> None:
+    """Verified API keys and product answers, kept in this process under versions shared through the cache.
+
+    Without Redis the versions live in this process, which is right for one process only: with
+    `serve --workers N` and no REDIS_URL nothing is kept. Without Redis a CLI command's write is seen
+    within the TTL (the CLI cannot reach this process's memory): 5 s for a revoked key, 30 s for a
+    product; with Redis, at once.
+    """
+    cache = app.state.cache
+    shared = cache.kind == "redis"
+    enabled = shared or os.environ.get("MINIMARKET_WORKERS", "1") == "1"
+    app.state.key_cache = ReadCache(cache, ttl=60 if shared else 5, max_items=2_000, enabled=enabled)
+    app.state.product_cache = ReadCache(cache, ttl=60 if shared else 30, max_items=10_000, enabled=enabled)
 
 
 def _add_middleware(app: FastAPI, service: str, settings: Settings) -> None:

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     minimarket_env: Literal["development", "production"] = "development"
     database_url: str = DEFAULT_SQLITE_URL
     redis_url: str | None = None
+    # Connections per process: a request holds one at a time, so size it for the threads that run
+    # requests (workers × (pool + overflow) must stay under PostgreSQL's max_connections).
+    db_pool_size: int = Field(default=16, ge=1, le=200)
+    db_max_overflow: int = Field(default=16, ge=0, le=200)
+    # /health runs its dependency checks at most once per this many seconds (probes in between get that answer).
+    health_cache_seconds: float = Field(default=1.0, ge=0, le=30)
     database_encryption_key: str | None = None
     log_level: str = "INFO"
     host: str = "127.0.0.1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,7 +52,7 @@ def _prepare_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -62,22 +62,35 @@ def make_engine(url: str) -> Engine:
         return engine
     return create_engine(
         url,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
         pool_pre_ping=True,  # a restarted PostgreSQL is reconnected without operator action
         pool_recycle=1800,
         connect_args={"connect_timeout": 3, "application_name": "minimarket"},
     )
 
 
-class Database:
-    """One engine and its session factories; each app holds one."""
+CommitHook = Callable[[dict], None]
 
-    def __init__(self, url: str):
+
+class Database:
+    """One engine and its session factories; each app holds one.
+
+    `on_commit(info)` runs after every committed write unit of work with the session's `info`
+    (what the work noted it changed), e.g. to invalidate cached reads across processes.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 20,
+                 on_commit: CommitHook | None = None):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)
         self.is_sqlite = url.startswith("sqlite")
+        self.on_commit = on_commit
         self._read = sessionmaker(self.engine, expire_on_commit=False)
+        # Hot reads of one or a few statements: on PostgreSQL no BEGIN/ROLLBACK round trips (at READ
+        # COMMITTED each statement has its own snapshot anyway). SQLite keeps its cheap local transaction.
+        self._lookup = self._read if self.is_sqlite else sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
         self._write = sessionmaker(
             self.engine.execution_options(minimarket_write=True), expire_on_commit=False
         )
@@ -97,6 +110,16 @@ class Database:
             session.close()
 
     @contextmanager
+    def lookup(self) -> Iterator[Session]:
+        """A session for a few independent reads on the hot path (API key, one product, a list page):
+        no transaction on PostgreSQL. Never write in it: unlike `read()`, a write would stay."""
+        session = self._lookup()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """A unit of work: commits when the block ends, rolls back on any exception."""
         lock = self._sqlite_writer or contextlib.nullcontext()
@@ -105,8 +128,11 @@ class Database:
             try:
                 with session.begin():
                     yield session
+                info = dict(session.info)
             finally:
                 session.close()
+        if self.on_commit is not None:
+            self.on_commit(info)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session
 from minimarket.accounts.audit import Context, record_audit
 from minimarket.accounts.models import ROLES, ApiKey
 from minimarket.errors import InvalidInput, NotFound
+from minimarket.platform.read_cache import note_changed
 from minimarket.types import utcnow
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # avoid a write on every request
+AUTH_VERSION = "auth"  # the cache version every revocation bumps (api.gate keeps verified keys under it)
 _DUMMY_HASH = hashlib.sha256(b"minimarket-no-key").hexdigest()
 
 
@@ -29,6 +31,11 @@ class Principal:
     @property
     def actor(self) -> str:
         return f"apikey:{self.name}"
+
+
+def key_digest(key: str) -> str:
+    """The stored form of a key (SHA-256, hex): what a cache may keep instead of the key."""
+    return _hash(key)
 
 
 def _hash(key: str) -> str:
@@ -70,6 +77,7 @@ def revoke_api_key(session: Session, ctx: Context, *, ref: str, user_id: int | N
     if not rows:
         raise NotFound(f"No hay una clave activa con prefijo o nombre '{ref}'")
     now = utcnow()
+    note_changed(session.info, AUTH_VERSION)  # after the commit, no process accepts these keys from its cache
     for row in rows:
         row.revoked_at = now
         record_audit(session, ctx, action="apikey.revoke", entity="clave_api", entity_id=str(row.id),

@@ -13,8 +13,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context, record_audit
+from minimarket.accounts.keys import AUTH_VERSION
 from minimarket.accounts.models import ROLES, ApiKey, User, WebSession
 from minimarket.errors import Conflict, InvalidInput, NotFound
+from minimarket.platform.read_cache import note_changed
 from minimarket.types import utcnow
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,59}$")
@@ -102,6 +104,7 @@ def disable_user(session: Session, ctx: Context, *, username: str) -> User:
     user.active = False
     session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     now = utcnow()
+    note_changed(session.info, AUTH_VERSION)  # their keys and sessions leave every process's cache
     for key in session.scalars(select(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))):
         key.revoked_at = now
     record_audit(session, ctx, action="user.disable", entity="usuario", entity_id=str(user.id),

@@ -15,6 +15,7 @@ ASGI scope and the app, runs in a worker thread, and returns the caller or a fai
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +25,11 @@ from anyio import to_thread
 from prometheus_client import Counter
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from minimarket.accounts.keys import authenticate_or_reason, key_prefix, touch_last_used
+from minimarket.accounts.keys import (AUTH_VERSION, LAST_USED_RESOLUTION, Principal, authenticate_or_reason,
+                                      key_digest, key_prefix, touch_last_used)
 from minimarket.accounts.sessions import CSRF_HEADER, SESSION_COOKIE, load_session, refresh_session
 from minimarket.platform.errors import database_unavailable_body, error_body
+from minimarket.platform.read_cache import note_narrow
 
 log = structlog.get_logger("minimarket.auth")
 AUTH_FAILURES = Counter("minimarket_auth_failures_total", "/api requests refused by authentication or role",
@@ -69,22 +72,59 @@ def header(scope: dict[str, Any], name: bytes) -> str | None:
 
 
 def api_key_caller(scope: dict[str, Any], app: Any) -> Caller | Refusal:  # noqa: ANN401
-    """The X-API-Key check: one indexed lookup by the key's public prefix, constant-time hash compare."""
+    """The X-API-Key check: one indexed lookup by the key's public prefix, constant-time hash compare.
+
+    A verified key is kept (by its SHA-256, never the key) in `app.state.key_cache` under the
+    "auth" version, which every revocation bumps after its commit: a revoked key is refused by
+    the next request in every process sharing the cache. Refusals are never kept.
+    """
     presented = header(scope, b"x-api-key")
     if not presented and session_token(scope):
         return session_caller(scope, app)
     if not presented:
         return Refusal("missing", MESSAGES["missing"])
     db = app.state.db
-    with db.read() as session:
+    keys = getattr(app.state, "key_cache", None)
+    digest = key_digest(presented)
+    kept, token = keys.get(digest, (AUTH_VERSION,)) if keys is not None else (None, None)
+    if kept is not None:
+        principal, touched = kept
+        if time.monotonic() - touched > LAST_USED_RESOLUTION.total_seconds():
+            _touch(db, principal.key_id)
+            keys.put(digest, (principal, time.monotonic()), token)
+        return _api_key_caller(principal)
+    with db.lookup() as session:
         found = authenticate_or_reason(session, presented)
     if isinstance(found, str):
         return Refusal(found, MESSAGES[found], presented)
     principal, touch_due = found
     if touch_due:
-        with db.write() as session:
-            touch_last_used(session, principal.key_id)
+        _touch(db, principal.key_id)
+    if keys is not None:
+        keys.put(digest, (principal, time.monotonic()), token)
+    return _api_key_caller(principal)
+
+
+def kept_api_key_caller(scope: dict[str, Any], app: Any) -> Caller | None:  # noqa: ANN401
+    """The caller of a kept key when that needs no I/O (ReadCache.peek) and no last-use write; else None."""
+    presented = header(scope, b"x-api-key")
+    keys = getattr(app.state, "key_cache", None)
+    if not presented or keys is None:
+        return None
+    kept = keys.peek(key_digest(presented), (AUTH_VERSION,))
+    if kept is None or time.monotonic() - kept[1] > LAST_USED_RESOLUTION.total_seconds():
+        return None
+    return _api_key_caller(kept[0])
+
+
+def _api_key_caller(principal: Principal) -> Caller:
     return Caller(actor=principal.actor, principal_id=f"apikey:{principal.key_id}", role=principal.role)
+
+
+def _touch(db: Any, key_id: int) -> None:  # noqa: ANN401
+    with db.write() as session:
+        touch_last_used(session, key_id)
+        note_narrow(session.info)  # bookkeeping: no cached read depends on it
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -113,6 +153,7 @@ def session_caller(scope: dict[str, Any], app: Any) -> Caller | Refusal:  # noqa
     if user.refresh_due:
         with db.write() as session:
             refresh_session(session, user.session_id)
+            note_narrow(session.info)
     return Caller(actor=user.actor, principal_id=f"user:{user.user_id}", role=user.role)
 
 
@@ -142,8 +183,10 @@ class CallerGate:
             return
         check = self.checks.get(scope["path"], api_key_caller)
         try:
-            # A worker thread, like FastAPI's sync dependencies: the lookup never blocks the event loop.
-            outcome = await to_thread.run_sync(check, scope, scope["app"])
+            # A key verified moments ago and checked in memory needs no thread; anything that may touch the
+            # database or Redis goes to a worker thread, like FastAPI's sync dependencies.
+            outcome = (kept_api_key_caller(scope, scope["app"]) if check is api_key_caller else None) \
+                or await to_thread.run_sync(check, scope, scope["app"])
         except (OperationalError, InterfaceError) as exc:
             log.error("database_unavailable", path=scope.get("path"), error=str(exc).splitlines()[0][:200])
             await _answer(send, 503, database_unavailable_body(), [(b"retry-after", b"5")])

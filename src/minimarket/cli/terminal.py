@@ -19,6 +19,8 @@ from typer.core import TyperGroup
 from minimarket.accounts.audit import Context
 from minimarket.config import ConfigError, Settings, get_settings
 from minimarket.db import Database
+from minimarket.platform.cache import make_cache
+from minimarket.platform.read_cache import invalidate_after_commit
 
 console = Console()
 err = Console(stderr=True)
@@ -115,7 +117,9 @@ def open_store(settings: Settings, *, at_head: bool = True) -> Iterator[Database
 
     A database that does not answer, here or inside the command, ends in one line and exit code 1.
     """
-    database = Database(settings.database_url)
+    # With Redis, a command's writes invalidate what the running apps keep (revoked keys, products).
+    database = Database(settings.database_url, on_commit=invalidate_after_commit(make_cache(settings.redis_url))
+                        if settings.redis_url else None)
     try:
         if at_head:
             ensure_schema(settings, database)

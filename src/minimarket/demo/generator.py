@@ -41,6 +41,7 @@ from minimarket.stock.models import Balance, Movement
 from minimarket.store_settings import (STORE_ADDRESS, STORE_CUIT, STORE_EMAIL, STORE_NAME, STORE_PHONE, read_value,
                                        write_value)
 from minimarket.suppliers.models import Supplier
+from minimarket.stock.totals import rebuild_totals
 
 ACTOR = "demo"
 NOT_EMPTY = "La base ya tiene productos: los datos de demostración sólo se cargan en una base vacía"
@@ -152,6 +153,7 @@ def _write_closing(session: Session, items: list[Item], pids: list[int], *, clos
     """The balances the history left, per product and location."""
     bulk_insert(session, Balance.__table__, ("producto_id", "ubicacion_id", "cantidad", "actualizado_en"), (
         (pids[it.idx], loc, quantity, closed) for it in items for loc, quantity in it.stock.items()))
+    rebuild_totals(session)
     report("Cerrando existencias", len(items), len(items))
 
 

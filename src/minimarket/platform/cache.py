@@ -1,8 +1,15 @@
-"""Cache: Redis when REDIS_URL is set (shared by replicas), in-process otherwise."""
+"""Cache: Redis when REDIS_URL is set (shared by replicas), in-process otherwise.
+
+Besides values with a TTL, the cache keeps *versions*: counters that writers bump after they
+commit (`bump`) and that readers fetch before they read the database (`versions`). A value kept
+under the versions it was read with is still good exactly while those versions did not move, in
+every process that shares the cache (see platform/read_cache.py).
+"""
 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -25,6 +32,8 @@ class Cache(Protocol):
     def set_json(self, key: str, value: Any, ttl: int) -> None: ...
     def delete(self, *keys: str) -> None: ...
     def ping(self) -> None: ...
+    def versions(self, names: list[str]) -> list[str] | None: ...
+    def bump(self, names: list[str]) -> None: ...
 
 
 class MemoryCache:
@@ -34,6 +43,7 @@ class MemoryCache:
 
     def __init__(self, max_items: int = 2048):
         self._items: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._versions: dict[str, int] = {}
         self._lock = threading.Lock()
         self._max = max_items
 
@@ -64,6 +74,15 @@ class MemoryCache:
     def ping(self) -> None:
         return None
 
+    def versions(self, names: list[str]) -> list[str] | None:
+        with self._lock:
+            return [str(self._versions.get(name, 0)) for name in names]
+
+    def bump(self, names: list[str]) -> None:
+        with self._lock:
+            for name in names:
+                self._versions[name] = self._versions.get(name, 0) + 1
+
 
 class RedisCache:
     kind = "redis"
@@ -71,6 +90,9 @@ class RedisCache:
     def __init__(self, url: str, prefix: str = "minimarket:"):
         self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._prefix = prefix
+        # Bumps that failed while Redis was down: sent before anything is read from it again.
+        self._pending: set[str] = set()
+        self._pending_lock = threading.Lock()
 
     def get_json(self, key: str) -> Any | None:
         try:
@@ -95,6 +117,51 @@ class RedisCache:
 
     def ping(self) -> None:
         self._client.ping()
+
+    def versions(self, names: list[str]) -> list[str] | None:
+        """The current versions, or None when Redis does not answer (nothing cached may be trusted)."""
+        keys = [f"{self._prefix}v:{name}" for name in names]
+        try:
+            self._flush_pending()
+            values = self._client.mget(keys)
+            if any(v is None for v in values):
+                # A first use, or a Redis that restarted empty: start at a random number, so that a value
+                # kept before the restart can never meet its old version again.
+                for key, value in zip(keys, values, strict=True):
+                    if value is None:
+                        self._client.set(key, secrets.randbits(62), nx=True)
+                values = self._client.mget(keys)
+        except redis.RedisError:
+            return None
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+    def bump(self, names: list[str]) -> None:
+        if not names:
+            return
+        try:
+            self._flush_pending()
+            pipe = self._client.pipeline(transaction=False)
+            for name in names:
+                pipe.incr(f"{self._prefix}v:{name}")
+            pipe.execute()
+        except redis.RedisError:
+            with self._pending_lock:
+                self._pending.update(names)
+
+    def _flush_pending(self) -> None:
+        if not self._pending:
+            return
+        with self._pending_lock:
+            names, self._pending = list(self._pending), set()
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for name in names:
+                pipe.incr(f"{self._prefix}v:{name}")
+            pipe.execute()
+        except redis.RedisError:
+            with self._pending_lock:
+                self._pending.update(names)
+            raise
 
     def close(self) -> None:
         self._client.close()

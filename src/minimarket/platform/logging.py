@@ -34,7 +34,8 @@ def configure_logging(level: str = "INFO", service: str = "minimarket") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: a line below LOG_LEVEL costs a level check, not a timestamp and a dict merge.
+        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,

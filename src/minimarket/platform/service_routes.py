@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from minimarket.config import Settings
 from minimarket.platform.errors import error_body
@@ -21,12 +25,27 @@ def service_router(service: str, settings: Settings, peers: dict[str, str],
     `sees_details(request)` says whether this caller may read /health's error details."""
     router = APIRouter(tags=["operación"])
 
+    checked: dict[str, Any] = {"at": float("-inf"), "answer": None}
+    checking = asyncio.Lock()
+
+    async def current(request: Request) -> tuple[int, dict]:
+        """The dependency checks, run at most once per HEALTH_CACHE_SECONDS: a probe every 100 ms from
+        each of several balancers must not become a database round trip each."""
+        async with checking:
+            if time.monotonic() - checked["at"] >= settings.health_cache_seconds:
+                state = request.app.state
+                checked["answer"] = await run_in_threadpool(
+                    lambda: check_health(service=service, db=state.db, cache=state.cache, peers=peers,
+                                         schema=state.schema,
+                                         limiter=state.ratelimiter if settings.rate_limit_enabled else None))
+                checked["at"] = time.monotonic()
+            return checked["answer"]
+
     @router.get("/health", summary="Estado del servicio y sus dependencias")
-    def health(request: Request) -> JSONResponse:
-        status, body = check_health(service=service, db=request.app.state.db, cache=request.app.state.cache,
-                                    peers=peers, schema=request.app.state.schema,
-                                    limiter=request.app.state.ratelimiter if settings.rate_limit_enabled else None)
-        if not sees_details(request):
+    async def health(request: Request) -> JSONResponse:
+        status, body = await current(request)
+        credentials = request.headers.get("x-api-key") or request.headers.get("authorization")
+        if not credentials or not await run_in_threadpool(sees_details, request):
             body = without_details(body)
         return JSONResponse(body, status_code=status)
 

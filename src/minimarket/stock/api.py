@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context
 from minimarket.accounts.permissions import READ, STOCK_WRITE
@@ -16,6 +18,7 @@ from minimarket.api.writes import write_once
 from minimarket.config import Settings
 from minimarket.db import Database
 from minimarket.platform.json_numbers import PlainNumbersRoute
+from minimarket.platform.read_cache import note_narrow
 from minimarket.stock import service
 from minimarket.stock.locations import list_locations as _locations
 from minimarket.stock.schemas import (
@@ -40,6 +43,16 @@ write_router = APIRouter(prefix="/api", route_class=PlainNumbersRoute, tags=["st
 IDEMPOTENCY_NOTE = "Enviá `Idempotency-Key` para reintentar sin duplicar."
 
 
+def _stock_only(operation: Callable[[Session, str | None], BaseModel]) -> Callable[[Session, str | None], BaseModel]:
+    """These units of work change stock only: their commit bumps the moved products' cache versions
+    (noted by the ledger), not the whole catalogue's."""
+    def run(session: Session, key: str | None) -> BaseModel:
+        note_narrow(session.info)
+        return operation(session, key)
+
+    return run
+
+
 @write_router.post("/inventory/{sku}/movements", status_code=201, response_model=MovementOut,
                    summary="Registrar un movimiento de un producto", description=IDEMPOTENCY_NOTE)
 def register_movement(sku: Annotated[str, Path(max_length=60)], movement: MovementIn, request: Request,
@@ -49,32 +62,32 @@ def register_movement(sku: Annotated[str, Path(max_length=60)], movement: Moveme
         line = BatchLine.model_validate({**movement.model_dump(), "sku": sku})
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
-    return write_once(request, ctx, payload=movement, operation=lambda session, key: service.register_movement(
-        session, ctx, line=line, settings=settings, idempotency_key=key))
+    return write_once(request, ctx, payload=movement, operation=_stock_only(lambda session, key: service.register_movement(
+        session, ctx, line=line, settings=settings, idempotency_key=key)))
 
 
 @write_router.post("/movements", status_code=201, response_model=BatchOut,
                    summary="Registrar un lote de movimientos (todo o nada, hasta 500)", description=IDEMPOTENCY_NOTE)
 def register_batch(batch: BatchIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
                    settings: Settings = Depends(get_env_settings)) -> JSONResponse:
-    return write_once(request, ctx, payload=batch, operation=lambda session, key: service.register_movements(
-        session, ctx, batch=batch, settings=settings, idempotency_key=key))
+    return write_once(request, ctx, payload=batch, operation=_stock_only(lambda session, key: service.register_movements(
+        session, ctx, batch=batch, settings=settings, idempotency_key=key)))
 
 
 @write_router.post("/stocktake", status_code=201, response_model=StocktakeOut,
                    summary="Cargar un recuento: las diferencias quedan como ajustes", description=IDEMPOTENCY_NOTE)
 def stocktake(count: StocktakeIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
               settings: Settings = Depends(get_env_settings)) -> JSONResponse:
-    return write_once(request, ctx, payload=count, operation=lambda session, key: service.take_stocktake(
-        session, ctx, count=count, settings=settings, idempotency_key=key))
+    return write_once(request, ctx, payload=count, operation=_stock_only(lambda session, key: service.take_stocktake(
+        session, ctx, count=count, settings=settings, idempotency_key=key)))
 
 
 @write_router.post("/transfers", status_code=201, response_model=BatchOut,
                    summary="Transferir mercadería entre ubicaciones", description=IDEMPOTENCY_NOTE)
 def transfer(data: TransferIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
              settings: Settings = Depends(get_env_settings)) -> JSONResponse:
-    return write_once(request, ctx, payload=data, operation=lambda session, key: service.transfer_stock(
-        session, ctx, transfer=data, settings=settings, idempotency_key=key))
+    return write_once(request, ctx, payload=data, operation=_stock_only(lambda session, key: service.transfer_stock(
+        session, ctx, transfer=data, settings=settings, idempotency_key=key)))
 
 
 @write_router.post("/sales", status_code=201, response_model=SaleOut,
@@ -82,7 +95,8 @@ def transfer(data: TransferIn, request: Request, ctx: Context = Depends(require(
 def register_sale(sale: SaleIn, request: Request, ctx: Context = Depends(require(STOCK_WRITE)),
                   settings: Settings = Depends(get_env_settings)) -> JSONResponse:
     return write_once(request, ctx, payload=sale,
-                      operation=lambda session, _key: service.record_sale(session, ctx, sale=sale, settings=settings),
+                      operation=_stock_only(lambda session, _key: service.record_sale(session, ctx, sale=sale,
+                                                                                      settings=settings)),
                       natural_key=(f"ticket:{sale.ticket_id}", f"El ticket '{sale.ticket_id}'"))
 
 

@@ -8,15 +8,15 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ARRAY, Integer, any_, bindparam, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from minimarket.ar.money import to_money, to_qty
 from minimarket.catalog.models import Category, Product
 from minimarket.stock.schemas import LocationStock, ProductDetail, ProductOut
-from minimarket.errors import InvalidInput
+from minimarket.errors import InvalidInput, NotFound
 from minimarket.search import contains_text
-from minimarket.stock.models import Balance, Location
+from minimarket.stock.models import Balance, Location, ProductStock
 from minimarket.suppliers.models import Supplier
 from minimarket.suppliers.service import supplier_matches
 
@@ -38,14 +38,11 @@ def decode_cursor(cursor: str) -> str:
     return value
 
 
-def _stock_total():  # noqa: ANN202
-    # Correlated per product: a page of 50 sums 50 products' balances, not the whole table.
-    return (
-        select(func.coalesce(func.sum(Balance.quantity), 0))
-        .where(Balance.product_id == Product.id)
-        .correlate(Product)
-        .scalar_subquery()
-    )
+# The kept per-product total (stock.totals); a product never moved and never given a row has 0.
+_STOCK = func.coalesce(ProductStock.quantity, 0)
+# Literal, not bound: SQLite uses a partial index only when the query repeats its condition as written.
+_LOW = text("existencias_totales.bajo_minimo")
+_OUT = text("existencias_totales.cantidad <= 0")
 
 
 # The list reads plain columns (no ORM objects per row): a page costs about half as much.
@@ -77,25 +74,59 @@ def product_out(product: Product, stock: Decimal | None, model: type[ProductOut]
     return _out(row, stock, model, **extra)
 
 
+def _matches(q: str):  # noqa: ANN202
+    return or_(contains_text(Product.name, q), contains_text(Product.sku, q), Product.barcode == q.strip(),
+               contains_text(Product.brand, q))
+
+
+MAX_CANDIDATES = 5_000  # more matches than this: walking the SKU index fills a page sooner
+
+
+def _candidate_ids(session: Session, *, q: str | None, low_stock: bool | None,
+                   out_of_stock: bool | None) -> list[int] | None:
+    """On PostgreSQL, the ids a selective filter allows, read from its own index first (None: no such filter,
+    or too many). Joined in the same statement, the planner walks every product's primary key instead
+    (a merge join over 100k rows for the ~2 % low ones); as an array it probes just those ids."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None  # SQLite drives the page from the partial index itself (see _inventory_query)
+    if low_stock or out_of_stock:  # partial indexes of existencias_totales
+        stmt = select(ProductStock.product_id).where(_LOW if low_stock else _OUT)
+    elif q and len(q.strip()) >= 3:  # trigram indexes (migration 0009); shorter text has no trigram
+        stmt = select(Product.id).where(_matches(q))
+    else:
+        return None
+    ids = session.scalars(stmt.limit(MAX_CANDIDATES + 1)).all()
+    return None if len(ids) > MAX_CANDIDATES else list(ids)
+
+
 def _inventory_query(*, q: str | None, category: str | None, supplier: str | None, low_stock: bool | None,
-                     out_of_stock: bool | None, active: bool | None):  # noqa: ANN202
+                     out_of_stock: bool | None, active: bool | None, postgres: bool = False,
+                     ids: list[int] | None = None):  # noqa: ANN202
     """Products with their total stock, filtered; shared by the API's keyset list and the dashboard's pages."""
-    stock = _stock_total()
-    stmt = (select(*_LIST_COLUMNS, stock.label("stock")).select_from(Product)
-            .outerjoin(Category, Category.id == Product.category_id)
+    stmt = select(*_LIST_COLUMNS, _STOCK.label("stock")).select_from(Product)
+    if ids is not None:
+        stmt = stmt.where(Product.id == any_(bindparam("candidate_ids", ids, type_=ARRAY(Integer))))
+    if low_stock or out_of_stock:  # the few low or empty products, from a partial index
+        stmt = stmt.join(ProductStock, ProductStock.product_id == Product.id)
+        stmt = stmt.where(_LOW) if low_stock else stmt
+        stmt = stmt.where(_OUT) if out_of_stock else stmt
+    else:
+        stmt = stmt.outerjoin(ProductStock, ProductStock.product_id == Product.id)
+    stmt = (stmt.outerjoin(Category, Category.id == Product.category_id)
             .outerjoin(Supplier, Supplier.id == Product.supplier_id))
     if q:
-        stmt = stmt.where(or_(contains_text(Product.name, q), contains_text(Product.sku, q),
-                              Product.barcode == q.strip(), contains_text(Product.brand, q)))
+        stmt = stmt.where(_matches(q))
     if category:
         stmt = stmt.where(func.lower(Category.name) == category.strip().lower())
     if supplier:
         stmt = stmt.where(supplier_matches(supplier))
-    if low_stock is not None:
-        stmt = stmt.where((stock <= Product.min_stock) if low_stock else (stock > Product.min_stock))
-    if out_of_stock is not None:
-        stmt = stmt.where((stock <= 0) if out_of_stock else (stock > 0))
-    if active is not None:
+    if low_stock is False:
+        stmt = stmt.where(_STOCK > Product.min_stock)
+    if out_of_stock is False:
+        stmt = stmt.where(_STOCK > 0)
+    if active is not None and postgres:  # plain, so the planner knows from statistics how many are active
+        stmt = stmt.where(Product.active.is_(active))
+    elif active is not None:
         # Not `activo IS 1`: SQLite would walk ix_productos_activo (almost every row) and sort them all,
         # instead of reading the SKU index in order and stopping at the page (400 ms → ~1 ms at 100k).
         stmt = stmt.where(func.coalesce(Product.active, False).is_(active))
@@ -116,13 +147,18 @@ def list_inventory(
 ) -> tuple[list[ProductOut], str | None]:
     """Products ordered by SKU with their total stock; keyset-paginated."""
     stmt = _inventory_query(q=q, category=category, supplier=supplier, low_stock=low_stock,
-                            out_of_stock=out_of_stock, active=active)
+                            out_of_stock=out_of_stock, active=active, postgres=_is_postgres(session),
+                            ids=_candidate_ids(session, q=q, low_stock=low_stock, out_of_stock=out_of_stock))
     if cursor:
         stmt = stmt.where(Product.sku > decode_cursor(cursor))
     rows = session.execute(stmt.order_by(Product.sku).limit(limit + 1)).mappings().all()
     items = [_out(row, row["stock"]) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1].sku) if len(rows) > limit else None
     return items, next_cursor
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 SORTS = {"sku": Product.sku, "nombre": Product.name, "precio": Product.price, "costo": Product.cost}
@@ -137,7 +173,8 @@ def inventory_page(session: Session, *, q: str | None = None, category: str | No
         raise InvalidInput(f"orden: '{sort}' no es una columna ordenable; usá una de: {', '.join(SORTS)}")
     column = SORTS[sort].desc() if descending else SORTS[sort].asc()
     stmt = _inventory_query(q=q, category=category, supplier=supplier, low_stock=low_stock,
-                            out_of_stock=out_of_stock, active=True)
+                            out_of_stock=out_of_stock, active=True, postgres=_is_postgres(session),
+                            ids=_candidate_ids(session, q=q, low_stock=low_stock, out_of_stock=out_of_stock))
     rows = session.execute(stmt.order_by(column, Product.sku).offset((page - 1) * per_page)
                            .limit(per_page + 1)).mappings().all()
     return [_out(row, row["stock"]) for row in rows[:per_page]], len(rows) > per_page
@@ -155,18 +192,38 @@ def product_detail(session: Session, product: Product) -> ProductDetail:
     return product_out(product, total, ProductDetail, locations=locations)
 
 
+def product_detail_by_ref(session: Session, ref: str) -> ProductDetail:
+    """One product by SKU (any case) or barcode with its stock per location, in one statement."""
+    ref = ref.strip()
+    sku = ref.upper() if ref.isascii() else ref  # as catalog.service.find_product
+    rows = session.execute(
+        select(*_LIST_COLUMNS, Product.id.label("product_id"), Location.code.label("location"),
+               Location.name.label("location_name"), Balance.quantity.label("quantity"))
+        .select_from(Product)
+        .outerjoin(Category, Category.id == Product.category_id)
+        .outerjoin(Supplier, Supplier.id == Product.supplier_id)
+        .outerjoin(Balance, Balance.product_id == Product.id)
+        .outerjoin(Location, Location.id == Balance.location_id)
+        .where((Product.sku == sku) | (Product.barcode == ref))
+        .order_by(Product.id, Location.id)
+    ).mappings().all()
+    if not rows:
+        raise NotFound(f"El producto '{ref}' no existe (se buscó por SKU y código de barras)", details={"sku": ref})
+    mine = [row for row in rows if row["product_id"] == rows[0]["product_id"]]
+    locations = [LocationStock(location=row["location"], name=row["location_name"],
+                               quantity=Decimal(row["quantity"]).quantize(Decimal("0.001")))
+                 for row in mine if row["location"] is not None]
+    return _out(mine[0], sum((loc.quantity for loc in locations), _ZERO), ProductDetail, locations=locations)
+
+
 def stock_summary(session: Session) -> dict[str, int]:
     """Active products, those at or below their minimum, and those without stock (for /metrics)."""
-    totals = (
-        select(Balance.product_id.label("pid"), func.sum(Balance.quantity).label("qty"))
-        .group_by(Balance.product_id)
-        .subquery()
-    )
-    stock = func.coalesce(totals.c.qty, 0)
+    stock = func.coalesce(ProductStock.quantity, 0)
+    low = func.coalesce(ProductStock.low, True)  # no row: never moved, so 0 ≤ its minimum
     stmt = (
-        select(func.count(), func.count().filter(stock <= Product.min_stock), func.count().filter(stock <= 0))
+        select(func.count(), func.count().filter(low.is_(True)), func.count().filter(stock <= 0))
         .select_from(Product)
-        .outerjoin(totals, totals.c.pid == Product.id)
+        .outerjoin(ProductStock, ProductStock.product_id == Product.id)
         .where(Product.active.is_(True))
     )
     active, below, out = session.execute(stmt).one()

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from minimarket.accounts.audit import Context
 from minimarket.accounts.permissions import CATALOG_WRITE, READ
 from minimarket.api.deps import get_db, get_env_settings, require
 from minimarket.api.writes import write_once
 from minimarket.catalog import service
-from minimarket.stock import inventory
+from minimarket.stock import inventory, product_reads
 from minimarket.stock import service as stock_service
 from minimarket.catalog.schemas import ProductCreate, ProductUpdate
 from minimarket.stock.schemas import ProductDetail, ProductPage
@@ -47,9 +48,14 @@ def list_inventory(
 
 
 @read_router.get("/inventory/{sku}", response_model=ProductDetail, summary="Un producto (por SKU o código de barras)")
-def get_product(sku: Annotated[str, Path(max_length=60)], _ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> ProductDetail:
-    with db.read() as session:
-        return inventory.product_detail(session, service.find_product(session, sku))
+async def get_product(sku: Annotated[str, Path(max_length=60)], request: Request,
+                      _ctx: Context = Depends(require(READ))) -> Response:
+    # The answer's bytes, kept until the product or the catalogue changes (stock.product_reads); a hit
+    # checked in memory is answered on the event loop, anything else in a worker thread.
+    state = request.app.state
+    body = product_reads.kept_json(state.product_cache, sku) or await run_in_threadpool(
+        product_reads.product_json, state.db, state.product_cache, sku)
+    return Response(body, media_type="application/json")
 
 
 @write_router.post("/inventory", status_code=201, response_model=ProductDetail, summary="Dar de alta un producto")

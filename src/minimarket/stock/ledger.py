@@ -22,9 +22,11 @@ from sqlalchemy.orm import Session
 from minimarket.accounts.audit import Context
 from minimarket.catalog.models import Product
 from minimarket.limits import QUANTITY, check_result
+from minimarket.platform.read_cache import note_changed, product_version
 from minimarket.platform.metrics import SALES_REVENUE, SALES_TICKETS, STOCK_MOVEMENTS, STOCK_REFUSED
 from minimarket.stock.models import Balance, Location, Movement
 from minimarket.stock.rules import insufficient
+from minimarket.stock.totals import add_to_totals
 from minimarket.types import utcnow
 
 _balances = Balance.__table__
@@ -104,7 +106,8 @@ def post_legs(session: Session, ctx: Context, legs: list[Leg], *, allow_negative
     """Apply every leg and append its ledger row, in one transaction; all or nothing.
 
     Legs are applied in (product, location) order so that two concurrent operations
-    over the same balances take their row locks in the same order and cannot deadlock.
+    over the same balances take their row locks in the same order and cannot deadlock;
+    then each product's total (stock.totals), in product order.
     The returned movements follow the order of `legs`.
     """
     order = sorted(range(len(legs)), key=lambda i: (legs[i].product.id, legs[i].location.id))
@@ -132,7 +135,13 @@ def post_legs(session: Session, ctx: Context, legs: list[Leg], *, allow_negative
         session.add(movement)
         movements[i] = movement
     session.flush()
+    deltas: dict[int, Decimal] = {}
+    for leg in legs:
+        deltas[leg.product.id] = deltas.get(leg.product.id, Decimal(0)) + leg.delta
+    add_to_totals(session, deltas)  # after every balance: the lock order is balances, then totals
     session.info.setdefault("movement_types", []).extend(leg.type for leg in legs)
+    # After the commit, every process drops what it kept of these products (platform.read_cache).
+    note_changed(session.info, *{product_version(leg.product.sku) for leg in legs})
     return [m for m in movements if m is not None]
 
 

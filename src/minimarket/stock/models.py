@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, Numeric, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from minimarket.db import Base
@@ -72,3 +72,25 @@ class Movement(Base):
     operation_id: Mapped[str] = mapped_column("operacion", String(36), index=True)
     created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow)
 
+
+
+class ProductStock(Base):
+    """A product's stock over all locations, kept by the ledger in the same transaction as its balances.
+
+    `low` (stock ≤ the product's minimum) is kept with it, so the dashboard's and the API's
+    "bajo mínimo" lists read a partial index of the few low products instead of summing every
+    product's balances (stock.totals).
+    """
+
+    __tablename__ = "existencias_totales"
+    __table_args__ = (
+        Index("ix_existencias_totales_bajo", "producto_id", sqlite_where=text("bajo_minimo"),
+              postgresql_where=text("bajo_minimo")),
+        Index("ix_existencias_totales_sin_stock", "producto_id", sqlite_where=text("cantidad <= 0"),
+              postgresql_where=text("cantidad <= 0")),
+    )
+
+    product_id: Mapped[int] = mapped_column("producto_id", ForeignKey("productos.id"), primary_key=True)
+    # Wider than a balance: the sum of several locations each at the column's limit must still fit.
+    quantity: Mapped[Decimal] = mapped_column("cantidad", Numeric(18, 3), default=Decimal("0"))
+    low: Mapped[bool] = mapped_column("bajo_minimo", Boolean, default=True)

@@ -32,6 +32,7 @@ from minimarket.stock.ledger import (
     post_legs,
 )
 from minimarket.stock.locations import resolve_location
+from minimarket.stock.totals import open_totals, refresh_low
 from minimarket.stock.models import Balance, Location, Movement
 from minimarket.stock.policy import StockPolicy, load_stock_policy
 from minimarket.stock.sale_prices import Discount, audit_discounts, check_discounts
@@ -313,6 +314,7 @@ def list_movements(session: Session, *, sku: str | None = None, movement_type: s
 def register_product(session: Session, ctx: Context, *, data: ProductCreate, settings: Settings) -> Product:
     """Add a product to the catalog; its opening stock is an `entrada` in the same transaction."""
     product = catalog_service.create_product(session, ctx, data=data)
+    open_totals(session, product.id)
     if data.initial_stock:
         policy = load_stock_policy(session, settings)
         check_unit_quantity(product.unit, data.initial_stock, sku=product.sku)
@@ -326,6 +328,9 @@ def register_product(session: Session, ctx: Context, *, data: ProductCreate, set
 def change_product(session: Session, ctx: Context, *, sku: str, changes: ProductUpdate) -> Product:
     """Edit a product; a product with fractional stock cannot become sold by the unit."""
     product = catalog_service.update_product(session, ctx, sku=sku, changes=changes)
+    if "min_stock" in changes.model_fields_set:
+        session.flush()
+        refresh_low(session, product.id)  # after the product's UPDATE: see stock.totals on the lock order
     if "unit" in changes.model_fields_set and product.unit == "u":
         quantities = session.scalars(select(Balance.quantity).where(Balance.product_id == product.id)).all()
         if any(Decimal(q) != Decimal(q).to_integral_value() for q in quantities):

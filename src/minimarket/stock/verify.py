@@ -14,6 +14,7 @@ from minimarket import store_settings
 from minimarket.catalog.models import Product
 from minimarket.db import Database
 from minimarket.stock.models import Balance, Location, Movement
+from minimarket.stock.totals import total_mismatches
 
 _MILLI = Decimal("0.001")
 
@@ -25,9 +26,12 @@ class Mismatch:
     balance: Decimal
     ledger_sum: Decimal
     last_balance_after: Decimal | None
+    note: str | None = None  # a per-product total's problem (stock.totals), said as it is
 
     @property
     def problem(self) -> str:
+        if self.note:
+            return self.note
         if self.balance != self.ledger_sum:
             return f"existencia {self.balance} ≠ suma del libro {self.ledger_sum}"
         return f"existencia {self.balance} ≠ saldo del último movimiento {self.last_balance_after}"
@@ -61,7 +65,8 @@ def _exact_sum(session: Session):  # noqa: ANN202
 
 
 def verify_ledger(session: Session) -> VerifyReport:
-    """Recompute balances from the ledger (sums and the last row's balance_after) and compare."""
+    """Recompute balances from the ledger (sums and the last row's balance_after) and compare; and each
+    product's kept total and low flag with its balances."""
     total_of, to_decimal = _exact_sum(session)
     sums = {
         (p, loc): (_to_milli(to_decimal(total)), n)
@@ -91,6 +96,14 @@ def verify_ledger(session: Session) -> VerifyReport:
         if balance != ledger_sum or (after is not None and after != balance):
             mismatches.append(Mismatch(sku=skus.get(key[0], str(key[0])), location=codes.get(key[1], str(key[1])),
                                        balance=balance, ledger_sum=ledger_sum, last_balance_after=after))
+    per_product: dict[int, Decimal] = {}
+    for (product_id, _loc), (total, _n) in sums.items():
+        per_product[product_id] = per_product.get(product_id, Decimal("0.000")) + total
+    for sku, kept, summed, low in total_mismatches(session, per_product):
+        note = (f"total del producto {'sin fila' if kept is None else kept} ≠ suma del libro {summed}"
+                if kept != summed else f"marca de bajo mínimo {'sí' if low else 'no'} no coincide con el total {kept}")
+        mismatches.append(Mismatch(sku=sku, location="TOTAL", balance=kept if kept is not None else Decimal("0.000"),
+                                   ledger_sum=summed, last_balance_after=None, note=note))
     return VerifyReport(balances_checked=len(balances), movements_checked=sum(n for _, n in sums.values()),
                         mismatches=mismatches)
 

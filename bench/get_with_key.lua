@@ -1,2 +1,0 @@
--- wrk script: authenticated GET.
-wrk.headers["X-API-Key"] = os.getenv("BENCH_KEY")

@@ -1,0 +1,85 @@
+"""Per-product stock totals (`existencias_totales`): the sum of a product's balances and whether it is
+at or below its minimum, kept in the ledger's transaction.
+
+Lock order: the ledger updates balances first, in (product, location) order, then these rows in
+product order; nothing else locks a balance, so two movements cannot deadlock over them. The
+"low" flag is recomputed in a second statement, after the row lock is held, so it reads the
+minimum as committed by then: a concurrent change of the minimum (`refresh_low`, which runs after
+its own UPDATE of the product) either waits for this row or is seen by that statement.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from minimarket.catalog.models import Product
+from minimarket.stock.models import ProductStock
+
+_totals = ProductStock.__table__
+
+
+def _insert(session: Session):  # noqa: ANN202
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(_totals)
+
+
+def add_to_totals(session: Session, deltas: dict[int, Decimal]) -> None:
+    """Add each product's net change to its total and recompute its low flag (one product at a time, in id order)."""
+    for product_id in sorted(deltas):
+        stmt = _insert(session).values(producto_id=product_id, cantidad=deltas[product_id], bajo_minimo=False)
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=["producto_id"],
+            set_={"cantidad": func.round(_totals.c.cantidad + stmt.excluded.cantidad, 3)}))
+        refresh_low(session, product_id)
+
+
+def refresh_low(session: Session, product_id: int) -> None:
+    """Recompute the low flag from the committed minimum (after a movement, or after the minimum changed)."""
+    minimum = select(Product.min_stock).where(Product.id == product_id).scalar_subquery()
+    session.execute(update(_totals).where(_totals.c.producto_id == product_id)
+                    .values(bajo_minimo=_totals.c.cantidad <= minimum))
+
+
+def open_totals(session: Session, product_id: int) -> None:
+    """A new product's row: no stock yet (so at or below any minimum)."""
+    session.execute(_insert(session).values(producto_id=product_id, cantidad=0, bajo_minimo=True)
+                    .on_conflict_do_nothing(index_elements=["producto_id"]))
+
+
+def rebuild_totals(session: Session) -> None:
+    """Every product's row from its balances (a bulk load that bypassed the ledger: the demo, a migration)."""
+    session.execute(text(REBUILD_SQL))
+
+
+# Like migration 0009's fill (which imports nothing of the app), for products that have no row yet.
+REBUILD_SQL = """
+INSERT INTO existencias_totales (producto_id, cantidad, bajo_minimo)
+SELECT p.id, COALESCE(s.total, 0), COALESCE(s.total, 0) <= p.stock_minimo
+FROM productos p LEFT JOIN (SELECT producto_id, ROUND(SUM(cantidad), 3) AS total FROM existencias
+                            GROUP BY producto_id) s ON s.producto_id = p.id
+WHERE NOT EXISTS (SELECT 1 FROM existencias_totales t WHERE t.producto_id = p.id)
+"""
+
+
+def total_mismatches(session: Session, ledger: dict[int, Decimal]) -> list[tuple[str, Decimal | None, Decimal, bool | None]]:
+    """Products whose kept total disagrees with their ledger sum (`ledger`, by product id), or whose
+    low flag disagrees with the total: (sku, kept total or None, ledger sum, kept flag)."""
+    rows = session.execute(
+        select(Product.id, Product.sku, ProductStock.quantity, ProductStock.low, Product.min_stock)
+        .select_from(Product).outerjoin(ProductStock, ProductStock.product_id == Product.id)
+    ).all()
+    milli = Decimal("0.001")
+    found = []
+    for product_id, sku, kept, low, minimum in rows:
+        summed = ledger.get(product_id, Decimal("0.000"))
+        if kept is None:
+            if summed != 0:  # a product never moved needs no row; one with stock does
+                found.append((sku, None, summed, None))
+            continue
+        kept = Decimal(str(kept)).quantize(milli)
+        if kept != summed or bool(low) != (kept <= Decimal(str(minimum))):
+            found.append((sku, kept, summed, low))
+    return found
