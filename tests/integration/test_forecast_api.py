@@ -15,6 +15,7 @@ from minimarket.purchasing import service
 from minimarket.purchasing.history import load_history
 from minimarket.purchasing.models import Forecast
 from minimarket.stock.models import Balance, Location, Movement
+from minimarket.stock.totals import add_to_totals
 from tests.integration.helpers import STORE_TZ, create_product, error_of
 
 DAYS = 90
@@ -35,6 +36,8 @@ def _write_history(app, sku: str, plan: dict[int, list[tuple[str, int]]]) -> Non
                                      balance_after=balance, actor="test", operation_id=str(uuid.uuid4()),
                                      created_at=at))
         session.add(Balance(product_id=product_id, location_id=location_id, quantity=balance))
+        session.flush()
+        add_to_totals(session, {product_id: balance})  # the product's total follows its balances, as the ledger keeps it
 
 
 @pytest.fixture

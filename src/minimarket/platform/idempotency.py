@@ -82,7 +82,7 @@ def run_once(
             status, body = operation(session)
         return Outcome(status, body, False)
 
-    with db.read() as session:
+    with db.lookup() as session:  # one statement: no transaction around it
         existing = session.get(IdempotencyRecord, key)
         if existing is not None:
             return _replay(existing, label, request_hash)

@@ -79,7 +79,6 @@ def apply_delta(session: Session, *, product: Product, location: Location, delta
     where = {"field": field, "sku": product.sku, "location": location.code}
     check_result(delta, QUANTITY, field=field, subject=f"el movimiento de '{product.sku}' en {location.code}",
                  details=where)
-    ensure_balance_row(session, product.id, location.id)
     new_qty = func.round(_balances.c.cantidad + delta, 3)
     conditions = [_balances.c.producto_id == product.id, _balances.c.ubicacion_id == location.id,
                   new_qty <= QUANTITY.maximum, new_qty >= -QUANTITY.maximum]
@@ -92,6 +91,9 @@ def apply_delta(session: Session, *, product: Product, location: Location, delta
         .returning(_balances.c.cantidad)
     )
     after = session.execute(stmt).scalar()
+    if after is None:  # no balance row yet (its first movement there), or refused: create it and try once more
+        ensure_balance_row(session, product.id, location.id)
+        after = session.execute(stmt).scalar()
     if after is None:
         available = current_balance(session, product.id, location.id)
         check_result(available + delta, QUANTITY, field=field,

@@ -17,6 +17,7 @@ from minimarket.accounts.sessions import (SESSION_COOKIE, SessionUser, end_sessi
 from minimarket.accounts.users import LoginRefused, verify_login
 from minimarket.ar.dates import format_datetime
 from minimarket.db import Database
+from minimarket.platform.read_cache import note_narrow
 
 LOGIN_CSRF_COOKIE = "mm_csrf_ingreso"  # double-submit token of the login form (there is no session yet)
 
@@ -59,6 +60,7 @@ def page_user(roles: frozenset[str]) -> Callable[..., SessionUser]:
         if user.refresh_due:
             with _db(request).write() as session:
                 refresh_session(session, user.session_id)
+                note_narrow(session.info)  # bookkeeping: no cached read depends on it
         return user
 
     return dependency
