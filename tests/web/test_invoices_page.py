@@ -130,3 +130,27 @@ def test_an_empty_store_says_what_to_do_first(client, app):
     assert "Todavía no hay facturas" in page and "/facturas/nueva" in page
     form = client.get("/facturas/nueva").text
     assert "Primero cargá el proveedor" in form and "/api/invoices/template.csv" in form
+
+
+def test_an_afip_qr_fills_the_header_in(client, app, shop):
+    import base64
+    import json
+
+    supplier = a_supplier(app)  # CUIT 30-71234567-1
+    data = {"ver": 1, "fecha": "2026-11-20", "cuit": 30712345671, "ptoVta": 3, "tipoCmp": 1, "nroCmp": 12345,
+            "importe": 15886.08, "moneda": "PES", "ctz": 1, "tipoCodAut": "E", "codAut": 76123456789012}
+    qr = "https://www.afip.gob.ar/fe/qr/?p=" + base64.b64encode(json.dumps(data).encode()).decode()
+    csrf = sign_in(app, client, "encargado")
+    page = client.get("/facturas/nueva", params={"qr": qr})
+    assert page.status_code == 200, alerts(page.text)
+    for shown in ('value="0003-00012345"', 'value="20/11/2026"', 'value="15.886,08"', 'value="76123456789012"',
+                  f'<option value="{supplier}" selected>'):
+        assert shown in page.text, shown
+    client.post("/facturas/nueva", data=invoice_form(csrf, supplier))
+    assert "Esa factura ya está cargada" in client.get("/facturas/nueva", params={"qr": qr}).text
+    unknown = {**data, "cuit": 20123456786}
+    other = "https://www.afip.gob.ar/fe/qr/?p=" + base64.b64encode(json.dumps(unknown).encode()).decode()
+    missing = client.get("/facturas/nueva", params={"qr": other})
+    assert missing.status_code == 422 and "20-12345678-6" in alerts(missing.text)[0]
+    broken = client.get("/facturas/nueva", params={"qr": "https://www.afip.gob.ar/fe/qr/?p=no-es-base64"})
+    assert broken.status_code == 422 and alerts(broken.text)[0].startswith("QR:")

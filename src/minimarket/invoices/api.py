@@ -16,14 +16,11 @@ from minimarket.api.deps import get_db, get_env_settings, require
 from minimarket.api.writes import write_once
 from minimarket.accounts.models import ApiKey
 from minimarket.accounts.permissions import ADMIN, CATALOG_WRITE, READ, STOCK_WRITE
-from minimarket.ar.afip_qr import QrError, decode_afip_qr
-from minimarket.ar.invoices import format_invoice_number
 from minimarket.config import Settings
 from minimarket.db import Database
-from minimarket.errors import Forbidden, InvalidInput
+from minimarket.errors import Forbidden
 from minimarket.invoices import receipt, service
 from minimarket.invoices.importer import XLSX_MEDIA_TYPE, parse_invoices
-from minimarket.invoices.models import Invoice
 from minimarket.invoices.schemas import (
     AnnulIn,
     ConfirmIn,
@@ -38,12 +35,10 @@ from minimarket.invoices.schemas import (
     QrIn,
     QrOut,
     State,
-    SupplierRef,
 )
 from minimarket.invoices.settings import deposito_can_confirm, set_deposito_can_confirm, set_tax_condition, tax_condition
 from minimarket.invoices.templates import template_csv, template_xlsx
 from minimarket.platform.json_numbers import PlainNumbersRoute
-from minimarket.suppliers.models import Supplier
 
 router = APIRouter(prefix="/api/invoices", tags=["facturas"], route_class=PlainNumbersRoute)
 InvoiceId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Id de la factura")]
@@ -102,21 +97,8 @@ async def import_invoices(request: Request, ctx: Context = Depends(require(CATAL
 
 @router.post("/from-qr", response_model=QrOut, summary="Leer el QR de AFIP de una factura (prellena el encabezado)")
 def from_qr(data: QrIn, _ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> QrOut:
-    try:
-        qr = decode_afip_qr(data.url)
-    except QrError as exc:
-        raise InvalidInput(str(exc), code="qr_invalido") from exc
     with db.read() as session:
-        supplier = session.scalars(select(Supplier).where(Supplier.cuit == qr.issuer_cuit)).first()
-        existing = session.scalar(select(Invoice.id).where(
-            Invoice.issuer_cuit == qr.issuer_cuit, Invoice.type == qr.type, Invoice.point_of_sale == qr.point_of_sale,
-            Invoice.number == qr.number))
-        found = SupplierRef(id=supplier.id, name=supplier.name) if supplier else None
-    return QrOut(type=qr.type, point_of_sale=qr.point_of_sale, number=qr.number,
-                 number_display=format_invoice_number(qr.point_of_sale, qr.number), date=qr.issued_on,
-                 issuer_cuit=qr.issuer_cuit, total=qr.total, currency=qr.currency, exchange_rate=qr.exchange_rate,
-                 cae=qr.authorization, supplier=found,
-                 existing_id=existing)
+        return service.read_afip_qr(session, data.url)
 
 
 @router.post("", status_code=201, response_model=InvoiceOut,

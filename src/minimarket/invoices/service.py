@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context, record_audit
+from minimarket.ar.afip_qr import QrError, decode_afip_qr
 from minimarket.ar.cuit import format_cuit
 from minimarket.ar.dates import STORE_TZ
 from minimarket.ar.invoices import LineAmount, Totals, format_invoice_number, line_net, totals_problems
@@ -17,7 +18,8 @@ from minimarket.catalog.models import Product
 from minimarket.catalog.service import find_product
 from minimarket.errors import Conflict, DomainError, InvalidInput, NotFound
 from minimarket.invoices.models import Invoice, InvoiceLine
-from minimarket.invoices.schemas import InvoiceIn, InvoiceOut, InvoicePage, InvoicePatch, LineIn, LineOut, SupplierRef
+from minimarket.invoices.schemas import (InvoiceIn, InvoiceOut, InvoicePage, InvoicePatch, LineIn, LineOut, QrOut,
+                                        SupplierRef)
 from minimarket.stock.models import Location
 from minimarket.suppliers.models import Supplier, SupplierCode
 from minimarket.suppliers.service import resolve_supplier
@@ -274,3 +276,20 @@ def create_imported(session: Session, ctx: Context, *, parsed: list) -> list[Inv
                            f"{format_invoice_number(item.payload.point_of_sale, item.payload.number)}): {exc.message}")
             raise
     return created
+
+
+def read_afip_qr(session: Session, url: str) -> QrOut:
+    """The header an AFIP invoice QR carries, its supplier if on file and the invoice's id if already loaded."""
+    try:
+        qr = decode_afip_qr(url)
+    except QrError as exc:
+        raise InvalidInput(str(exc), code="qr_invalido") from exc
+    supplier = session.scalars(select(Supplier).where(Supplier.cuit == qr.issuer_cuit)).first()
+    existing = session.scalar(select(Invoice.id).where(
+        Invoice.issuer_cuit == qr.issuer_cuit, Invoice.type == qr.type, Invoice.point_of_sale == qr.point_of_sale,
+        Invoice.number == qr.number))
+    return QrOut(type=qr.type, point_of_sale=qr.point_of_sale, number=qr.number,
+                 number_display=format_invoice_number(qr.point_of_sale, qr.number), date=qr.issued_on,
+                 issuer_cuit=qr.issuer_cuit, total=qr.total, currency=qr.currency, exchange_rate=qr.exchange_rate,
+                 cae=qr.authorization, supplier=SupplierRef(id=supplier.id, name=supplier.name) if supplier else None,
+                 existing_id=existing)

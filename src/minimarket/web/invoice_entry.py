@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +16,9 @@ from starlette.datastructures import UploadFile
 
 from minimarket.accounts.permissions import CATALOG_WRITE
 from minimarket.accounts.sessions import SessionUser
+from minimarket.ar.cuit import format_cuit
 from minimarket.ar.invoices import LineAmount, breakdown_from_lines, parse_invoice_number, rate_label
+from minimarket.ar.money import format_number
 from minimarket.errors import DomainError, InvalidInput
 from minimarket.invoices import service
 from minimarket.invoices.importer import parse_invoices
@@ -41,14 +43,14 @@ _DMY = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})")
 
 
 def _form(request: Request, user: SessionUser, *, values: dict | None = None, status: int = 200,
-          error: str | None = None, import_error: str | None = None) -> HTMLResponse:
+          error: str | None = None, import_error: str | None = None, existing: int | None = None) -> HTMLResponse:
     with request.app.state.db.read() as session:
         suppliers = session.execute(select(Supplier.id, Supplier.name).where(Supplier.active.is_(True))
                                     .order_by(Supplier.name)).all()
     empty = {**{f: "" for f in HEADER}, "tipo": "A",
              "lineas": [{**{f: "" for f in LINE}, "iva": "21"} for _ in range(LINES)]}
     return render(request, "invoice_form.html", user, status_code=status, values=values or empty, error=error,
-                  import_error=import_error, suppliers=suppliers, rates=("21", "10.5", "0", "27"))
+                  import_error=import_error, suppliers=suppliers, rates=("21", "10.5", "0", "27"), existing=existing)
 
 
 def _date(raw: str) -> date:
@@ -103,9 +105,31 @@ def invoice_from_form(values: dict) -> InvoiceIn:
                  net={rate_label(r): v for r, v in nets.items()}, vat={rate_label(r): v for r, v in vats.items()})
 
 
+def _from_qr(request: Request, qr: str) -> tuple[dict, str | None, int | None]:
+    """The hand-entry form prefilled from an AFIP QR (what a phone reads off the invoice): values, a problem, and
+    the id of the invoice if it is already loaded."""
+    with request.app.state.db.read() as session:
+        read = service.read_afip_qr(session, qr)
+    values = {**{f: "" for f in HEADER}, "tipo": read.type, "numero": read.number_display,
+              "fecha": read.date.strftime("%d/%m/%Y"), "cae": read.cae, "total": format_number(read.total, 2),
+              "proveedor": str(read.supplier.id) if read.supplier else "",
+              "lineas": [{**{f: "" for f in LINE}, "iva": "21"} for _ in range(LINES)]}
+    problem = None if read.supplier else (f"Proveedor: el CUIT {format_cuit(read.issuer_cuit)} del QR no es de ningún "
+                                          "proveedor; cargalo en Proveedores y volvé a leer el QR")
+    return values, problem, read.existing_id
+
+
 @router.get("/facturas/nueva", response_class=HTMLResponse)
-def new_invoice_form(request: Request, user: SessionUser = Depends(page_user(CATALOG_WRITE))) -> HTMLResponse:
-    return _form(request, user)
+def new_invoice_form(request: Request, user: SessionUser = Depends(page_user(CATALOG_WRITE)),
+                     qr: Annotated[str, Query(max_length=2000)] = "") -> HTMLResponse:
+    """The import and hand-entry forms; `qr` (an AFIP invoice QR) fills the header in."""
+    if not qr.strip():
+        return _form(request, user)
+    try:
+        values, problem, existing = _from_qr(request, qr.strip())
+    except DomainError as exc:
+        return _form(request, user, status=exc.status_code, error=f"QR: {exc.message}")
+    return _form(request, user, values=values, error=problem, existing=existing, status=422 if problem else 200)
 
 
 @router.post("/facturas/nueva", response_class=HTMLResponse)
