@@ -26,7 +26,7 @@ from tests.e2e.servers import Server, StartServer, TcpProxy, measure, via_proxy
 
 RATE_LIMIT = "1000000"  # raised, never off: the limiter stays in the measured path
 HEALTH_NAMES_DATABASE_WITHIN = 2.0
-FAIL_FAST_SECONDS = 2.0
+FAIL_FAST_SECONDS = 3.0  # far under a client timeout; measured 0.03-1.2 s on a loaded 2-core machine
 RECOVERED_WITHIN = 10.0
 # The soak is 20,000 movements; CI runs a bounded share of it (SOAK_MOVEMENTS=20000 for the full one).
 SOAK_MOVEMENTS = int(os.environ.get("SOAK_MOVEMENTS", "1500"))
