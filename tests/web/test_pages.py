@@ -63,6 +63,24 @@ def test_inicio_numbers_in_es_ar_each_a_link(client, app, shop, admin):
     assert "BAJA-1" in listing and "YERBA-1" not in listing
 
 
+def test_inicio_numbers_follow_every_price_change(client, app, shop, admin):
+    # Inicio's numbers are cached under the store's change marker: a price edit, a bulk change and
+    # its undo each give a new one (the products' actualizado_en is not it: unindexed since 0010).
+    sign_in(app, client, "lectura")
+    assert kpi(client.get("/").text, "stock_value_price") == "$ 200.000,00"  # 100 × 2.000
+    assert client.patch("/api/inventory/YERBA-1", json={"price": "2500.00"}, headers=admin).status_code == 200
+    assert kpi(client.get("/").text, "stock_value_price") == "$ 250.000,00"
+    assert client.patch("/api/prices/settings", headers=admin, json={"rounding": "1"}).status_code == 200
+    kpi(client.get("/").text, "stock_value_price")  # cached under the marker the bulk change must move
+    applied = client.post("/api/prices/bulk", headers=admin, json={
+        "filter": {"skus": ["YERBA-1"]}, "operation": "price_percent", "percent": "10"})
+    assert applied.status_code == 201, applied.text
+    assert kpi(client.get("/").text, "stock_value_price") == "$ 275.000,00"
+    undone = client.post(f"/api/prices/batches/{applied.json()['batch_id']}/undo", headers=admin)
+    assert undone.status_code == 201, undone.text
+    assert kpi(client.get("/").text, "stock_value_price") == "$ 250.000,00"
+
+
 def test_search_and_a_scanned_barcode_open_the_product(client, app, shop):
     sign_in(app, client, "lectura")
     scanned = client.get(f"/inventario?q={shop['barcode']}", follow_redirects=False)

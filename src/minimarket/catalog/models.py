@@ -55,9 +55,8 @@ class Product(Base):
     )
     active: Mapped[bool] = mapped_column("activo", Boolean, default=True, index=True)
     created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        "actualizado_en", Timestamp, default=utcnow, onupdate=utcnow, index=True  # the dashboard's change marker
-    )
+    # Not indexed (migration 0010): a price change to every product stays a HOT update on PostgreSQL.
+    updated_at: Mapped[datetime] = mapped_column("actualizado_en", Timestamp, default=utcnow, onupdate=utcnow)
 
     category: Mapped[Category | None] = relationship(lazy="joined")
     supplier: Mapped[Supplier | None] = relationship(lazy="joined")

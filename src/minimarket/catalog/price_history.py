@@ -43,7 +43,7 @@ class PriceChange(Base):
     batch_id: Mapped[int | None] = mapped_column("lote_id", ForeignKey("lotes_precios.id"), index=True)
     reference: Mapped[str | None] = mapped_column("referencia", String(100))
     actor: Mapped[str] = mapped_column(String(120))
-    created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow)  # read by product, not by date
 
 
 def record_change(session: Session, ctx: Context, *, product_id: int, cost_before: Decimal, cost_after: Decimal,

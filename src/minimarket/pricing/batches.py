@@ -166,16 +166,16 @@ def undo_batch(session: Session, ctx: Context, *, batch_id: int) -> PriceBatch:
     if batch.operation == "deshacer":
         raise Conflict(f"El lote {batch_id} es un deshacer; para volver a esos precios aplicá el cambio de nuevo",
                        code="lote_es_deshacer")
-    count, skus = _changed_since(session, batch_id)
-    if count:
-        more = f" y {count - len(skus)} más" if count > len(skus) else ""
-        raise Conflict(f"No se puede deshacer el lote {batch_id}: {count} producto(s) cambiaron de costo o precio "
-                       f"después: {', '.join(skus)}{more}", code="lote_con_cambios_posteriores",
-                       details={"changed": count, "skus": skus})
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if not postgresql:
+        _refuse_if_changed(session, batch_id)
     undo = open_batch(session, ctx, operation="deshacer", reason="deshacer",
                       description=f"Deshace el lote {batch_id}")
     undo.undoes, now = batch_id, utcnow()
-    restored = _restore(session, ctx, batch_id=batch_id, undo_id=undo.id, now=now)
+    if postgresql:
+        restored = _restore_postgresql(session, ctx, batch=batch, undo_id=undo.id, now=now)
+    else:
+        restored = _restore_sqlite(session, ctx, batch_id=batch_id, undo_id=undo.id, now=now)
     if restored != batch.products:  # a product changed between the check and the restore
         raise Conflict(f"No se puede deshacer el lote {batch_id}: otro usuario cambió precios mientras tanto; "
                        "probá de nuevo", code="lote_con_cambios_posteriores")
@@ -189,21 +189,50 @@ def undo_batch(session: Session, ctx: Context, *, batch_id: int) -> PriceBatch:
     return undo
 
 
-def _restore(session: Session, ctx: Context, *, batch_id: int, undo_id: int, now: datetime) -> int:
+def _refuse_if_changed(session: Session, batch_id: int) -> None:
+    """409 naming the products of the batch changed since (none named: nothing to refuse)."""
+    count, skus = _changed_since(session, batch_id)
+    if count:
+        more = f" y {count - len(skus)} más" if count > len(skus) else ""
+        raise Conflict(f"No se puede deshacer el lote {batch_id}: {count} producto(s) cambiaron de costo o precio "
+                       f"después: {', '.join(skus)}{more}", code="lote_con_cambios_posteriores",
+                       details={"changed": count, "skus": skus})
+
+
+_HISTORY_OF_UNDO = (f"INSERT INTO precios_historial ({_HISTORY_COLUMNS}) SELECT h.producto_id, h.costo_despues, "
+                    "h.costo_antes, h.precio_despues, h.precio_antes, 'deshacer', :undo, :actor, :now ")
+
+
+def _restore_postgresql(session: Session, ctx: Context, *, batch: PriceBatch, undo_id: int, now: datetime) -> int:
+    """One statement restores every product not changed since, with its 'deshacer' row; all or none.
+
+    The check is the statement's own condition (cost and price still the batch's, no later history
+    row), inside a savepoint: when it restores fewer than the batch changed, the savepoint goes back
+    and `_changed_since` names the products (the happy path never pays for that query).
+    """
+    savepoint = session.begin_nested()
+    restored = session.execute(text(
+        "WITH h AS (SELECT id, producto_id, costo_antes, costo_despues, precio_antes, precio_despues "
+        "FROM precios_historial WHERE lote_id = :b), "
+        "upd AS (UPDATE productos p SET costo = h.costo_antes, precio = h.precio_antes, actualizado_en = :now "
+        "FROM h WHERE p.id = h.producto_id AND p.costo = h.costo_despues AND p.precio = h.precio_despues "
+        "AND NOT EXISTS (SELECT 1 FROM precios_historial l WHERE l.producto_id = h.producto_id AND l.id > h.id) "
+        "RETURNING h.*), "
+        f"ins AS ({_HISTORY_OF_UNDO} FROM upd h RETURNING 1) SELECT count(*) FROM ins"
+    ).bindparams(bindparam("now", type_=Timestamp)),
+        {"b": batch.id, "undo": undo_id, "actor": ctx.actor, "now": now}).scalar_one()
+    if restored == batch.products:
+        savepoint.commit()
+        return restored
+    savepoint.rollback()
+    _refuse_if_changed(session, batch.id)
+    return restored
+
+
+def _restore_sqlite(session: Session, ctx: Context, *, batch_id: int, undo_id: int, now: datetime) -> int:
     """Every product of the batch back to its before values, with a 'deshacer' history row each."""
     params = {"b": batch_id, "undo": undo_id, "actor": ctx.actor, "now": now}
-    history = (f"INSERT INTO precios_historial ({_HISTORY_COLUMNS}) SELECT h.producto_id, h.costo_despues, "
-               "h.costo_antes, h.precio_despues, h.precio_antes, 'deshacer', :undo, :actor, :now ")
-    if session.get_bind().dialect.name == "postgresql":  # one statement: UPDATE … RETURNING into the INSERT
-        return session.execute(text(
-            "WITH h AS (SELECT producto_id, costo_antes, costo_despues, precio_antes, precio_despues "
-            "FROM precios_historial WHERE lote_id = :b), "
-            "upd AS (UPDATE productos p SET costo = h.costo_antes, precio = h.precio_antes, actualizado_en = :now "
-            "FROM h WHERE p.id = h.producto_id AND p.costo = h.costo_despues AND p.precio = h.precio_despues "
-            "RETURNING h.*), "
-            f"ins AS ({history} FROM upd h RETURNING 1) SELECT count(*) FROM ins"
-        ).bindparams(bindparam("now", type_=Timestamp)), params).scalar_one()
-    session.execute(text(f"{history} FROM precios_historial h WHERE h.lote_id = :b"
+    session.execute(text(f"{_HISTORY_OF_UNDO} FROM precios_historial h WHERE h.lote_id = :b"
                          ).bindparams(bindparam("now", type_=Timestamp)), params)
     return session.execute(text(
         "UPDATE productos SET costo = h.costo_antes, precio = h.precio_antes, actualizado_en = :now "

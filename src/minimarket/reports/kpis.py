@@ -1,9 +1,12 @@
 """The store's numbers for Inicio: stock value, stock alerts, sales, margin and today's movements.
 
 Computed by aggregate queries (indexed by date where they filter by date) and cached under the
-store's change marker: the largest movement id and the last catalog change. A new movement or a
-price change gives a new marker and the next request recomputes; otherwise every page view and
-every replica reads the cached numbers.
+store's change marker: the largest movement id and the largest audit row id (logins aside). Every change to the
+catalogue is audited in its own transaction (a product edit, a price batch or its undo, an invoice
+or order that moved a cost), so a new movement or a price change gives a new marker and the next
+request recomputes; otherwise every page view and every replica reads the cached numbers. (The
+marker is not the products' `actualizado_en`: that column has no index, so that a change to every
+price stays a HOT update on PostgreSQL.)
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from minimarket.accounts.models import AuditEntry
 from minimarket.ar.dates import STORE_TZ
 from minimarket.catalog.models import Product
 from minimarket.db import Database
@@ -28,7 +32,7 @@ _ZERO = Decimal("0")
 
 @dataclass(frozen=True)
 class Marker:
-    """Changes whenever stock or the catalog changes; cheap (two indexed MAX lookups)."""
+    """Changes whenever stock or the catalog changes; cheap (two lookups backwards on primary keys)."""
 
     movement_id: int
     catalog_changed: str
@@ -65,8 +69,10 @@ class Kpis:
 
 def change_marker(session: Session) -> Marker:
     movement_id = session.scalar(select(func.max(Movement.id))) or 0
-    changed = session.scalar(select(func.max(Product.updated_at)))
-    return Marker(movement_id=int(movement_id), catalog_changed=changed.isoformat() if changed else "")
+    # Catalogue changes are all audited; a login is not one (the newest rows, read backwards by id).
+    audited = session.scalar(select(AuditEntry.id).where(AuditEntry.action != "session.login")
+                             .order_by(AuditEntry.id.desc()).limit(1)) or 0
+    return Marker(movement_id=int(movement_id), catalog_changed=str(audited))
 
 
 def store_day_start(now: datetime | None = None) -> datetime:
