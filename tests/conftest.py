@@ -17,7 +17,7 @@ from minimarket.accounts.keys import create_api_key
 from minimarket.apps import create_app
 from minimarket.config import Settings
 from minimarket.migrations.runner import upgrade
-from tests.helpers import create_pg_database, drop_pg_database, make_settings, need_postgres
+from tests.helpers import ReusedPgDatabase, create_pg_database, drop_pg_database, make_settings, need_postgres
 
 
 TESTS = Path(__file__).parent
@@ -42,6 +42,13 @@ def pg_template() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def pg_reused(pg_template: str) -> Iterator[ReusedPgDatabase]:
+    database = ReusedPgDatabase(pg_template)
+    yield database
+    database.close()
+
+
+@pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
     upgrade(f"sqlite:///{path}")
@@ -61,10 +68,8 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    template = request.getfixturevalue("pg_template")
-    url = create_pg_database(template)
-    yield url
-    drop_pg_database(url)
+    # One database for the session, put back to the migrated state before each test (see ReusedPgDatabase).
+    yield request.getfixturevalue("pg_reused").fresh()
 
 
 @pytest.fixture
