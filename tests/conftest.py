@@ -92,6 +92,46 @@ def client(app):  # noqa: ANN001, ANN201
         yield test_client
 
 
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database that one module's tests share, per backend.
+
+    Only for tests whose requests are refused or only read, each checking that it wrote nothing:
+    they are many (hundreds of bad bodies) and a database plus an app each cost more than the test.
+    """
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("module") / "minimarket.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = create_pg_database(request.getfixturevalue("pg_template"))
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(scope="module")
+def module_app(module_database_url: str):  # noqa: ANN201
+    # Hundreds of requests a minute from one key: the limit is not what these tests are about.
+    application = create_app("all", make_settings(module_database_url, rate_limit_per_key=1_000_000))
+    yield application
+    application.state.db.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_client(module_app):  # noqa: ANN001, ANN201
+    from fastapi.testclient import TestClient
+
+    with TestClient(module_app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def module_admin(module_app) -> dict[str, str]:  # noqa: ANN001
+    with module_app.state.db.write() as session:
+        _, plaintext = create_api_key(session, Context(actor="test"), name="test-admin", role="admin")
+    return {"X-API-Key": plaintext}
+
+
 @pytest.fixture
 def make_key(app) -> Callable[..., str]:  # noqa: ANN001
     """Create an API key of a role directly in the app's database; returns the plaintext."""

@@ -6,17 +6,25 @@ Never a 500. Ends with a small property-based fuzz of every write endpoint.
 from __future__ import annotations
 
 import json
-import os
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.integration.fuzzing import JSON_VALUES, NUMBERS, SKUS, never_5xx, shaped
 from tests.integration.helpers import assert_ledger_clean, create_product, error_of, movement_rows
 
 PRODUCT = {"sku": "NUEVO-1", "name": "Nuevo"}
-FUZZ_EXAMPLES = int(os.environ.get("MINIMARKET_FUZZ_EXAMPLES", "30"))  # raise it for a deeper local run
+
+
+@pytest.fixture(scope="module")
+def refusing(module_client, module_admin, module_app):  # noqa: ANN001, ANN201
+    """(client, admin headers, app) of one store per backend with YERBA-1 (10 in stock), for the tests
+    whose every request must be refused. A refusal writes nothing and each of these tests checks
+    that, so they share the store instead of each paying for a database and an app (they are ~270).
+    The tests that write (an idempotent retry, Unicode round trips, the fuzz) get a store of their own."""
+    create_product(module_client, module_admin, "YERBA-1", barcode="7790387000016", price="100", initial_stock=10)
+    return module_client, module_admin, module_app
 
 
 @pytest.fixture
@@ -122,7 +130,8 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize(("path", "body", "status", "field"), BAD_BODIES,
                          ids=[f"{p.split('/')[-1]}-{f}-{i}" for i, (p, _, _, f) in enumerate(BAD_BODIES)])
-def test_bad_body_is_refused_naming_the_field(client, admin, app, yerba, path, body, status, field):
+def test_bad_body_is_refused_naming_the_field(refusing, path, body, status, field):
+    client, admin, app = refusing
     rows = movement_rows(app)
     error = error_of(post(client, admin, path, body), status, code="datos_invalidos", mentions=field)
     if isinstance(error["details"], list):
@@ -146,20 +155,23 @@ def test_bad_body_is_refused_naming_the_field(client, admin, app, yerba, path, b
     ("GET", "/api/movements?sku=NO-EXISTE", None, "NO-EXISTE"),
     ("GET", "/api/inventory/%C3%B1and%C3%BA", None, "ñandú"),
 ])
-def test_unknown_product_is_404_naming_it(client, admin, app, yerba, method, path, body, mentions):
+def test_unknown_product_is_404_naming_it(refusing, method, path, body, mentions):
+    client, admin, app = refusing
     error = error_of(client.request(method, path, json=body, headers=admin), 404, code="no_encontrado",
                      mentions=mentions)
     assert error["details"]["sku"] == mentions
     assert movement_rows(app) == 1
 
 
-def test_malformed_json_is_400(client, admin, yerba):
+def test_malformed_json_is_400(refusing):
+    client, admin, app = refusing
     for raw in (b"{", b'{"sku": "A",}', b"{'sku': 'A'}", b'{"sku": "A" "name": "B"}', b"\xff\xfe{}", b"nul"):
         r = client.post("/api/inventory", content=raw, headers={**admin, "Content-Type": "application/json"})
         error_of(r, 400, code="json_invalido", mentions="JSON")
 
 
-def test_json_the_parser_gives_up_on_is_400_in_spanish(client, admin, yerba):
+def test_json_the_parser_gives_up_on_is_400_in_spanish(refusing):
+    client, admin, app = refusing
     too_long = b'{"sku": "A-1", "name": "A", "price": 1' + b"0" * 5000 + b"}"
     too_deep = b'{"sku": "A-1", "name": "A", "brand": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
     for raw in (too_long, too_deep):
@@ -167,7 +179,8 @@ def test_json_the_parser_gives_up_on_is_400_in_spanish(client, admin, yerba):
         error_of(r, 400, code="json_invalido", mentions="JSON")
 
 
-def test_nan_and_infinity_literals_are_refused(client, admin, app, yerba):
+def test_nan_and_infinity_literals_are_refused(refusing):
+    client, admin, app = refusing
     for literal in (b"NaN", b"Infinity", b"-Infinity"):
         for path, template in (("/api/inventory", b'{"sku": "A-1", "name": "A", "price": %s}'),
                                ("/api/inventory/YERBA-1/movements", b'{"type": "ajuste", "quantity": %s}')):
@@ -177,7 +190,8 @@ def test_nan_and_infinity_literals_are_refused(client, admin, app, yerba):
     assert movement_rows(app) == 1
 
 
-def test_a_10_mb_body_is_413(client, admin, yerba):
+def test_a_10_mb_body_is_413(refusing):
+    client, admin, app = refusing
     big = json.dumps({"lines": [{"sku": "YERBA-1", "type": "entrada", "quantity": 1, "reason": "x" * 400}] * 24_000})
     assert len(big) > 10_000_000
     r = client.post("/api/movements", content=big, headers={**admin, "Content-Type": "application/json"})
@@ -192,7 +206,8 @@ def test_a_10_mb_body_is_413(client, admin, yerba):
     assert client.get("/api/inventory/YERBA-1", headers=admin).json()["stock"] == "10.000"
 
 
-def test_missing_body_is_422(client, admin, yerba):
+def test_missing_body_is_422(refusing):
+    client, admin, app = refusing
     for path in ("/api/inventory", "/api/inventory/YERBA-1/movements", "/api/movements", "/api/stocktake",
                  "/api/transfers", "/api/sales"):
         error_of(client.post(path, headers=admin), 422, code="datos_invalidos", mentions="obligatorio")
@@ -200,7 +215,8 @@ def test_missing_body_is_422(client, admin, yerba):
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
-def test_non_json_content_type_is_refused(client, admin, app, yerba, content_type):
+def test_non_json_content_type_is_refused(refusing, content_type):
+    client, admin, app = refusing
     raw = json.dumps({"type": "entrada", "quantity": 1}).encode()
     r = client.post("/api/inventory/YERBA-1/movements", content=raw, headers={**admin, "Content-Type": content_type})
     assert 400 <= r.status_code < 500
@@ -209,7 +225,8 @@ def test_non_json_content_type_is_refused(client, admin, app, yerba, content_typ
 
 
 @pytest.mark.parametrize("body", [[], [1, 2], "texto", 42, None, True])
-def test_body_that_is_not_an_object_is_422(client, admin, yerba, body):
+def test_body_that_is_not_an_object_is_422(refusing, body):
+    client, admin, app = refusing
     error_of(post(client, admin, "/api/inventory/YERBA-1/movements", body), 422, code="datos_invalidos")
 
 
@@ -224,7 +241,8 @@ def test_body_that_is_not_an_object_is_422(client, admin, yerba, body):
     ({"q": "yerba\u0000"}, "q"),
     ({"cursor": "AA"}, "cursor"),  # decodes to a NUL character
 ])
-def test_bad_inventory_query_is_422(client, admin, yerba, params, field):
+def test_bad_inventory_query_is_422(refusing, params, field):
+    client, admin, app = refusing
     error_of(client.get("/api/inventory", params=params, headers=admin), 422, mentions=field)
 
 
@@ -244,11 +262,13 @@ def test_bad_inventory_query_is_422(client, admin, yerba, params, field):
     ({"actor": "caja\u0000"}, "actor"),
     ({"reference": "REM\u0000"}, "reference"),
 ])
-def test_bad_movements_query_is_4xx(client, admin, yerba, params, field):
+def test_bad_movements_query_is_4xx(refusing, params, field):
+    client, admin, app = refusing
     error_of(client.get("/api/movements", params=params, headers=admin), 422, mentions=field)
 
 
-def test_sale_dated_before_year_one_in_utc_is_refused(client, admin, app, yerba):
+def test_sale_dated_before_year_one_in_utc_is_refused(refusing):
+    client, admin, app = refusing
     r = post(client, admin, "/api/sales", {"ticket_id": "T-1", "sold_at": "0001-01-01T00:00:00+05:00",
                                            "lines": [{"sku": "YERBA-1", "quantity": 1}]})
     error_of(r, 422, mentions="sold_at")
@@ -260,13 +280,15 @@ def test_sale_dated_before_year_one_in_utc_is_refused(client, admin, app, yerba)
     ("/api/inventory/YERBA%00", "NUL"),
     ("/api/inventory/" + "X" * 61 + "/movements", "sku"),
 ])
-def test_bad_path_is_4xx(client, admin, yerba, path, field):
+def test_bad_path_is_4xx(refusing, path, field):
+    client, admin, app = refusing
     r = client.get(path, headers=admin) if not path.endswith("movements") else post(
         client, admin, path, {"type": "entrada", "quantity": 1})
     error_of(r, 422, mentions=field)
 
 
-def test_bad_idempotency_key_is_422(client, admin, app, yerba):
+def test_bad_idempotency_key_is_422(refusing):
+    client, admin, app = refusing
     for key in ("x" * 201, "   "):
         r = post(client, {**admin, "Idempotency-Key": key}, "/api/inventory/YERBA-1/movements",
                  {"type": "entrada", "quantity": 1})
@@ -296,13 +318,15 @@ def test_unicode_text_round_trips(client, admin):
     assert client.get("/api/movements", params={"reference": "Remito Nº 0001"}, headers=admin).json()["items"]
 
 
-def test_unknown_route_and_wrong_method_use_the_error_shape(client, admin):
+def test_unknown_route_and_wrong_method_use_the_error_shape(refusing):
+    client, admin, app = refusing
     error_of(client.get("/api/no-existe", headers=admin), 404, code="ruta_inexistente", mentions="/api/no-existe")
     error_of(client.put("/api/inventory", json={}, headers=admin), 405, code="metodo_no_permitido", mentions="PUT")
     error_of(client.delete("/api/movements", headers=admin), 405, code="metodo_no_permitido")
 
 
-def test_unicode_in_a_lone_surrogate_is_refused_in_spanish(client, admin, yerba):
+def test_unicode_in_a_lone_surrogate_is_refused_in_spanish(refusing):
+    client, admin, app = refusing
     raw = b'{"type": "entrada", "quantity": 1, "reason": "\\ud800"}'
     r = client.post("/api/inventory/YERBA-1/movements", content=raw,
                     headers={**admin, "Content-Type": "application/json"})
@@ -310,24 +334,6 @@ def test_unicode_in_a_lone_surrogate_is_refused_in_spanish(client, admin, yerba)
 
 
 # --- fuzz -------------------------------------------------------------------------------------------
-
-SKUS = st.sampled_from(["YERBA-1", "yerba-1", "7790387000016", "NO-EXISTE", "", " ", "ñ"])
-NUMBERS = st.one_of(
-    st.integers(min_value=-(10**20), max_value=10**20),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.decimals(allow_nan=True, allow_infinity=True).map(str),
-    st.sampled_from(["0", "0.250", "-1", "1e3", "NaN", "Infinity", "1_000", " 5 ", "0x10", "٣"]),
-)
-JSON_LEAVES = st.one_of(st.none(), st.booleans(), NUMBERS, st.text(max_size=30), SKUS)
-JSON_VALUES = st.recursive(JSON_LEAVES, lambda children: st.one_of(
-    st.lists(children, max_size=4), st.dictionaries(st.text(max_size=12), children, max_size=4)), max_leaves=12)
-
-
-def shaped(fields: dict[str, st.SearchStrategy]) -> st.SearchStrategy:
-    """Objects with the endpoint's own field names (so validation goes deep) and hostile values."""
-    return st.fixed_dictionaries({}, optional={name: st.one_of(strategy, JSON_VALUES) for name, strategy in
-                                               fields.items()})
-
 
 MOVEMENT_FIELDS = {"type": st.sampled_from(["entrada", "venta", "salida", "ajuste", "merma", "devolucion",
                                             "transferencia", "ENTRADA"]),
@@ -374,17 +380,6 @@ FUZZ_TARGETS = {
 def test_fuzzed_writes_never_answer_5xx(client, admin, app, target):
     method, path, fields = FUZZ_TARGETS[target]
     create_product(client, admin, "YERBA-1", barcode="7790387000016", price="100", initial_stock=1000)
-
-    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                     HealthCheck.too_slow])
-    @given(body=st.one_of(JSON_VALUES, fields))
-    def check(body) -> None:  # noqa: ANN001
-        raw = json.dumps(body, allow_nan=True).encode()
-        r = client.request(method, path, content=raw, headers={**admin, "Content-Type": "application/json"})
-        assert r.status_code < 500, f"{target} answered {r.status_code} to {raw[:300]!r}: {r.text[:300]}"
-        if r.status_code >= 400:
-            error_of(r, r.status_code)
-
-    check()
+    never_5xx(client, admin, target, method, path, st.one_of(JSON_VALUES, fields))
     assert_ledger_clean(app)
     assert Decimal(client.get("/api/inventory/YERBA-1", headers=admin).json()["stock"]) >= 0

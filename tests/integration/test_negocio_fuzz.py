@@ -3,15 +3,12 @@ always the one error shape, and the ledger stays clean."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.helpers import assert_ledger_clean, error_of
+from tests.integration.fuzzing import JSON_VALUES, NUMBERS, never_5xx, shaped
+from tests.integration.helpers import assert_ledger_clean
 from tests.integration.invoice_helpers import invoice_body, supplier_store
-from tests.integration.test_bad_input import FUZZ_EXAMPLES, JSON_VALUES, NUMBERS, shaped
 
 CUITS = st.sampled_from(["30-71234567-1", "30712345671", "30-71234567-2", "20-12345678-6", "", "1" * 11, "٣" * 11])
 RATES = st.dictionaries(st.sampled_from(["0", "10.5", "21", "27", "22", "x"]), NUMBERS, max_size=3)
@@ -59,17 +56,7 @@ def test_fuzzed_negocio_writes_never_answer_5xx(client, admin, app, target):
     client.post("/api/suppliers", json={"name": "Otro proveedor"}, headers=admin)
     assert client.post("/api/invoices", json=invoice_body(), headers=admin).status_code == 201
 
-    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                                 HealthCheck.too_slow])
-    @given(body=st.one_of(JSON_VALUES, fields))
-    def check(body) -> None:  # noqa: ANN001
-        raw = json.dumps(body, allow_nan=True).encode()
-        r = client.request(method, path, content=raw, headers={**admin, "Content-Type": "application/json"})
-        assert r.status_code < 500, f"{target} answered {r.status_code} to {raw[:300]!r}: {r.text[:300]}"
-        if r.status_code >= 400:
-            error_of(r, r.status_code)
-
-    check()
+    never_5xx(client, admin, target, method, path, st.one_of(JSON_VALUES, fields))
     assert_ledger_clean(app)
 
 
@@ -78,15 +65,7 @@ def test_fuzzed_import_files_never_answer_5xx(client, admin, app):
     header = "proveedor;tipo;numero;fecha;total;sku;cantidad;costo_unitario;iva\n"
     cell = st.one_of(st.text(max_size=8), NUMBERS.map(str))
 
-    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                                 HealthCheck.too_slow])
-    @given(body=st.one_of(st.binary(max_size=200), st.lists(st.lists(cell, min_size=9, max_size=9), max_size=3).map(
-        lambda rows: (header + "\n".join(";".join(r) for r in rows)).encode())))
-    def check(body: bytes) -> None:
-        r = client.post("/api/invoices/import", content=body, headers={**admin, "Content-Type": "text/csv"})
-        assert r.status_code < 500, f"import answered {r.status_code} to {body[:300]!r}: {r.text[:300]}"
-        if r.status_code >= 400:
-            error_of(r, r.status_code)
-
-    check()
+    files = st.one_of(st.binary(max_size=200), st.lists(st.lists(cell, min_size=9, max_size=9), max_size=3).map(
+        lambda rows: (header + "\n".join(";".join(r) for r in rows)).encode()))
+    never_5xx(client, admin, "import", "POST", "/api/invoices/import", files, content_type="text/csv")
     assert_ledger_clean(app)

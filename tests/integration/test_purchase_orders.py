@@ -3,13 +3,11 @@ stock, on-order and costs right; a retried receipt moves stock once; bad input i
 
 from __future__ import annotations
 
-import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -17,8 +15,8 @@ from minimarket.catalog.models import Product
 from minimarket.catalog.price_history import PriceChange
 from minimarket.stock.models import Movement
 from minimarket.suppliers.models import SupplierCode
+from tests.integration.fuzzing import FUZZ_EXAMPLES, JSON_VALUES, NUMBERS, never_5xx, shaped
 from tests.integration.helpers import assert_ledger_clean, create_product, error_of, movement_rows, total_stock
-from tests.integration.test_bad_input import FUZZ_EXAMPLES, JSON_VALUES, NUMBERS, shaped
 from tests.integration.test_purchasing_suggestions import _sells
 
 DAYS = 60
@@ -241,16 +239,8 @@ def test_fuzzed_order_writes_never_answer_5xx(app, client, admin, plain) -> None
 
 
 def _fuzz(client, admin, method: str, path: str, fields) -> None:  # noqa: ANN001
-    @settings(max_examples=max(10, FUZZ_EXAMPLES // 3), deadline=None, suppress_health_check=list(HealthCheck))
-    @given(body=st.one_of(JSON_VALUES, fields))
-    def check(body) -> None:  # noqa: ANN001
-        raw = json.dumps(body, allow_nan=True).encode()
-        r = client.request(method, path, content=raw, headers={**admin, "Content-Type": "application/json"})
-        assert r.status_code < 500, f"{method} {path} answered {r.status_code} to {raw[:300]!r}: {r.text[:300]}"
-        if r.status_code >= 400:
-            error_of(r, r.status_code)
-
-    check()
+    never_5xx(client, admin, f"{method} {path}", method, path, st.one_of(JSON_VALUES, fields),
+              examples=max(10, FUZZ_EXAMPLES // 3))
 
 
 def test_concurrent_deliveries_of_one_order_bring_the_goods_in_once(app, client, admin, make_key, plain) -> None:  # noqa: ANN001
