@@ -366,9 +366,16 @@ def test_backup_timestamp_is_zero_until_a_backup_is_recorded(client, app):
 # --- certificates, memory, build --------------------------------------------------------------------
 
 
-def test_certificate_expiry_is_the_not_after_of_each_configured_file(database_url, tmp_path):
-    tls = tmp_path / "tls"
+@pytest.fixture(scope="module")
+def tls_30_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA and its leaves valid 30 days, made once for both backends (RSA keys take seconds to make)."""
+    tls = tmp_path_factory.mktemp("tls")
     generate_tls_material(tls, days=30)
+    return tls
+
+
+def test_certificate_expiry_is_the_not_after_of_each_configured_file(database_url, tls_30_days):
+    tls = tls_30_days
     files = [tls / "prometheus.crt", tls / "alertmanager.crt", tls / "no-existe.crt", tls / "prometheus.key"]
     app = create_app("all", make_settings(database_url, tls_cert_files=",".join(str(f) for f in files)))
     try:
