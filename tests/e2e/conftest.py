@@ -3,7 +3,7 @@
 Each server is a subprocess of the `minimarket` console script with its own
 environment (DATABASE_URL, REDIS_URL, ...), its stdout/stderr captured to a file whose
 tail is attached to the report of a failing test. Databases are fresh: a new
-PostgreSQL database migrated with `minimarket db upgrade`, or a SQLite file in
+PostgreSQL database copied from the migrated template, or a SQLite file in
 tmp_path that `serve` migrates itself. Every wait is bounded.
 """
 
@@ -26,7 +26,6 @@ from tests.e2e.servers import (
     clean_env,
     cli_command,
     free_port,
-    migrate_pg,
     pg_upstream,
     wait_healthy,
 )
@@ -88,12 +87,12 @@ def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sta
 
 
 @pytest.fixture
-def pg_database(tmp_path: Path) -> Iterator[str]:
-    """A fresh PostgreSQL database migrated with `minimarket db upgrade`; dropped afterwards."""
-    need_postgres()
-    url = create_pg_database()
+def pg_database(pg_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database copied from the session's migrated template (what `minimarket db
+    upgrade` leaves; the command itself runs in test_runbook, test_user_cli and test_health_faults,
+    here it cost a process start and the migrations per test); dropped afterwards."""
+    url = create_pg_database(pg_template)
     try:
-        migrate_pg(url, tmp_path)
         yield url
     finally:
         drop_pg_database(url)
