@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -20,6 +20,7 @@ from minimarket.stock import service
 from minimarket.stock.locations import list_locations
 from minimarket.stock.schemas import BatchLine, LedgerType, MovementOut
 from minimarket.web.auth import form_user, page_context, page_user
+from minimarket.web.forms import parse_decimal
 from minimarket.web.templating import no_products, render
 
 router = APIRouter(include_in_schema=False)
@@ -28,17 +29,9 @@ FIELD_NAMES = {"sku": "Producto", "quantity": "Cantidad", "type": "Tipo", "reaso
 
 
 def parse_quantity(raw: str) -> Decimal:
-    """`12`, `1,5`, `1.234,5` (es-AR) or `1.5`: a Decimal, or InvalidInput naming the field."""
-    text = raw.strip().replace(" ", "")
-    if "," in text:
-        text = text.replace(".", "").replace(",", ".")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise InvalidInput(f"Cantidad: '{raw}' no es un número; escribí por ejemplo 12 o 1,5") from None
-    if not value.is_finite():
-        raise InvalidInput("Cantidad: tiene que ser un número")
-    return value
+    """The form's Cantidad: an es-AR number by the rule every form shares (`1.000` a thousand, `1,5` one and a
+    half), or InvalidInput naming the field."""
+    return parse_decimal(raw, "Cantidad", example="12 o 1,5")
 
 
 def field_labels(message: str) -> str:

@@ -21,6 +21,7 @@ from minimarket.invoices.settings import deposito_can_confirm, set_deposito_can_
 from minimarket.stock.policy import negative_stock_allowed, set_negative_stock_allowed
 from minimarket.store_profile import load_store_profile, update_store_profile
 from minimarket.web.auth import form_user, page_context, page_user
+from minimarket.web.forms import parse_decimal
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -141,15 +142,10 @@ def pricing_settings(request: Request, user: SessionUser = Depends(form_user(ADM
                      redondeo: Annotated[str, Form(max_length=30)] = "",
                      inflacion: Annotated[str, Form(max_length=20)] = "") -> HTMLResponse:
     """Default markup, rounding rule and monthly inflation: the same service as PATCH /api/prices/settings."""
-    from minimarket.web.movements import parse_quantity
-
     def work(session, ctx):  # noqa: ANN001, ANN202
-        changes = {"rounding": redondeo}
-        for field, label, raw in (("default_markup", "Margen", margen), ("monthly_inflation", "Inflación", inflacion)):
-            try:
-                changes[field] = parse_quantity(raw)
-            except InvalidInput:
-                raise InvalidInput(f"{label}: '{raw}' no es un número; escribí por ejemplo 35 o 3,5") from None
+        changes = {"rounding": redondeo,
+                   "default_markup": parse_decimal(margen, "Margen", example="35 o 3,5"),
+                   "monthly_inflation": parse_decimal(inflacion, "Inflación", example="35 o 3,5")}
         update_pricing_settings(session, ctx, changes=changes)
 
     return _act(request, user, work, "Precios: margen, redondeo e inflación guardados.")
