@@ -89,17 +89,19 @@ def wrk(name: str, base: str, paths: list[str], run: dict, *, header: str = "", 
     script = str(ROOT / "bench" / "random_paths.lua")
     answered = 0  # 2xx of the warm-up and the measured run: what the ledger must hold for a POST
     for seconds in (1, run["seconds"]):
-        out = subprocess.run(["wrk", "-t", "1", "-c", str(run["connections"]), "-d", f"{seconds}s", "-s", script,
-                              base], env=env, capture_output=True, text=True, timeout=seconds + 60, check=False)
-        found = re.search(r"^BENCH (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)$", out.stdout, re.M)
+        out = subprocess.run(["wrk", "-t", "1", "-c", str(run["connections"]), "-d", f"{seconds}s", "--timeout", "10s",
+                              "-s", script, base], env=env, capture_output=True, text=True, timeout=seconds + 60,
+                             check=False)
+        found = re.search(r"^BENCH (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+)$", out.stdout, re.M)
         if found is None:
             raise RuntimeError(f"wrk sin resultado para {name}:\n{out.stdout}\n{out.stderr}")
         answered += int(found.group(2))
     requests, ok, other = (int(found.group(i)) for i in (1, 2, 3))
     p50, p95, p99, duration = (float(found.group(i)) for i in (4, 5, 6, 7))
+    other += int(found.group(8))  # no answer at all (timeout, reset) counts against it too
     result = Result(name=name, rps=requests / duration, ok=ok, other=other, p50=p50, p95=p95, p99=p99,
                     baseline=baseline, answered=answered)
-    print(f"  {name}: {result.rps:.0f} req/s, P95 {p95:.1f} ms, non-2xx {other}", flush=True)
+    print(f"  {name}: {result.rps:.0f} req/s, P95 {p95:.1f} ms, non-2xx or no answer {other}", flush=True)
     return result
 
 

@@ -1,7 +1,7 @@
 -- wrk script: each request takes a random line of $BENCH_PATHS ("METHOD path" or "path"), sends
 -- $BENCH_HEADER (e.g. "X-API-Key: mm_…" or "Cookie: mm_sesion=…"), and for a POST the body
 -- $BENCH_BODY with a fresh Idempotency-Key. done() prints one "BENCH …" line that bench/run.py reads:
--- requests, 2xx, other, P50/P95/P99 in ms.
+-- requests, 2xx, other, P50/P95/P99 in ms, seconds, socket errors and timeouts (no answer in wrk's --timeout).
 local threads = {}
 
 function setup(thread)
@@ -47,7 +47,8 @@ function done(summary, latency, requests)
     good = good + t:get("ok")
     bad = bad + t:get("other")
   end
-  io.write(string.format("BENCH %d %d %d %.3f %.3f %.3f %.6f\n", summary.requests, good, bad,
+  local e = summary.errors
+  io.write(string.format("BENCH %d %d %d %.3f %.3f %.3f %.6f %d\n", summary.requests, good, bad,
     latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
-    summary.duration / 1e6))
+    summary.duration / 1e6, e.connect + e.read + e.write + e.timeout))
 end

@@ -42,6 +42,8 @@ def app_workloads(base: str, store: dict, workers: int, run: dict) -> list[Resul
     key = f"X-API-Key: {store['key']}"
     skus, hot = store["skus"], store["skus"][0]
     rows = [
+        wrk("GET /health/live (no dependency: the floor of middleware and routing)", base, ["/health/live"], run,
+            baseline="hello"),
         wrk("GET /health", base, ["/health"], run, baseline="hello"),
         wrk("GET /api/inventory/{sku} (1,000 SKUs at random)", base,
             [f"/api/inventory/{s}" for s in skus[:1000]], run, header=key, baseline="hello"),
@@ -101,12 +103,16 @@ def baseline(workers: int, run: dict, servers: Servers) -> Result:
 
 
 def render(rows: list[Result], hello: dict[int, Result], pg: dict, args: argparse.Namespace, loads: list) -> str:
-    lines = ["| processes | workload | req/s | share of baseline | P50 ms | P95 ms | P99 ms | non-2xx |",
+    lines = ["| processes | workload | req/s | share of baseline | P50 ms | P95 ms | P99 ms | non-2xx or none |",
              "|---:|---|---:|---:|---:|---:|---:|---:|",
              f"| — | `pgbench -N`, {args.pg_clients} clients (baseline of movements) | {pg['tps']:.0f} | 100 % | — | — "
              f"| — | — |"]
     for row in rows:
         base = pg["tps"] if row.baseline == "pgbench" else hello[row.workers].rps if row.baseline else row.rps
+        if row.rps == 0:  # nothing came back before the run ended (wrk waits up to 10 s for an answer)
+            lines.append(f"| {row.workers} | {row.name} | 0 | — | no answer within {args.seconds} s at "
+                         f"{args.connections} connections | | | |")
+            continue
         share = f"{row.rps / base * 100:.0f} %"
         lines.append(f"| {row.workers} | {row.name} | {row.rps:.0f} | {share} | {row.p50:.1f} | {row.p95:.1f} "
                      f"| {row.p99:.1f} | {row.other} |")

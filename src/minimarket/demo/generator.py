@@ -23,7 +23,7 @@ import time as clock
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.models import AuditEntry
@@ -118,7 +118,15 @@ def generate_demo(db: Database, *, products: int = 600, days: int = 180, seed: i
             "despues": {**counts, "seed": seed, "from": start.isoformat(),
                         "to": (until.isoformat() if until else (today - timedelta(days=1)).isoformat())},
             "request_id": None}])
+    _analyze(db)
     return DemoSummary(**counts, seconds=round(clock.perf_counter() - started, 3))
+
+
+def _analyze(db: Database) -> None:
+    """Statistics for the planner right after a bulk load: autovacuum would take its time, and until then
+    PostgreSQL plans the trigram and partial-index lookups of the inventory (and SQLite its joins) blind."""
+    with db.write() as session:  # ANALYZE may run in a transaction on both backends
+        session.execute(text("ANALYZE"))
 
 
 def _write_catalogue(session: Session, items: list[Item], markups: list, supplier_cuits: list[str],
