@@ -56,6 +56,9 @@ class Invoice(Base):
     # The ledger operation of the receipt and of its reversal (movimientos_stock.operacion).
     receipt_operation: Mapped[str | None] = mapped_column("operacion_ingreso", String(36))
     reversal_operation: Mapped[str | None] = mapped_column("operacion_anulacion", String(36))
+    # What already brought the goods in instead of the invoice (`pedido:12`, set by the order when it is
+    # received or linked): confirming then records the costs only (invoices.service.mark_goods_received).
+    goods_received_by: Mapped[str | None] = mapped_column("mercaderia_ingresada_por", String(40))
 
     lines: Mapped[list[InvoiceLine]] = relationship(order_by="InvoiceLine.line_no", cascade="all, delete-orphan",
                                                     lazy="selectin")

@@ -5,6 +5,9 @@ Both run in the caller's single unit of work. Stock moves only through the stock
 `pricing.service.record_cost_changes`, one call for all the lines (cost, `precios_historial` row,
 suggested price). The invoice row is locked first, so two concurrent confirmations of one
 invoice bring the goods in once: the second waits for the lock and then finds it `confirmada`.
+An invoice whose goods a purchase order's delivery already brought in (`goods_received_by`, set by
+`purchasing` through `invoices.service.mark_goods_received` under the same row lock) is confirmed for
+its costs only, and annulling it takes back only those costs.
 """
 
 from __future__ import annotations
@@ -80,7 +83,8 @@ def _unit_cost(line: InvoiceLine, *, vat_in_cost: bool) -> Decimal:
 
 def confirm_invoice(session: Session, ctx: Context, *, invoice_id: int, location: str | None, settings: Settings,
                     idempotency_key: str | None = None) -> ConfirmOut:
-    """borrador → confirmada: an `entrada` per line, each product's cost updated, suggested prices."""
+    """borrador → confirmada: an `entrada` per line, each product's cost updated, suggested prices. When a
+    purchase order's delivery already brought the goods in (`goods_received_by`), the costs only."""
     invoice = find_invoice(session, invoice_id, lock=True)
     if invoice.state != "borrador":
         raise _not_draft(invoice)
@@ -91,30 +95,40 @@ def confirm_invoice(session: Session, ctx: Context, *, invoice_id: int, location
         raise InvalidInput(f"lines: las líneas {', '.join(map(str, unmatched))} no tienen producto asociado; "
                            "asociálas con PATCH /api/invoices/{id} (matches) antes de confirmar",
                            code="lineas_sin_asociar", details={"lines": unmatched})
-    target = resolve_location(session, location or load_stock_policy(session, settings).default_location)
-    supplier = session.get(Supplier, invoice.supplier_id)
-    products = {p.id: p for p in session.scalars(select(Product).where(
-        Product.id.in_({line.product_id for line in invoice.lines})))}
-    reason = f"{_label(invoice)} de {supplier.name}"[:500]
     vat_in_cost = _vat_in_cost(session, invoice)
-    batch = stock_service.register_movements(
-        session, ctx, batch=BatchIn(lines=[
-            BatchLine(sku=products[line.product_id].sku, type="entrada", quantity=line.quantity,
-                      unit_cost=_unit_cost(line, vat_in_cost=vat_in_cost), location=target.code, reason=reason,
-                      reference=_reference(invoice))
-            for line in invoice.lines]), settings=settings, idempotency_key=idempotency_key)
+    target, operation_id = None, None
+    if invoice.goods_received_by is None:
+        target = resolve_location(session, location or load_stock_policy(session, settings).default_location)
+        operation_id = _bring_goods_in(session, ctx, invoice, target, vat_in_cost=vat_in_cost, settings=settings,
+                                       idempotency_key=idempotency_key)
     changes = _update_costs(session, ctx, invoice, vat_in_cost=vat_in_cost)
-    invoice.state, invoice.location_id = "confirmada", target.id
+    invoice.state, invoice.location_id = "confirmada", target.id if target else None
     invoice.confirmed_by, invoice.confirmed_at = ctx.actor, utcnow()
-    invoice.receipt_operation = batch.operation_id
+    invoice.receipt_operation = operation_id
     session.flush()
     record_audit(session, ctx, action="invoice.confirm", entity="factura", entity_id=str(invoice.id),
                  before={"state": "borrador"},
-                 after={"state": "confirmada", "location": target.code, "operation_id": batch.operation_id,
+                 after={"state": "confirmada", "location": target.code if target else None,
+                        "operation_id": operation_id, "goods_received_by": invoice.goods_received_by,
                         "costs": [c.model_dump(mode="json", include={"sku", "cost_before", "cost_after"})
                                   for c in changes]})
     session.info["invoices_confirmed"] = session.info.get("invoices_confirmed", 0) + 1
-    return ConfirmOut(invoice=invoice_out(session, invoice), operation_id=batch.operation_id, cost_changes=changes)
+    return ConfirmOut(invoice=invoice_out(session, invoice), operation_id=operation_id, cost_changes=changes)
+
+
+def _bring_goods_in(session: Session, ctx: Context, invoice: Invoice, target: Location, *, vat_in_cost: bool,
+                    settings: Settings, idempotency_key: str | None) -> str:
+    """An `entrada` per line at `target` through the stock service; the ledger operation's id."""
+    supplier = session.get(Supplier, invoice.supplier_id)
+    skus = dict(session.execute(select(Product.id, Product.sku).where(
+        Product.id.in_({line.product_id for line in invoice.lines}))).all())
+    reason = f"{_label(invoice)} de {supplier.name}"[:500]
+    return stock_service.register_movements(
+        session, ctx, batch=BatchIn(lines=[
+            BatchLine(sku=skus[line.product_id], type="entrada", quantity=line.quantity,
+                      unit_cost=_unit_cost(line, vat_in_cost=vat_in_cost), location=target.code, reason=reason,
+                      reference=_reference(invoice))
+            for line in invoice.lines]), settings=settings, idempotency_key=idempotency_key).operation_id
 
 
 def _update_costs(session: Session, ctx: Context, invoice: Invoice, *, vat_in_cost: bool) -> list[CostChange]:
@@ -132,14 +146,15 @@ def _update_costs(session: Session, ctx: Context, invoice: Invoice, *, vat_in_co
 
 
 def annul_invoice(session: Session, ctx: Context, *, invoice_id: int, reason: str, settings: Settings) -> Invoice:
-    """→ anulada. A confirmed invoice's goods go back out (`salida`), refused if they are already gone, and
-    the costs it set go back to what they were, unless a later change (invoice, list, manual) superseded them."""
+    """→ anulada. A confirmed invoice's goods go back out (`salida`), refused if they are already gone (not the
+    goods a purchase order brought in: they stay, the order accounts for them), and the costs it set go back to what they were, unless a later change (invoice, list, manual) superseded them."""
     invoice = find_invoice(session, invoice_id, lock=True)
     if invoice.state == "anulada":
         raise _not_draft(invoice)
     previous, costs = invoice.state, {}
     if previous == "confirmada":
-        invoice.reversal_operation = _take_goods_back(session, ctx, invoice, reason=reason, settings=settings)
+        if invoice.goods_received_by is None:  # not when an order's delivery brought the goods in
+            invoice.reversal_operation = _take_goods_back(session, ctx, invoice, reason=reason, settings=settings)
         reverted, kept = revert_cost_changes(session, ctx, changes=_cost_changes_of(session, invoice),
                                              reference=f"Anulación de {_price_reference(invoice)}")
         costs = {"costs_reverted": reverted, "costs_kept": kept}

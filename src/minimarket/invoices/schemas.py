@@ -180,6 +180,9 @@ class InvoiceOut(BaseModel):
     cae_due: dt.date | None
     state: State
     location: str | None
+    goods_received_by: str | None = Field(
+        description="Lo que ya ingresó la mercadería en lugar de la factura (`pedido:12`): confirmarla registra "
+                    "sólo los costos")
     notes: str | None
     unmatched_lines: int
     lines: list[LineOut]
@@ -208,7 +211,8 @@ class CostChange(BaseModel):
 
 class ConfirmOut(BaseModel):
     invoice: InvoiceOut
-    operation_id: str
+    operation_id: str | None = Field(description="La operación del libro; null si la mercadería ya había "
+                                                 "ingresado con un pedido (sólo costos)")
     cost_changes: list[CostChange]
 
 

@@ -43,6 +43,15 @@ def find_invoice(session: Session, invoice_id: int, *, lock: bool = False) -> In
     return invoice
 
 
+def mark_goods_received(invoice: Invoice, reference: str | None) -> None:
+    """Record on a draft that another document (`pedido:12`) brought its goods in, or clear it (None).
+
+    For the areas above (purchasing) that link their documents to an invoice: confirming a marked invoice
+    records its costs only. A confirmed or annulled invoice keeps what it has."""
+    if invoice.state == "borrador":
+        invoice.goods_received_by = reference
+
+
 def invoice_out(session: Session, invoice: Invoice) -> InvoiceOut:
     supplier = session.get(Supplier, invoice.supplier_id)
     ids = {line.product_id for line in invoice.lines if line.product_id is not None}
@@ -56,6 +65,7 @@ def invoice_out(session: Session, invoice: Invoice) -> InvoiceOut:
         vat={rate: getattr(invoice, f) for rate, f in VAT_FIELDS.items() if getattr(invoice, f)},
         perception_iibb=invoice.perception_iibb, perception_vat=invoice.perception_vat, total=invoice.total,
         cae=invoice.cae, cae_due=invoice.cae_due, state=invoice.state, location=location.code if location else None,
+        goods_received_by=invoice.goods_received_by,
         notes=invoice.notes, unmatched_lines=sum(1 for line in invoice.lines if line.product_id is None),
         lines=[LineOut(line=line.line_no, barcode=line.barcode, sku=line.sku, supplier_code=line.supplier_code,
                        description=line.description, product=skus.get(line.product_id), quantity=line.quantity,

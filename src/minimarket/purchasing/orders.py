@@ -16,6 +16,7 @@ from minimarket.catalog.models import Product
 from minimarket.catalog.service import find_product
 from minimarket.errors import Conflict, InvalidInput, NotFound
 from minimarket.invoices.models import Invoice
+from minimarket.invoices.service import mark_goods_received
 from minimarket.limits import QUANTITY, check_value
 from minimarket.purchasing import order_rules as rules
 from minimarket.purchasing.models import PurchaseOrder, PurchaseOrderLine
@@ -145,12 +146,35 @@ def _skus(session: Session, order: PurchaseOrder) -> dict[int, str]:
 
 
 def link_invoice(session: Session, order: PurchaseOrder, invoice_id: int, *, field: str = "invoice_id") -> None:
-    invoice = session.get(Invoice, invoice_id)
+    """The supplier's invoice for this order's goods; locked, and marked if a delivery already brought them in."""
+    invoice = session.scalars(select(Invoice).where(Invoice.id == invoice_id).with_for_update(of=Invoice)
+                              .execution_options(populate_existing=True)).first()
     if invoice is None:
         raise InvalidInput(f"{field}: la factura {invoice_id} no existe", details={"field": field})
     if invoice.supplier_id != order.supplier_id:
         raise InvalidInput(f"{field}: la factura {invoice_id} es de otro proveedor", details={"field": field})
+    if order.receipt_operations and invoice.state == "confirmada" and invoice.goods_received_by is None:
+        raise Conflict(f"Pedido {order.id}: la factura {invoice.id} ya está confirmada y ingresó su mercadería, y "
+                       "el pedido ya recibió la suya; vincularlas no deshace el doble ingreso. Corregí el stock con "
+                       "un movimiento o anulá la factura", code="mercaderia_ya_ingresada",
+                       details={"id": order.id, "invoice_id": invoice.id})
+    if order.invoice_id not in (None, invoice.id):
+        previous = session.get(Invoice, order.invoice_id)
+        if previous is not None and previous.goods_received_by == _reference(order):
+            mark_goods_received(previous, None)  # no longer this order's invoice
     order.invoice_id = invoice.id
+    if order.receipt_operations:
+        mark_goods_received(invoice, _reference(order))
+
+
+def mark_invoice_received(session: Session, order: PurchaseOrder) -> None:
+    """After a delivery: the linked draft invoice's goods came in with the order (it will confirm costs only)."""
+    if order.invoice_id is not None:
+        mark_goods_received(session.get(Invoice, order.invoice_id), _reference(order))
+
+
+def _reference(order: PurchaseOrder) -> str:
+    return f"pedido:{order.id}"
 
 
 def update_order(session: Session, ctx: Context, *, order_id: int, changes: OrderPatch) -> PurchaseOrder:

@@ -25,7 +25,14 @@ from minimarket.pricing.service import record_cost_changes
 from minimarket.purchasing import order_rules as rules
 from minimarket.purchasing.models import PurchaseOrder, PurchaseOrderLine
 from minimarket.purchasing.order_schemas import ReceiptCost, ReceiveIn, ReceiveOut
-from minimarket.purchasing.orders import ENTITY, check_transition, find_order, link_invoice, order_out
+from minimarket.purchasing.orders import (
+    ENTITY,
+    check_transition,
+    find_order,
+    link_invoice,
+    mark_invoice_received,
+    order_out,
+)
 from minimarket.stock import service as stock_service
 from minimarket.stock.locations import resolve_location
 from minimarket.stock.policy import load_stock_policy
@@ -73,9 +80,13 @@ def _arrivals(order: PurchaseOrder, products: dict[int, Product], data: ReceiveI
 
 
 def _check_invoice_open(session: Session, order: PurchaseOrder) -> None:
-    """A confirmed invoice already brought its goods in: receiving its order would bring them in twice."""
-    invoice = session.get(Invoice, order.invoice_id) if order.invoice_id else None
-    if invoice is not None and invoice.state == "confirmada":
+    """A confirmed invoice already brought its goods in: receiving its order would bring them in twice.
+    The invoice row is locked (its confirmation waits for this delivery, then records costs only)."""
+    if order.invoice_id is None:
+        return
+    invoice = session.scalars(select(Invoice).where(Invoice.id == order.invoice_id).with_for_update(of=Invoice)
+                              .execution_options(populate_existing=True)).first()
+    if invoice.state == "confirmada" and invoice.goods_received_by is None:
         raise Conflict(f"Pedido {order.id}: la factura {invoice.id} vinculada ya está confirmada y su mercadería ya "
                        "ingresó al stock; recibir el pedido la ingresaría otra vez. Si no falta nada, cancelá el "
                        "pedido con ese motivo", code="mercaderia_ya_ingresada",
@@ -114,6 +125,7 @@ def receive_order(session: Session, ctx: Context, *, order_id: int, data: Receiv
                                              close=data.close)
     order.received_at = order.updated_at = utcnow()
     order.receipt_operations = [*(order.receipt_operations or []), batch.operation_id]
+    mark_invoice_received(session, order)
     session.flush()
     received = {products[line.product_id].sku: to_qty(units) for line, units, _ in arrivals}
     record_audit(session, ctx, action="purchase_order.receive", entity=ENTITY, entity_id=str(order.id),

@@ -29,7 +29,8 @@ STATES = {"borrador": "Borrador", "confirmada": "Confirmada", "anulada": "Anulad
 InvoiceId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 NOTICES = {"creada": "Factura cargada en borrador.", "asociada": "Líneas asociadas.",
            "confirmada": "Factura confirmada: la mercadería entró al stock y los costos se actualizaron.",
-           "anulada": "Factura anulada."}
+           "anulada": "Factura anulada.",
+           "costos": "Factura confirmada: su mercadería ya había entrado con el pedido; se actualizaron los costos."}
 
 
 @router.get("/facturas", response_class=HTMLResponse)
@@ -127,11 +128,12 @@ def confirm(request: Request, invoice_id: InvoiceId, user: SessionUser = Depends
         return {"operation_id": done.operation_id}
 
     try:
-        write_once(request, ctx, form_key=idempotency_key, route=f"/facturas/{invoice_id}/confirmar",
-                   payload=ubicacion, work=work)
+        done = write_once(request, ctx, form_key=idempotency_key, route=f"/facturas/{invoice_id}/confirmar",
+                          payload=ubicacion, work=work)
     except DomainError as exc:
         return _detail(request, user, invoice_id, status=exc.status_code, error=_line_labels(exc.message))
-    return RedirectResponse(f"/facturas/{invoice_id}?hecho=confirmada", status_code=303)
+    notice = "confirmada" if done.get("operation_id") else "costos"  # costs only: an order brought the goods in
+    return RedirectResponse(f"/facturas/{invoice_id}?hecho={notice}", status_code=303)
 
 
 @router.post("/facturas/{invoice_id}/anular", response_class=HTMLResponse)
