@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 STORE_TZ = ZoneInfo("America/Argentina/Buenos_Aires")
@@ -25,3 +25,15 @@ def format_date(value: date | datetime | None) -> str:
 def format_datetime(value: datetime | None) -> str:
     """`30/11/2026 18:45` on the store's clock."""
     return "—" if value is None else f"{local(value):%d/%m/%Y %H:%M}"
+
+
+def store_day_start(now: datetime | None = None) -> datetime:
+    """Midnight today on the store's clock."""
+    moment = (now or datetime.now(STORE_TZ)).astimezone(STORE_TZ)
+    return datetime.combine(moment.date(), time(0), STORE_TZ)
+
+
+def store_week_start(now: datetime | None = None) -> datetime:
+    """Monday 00:00 of this week on the store's clock."""
+    day = store_day_start(now)
+    return day - timedelta(days=day.weekday())

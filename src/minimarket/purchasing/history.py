@@ -15,9 +15,9 @@ import numpy as np
 from sqlalchemy import Date, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
+from minimarket.ar.dates import store_day_start
 from minimarket.catalog.models import Category, Product
 from minimarket.purchasing import forecast as F
-from minimarket.reports.kpis import store_day_start
 from minimarket.stock.models import Balance, Movement
 from minimarket.stock.rules import MovementType
 

@@ -10,12 +10,12 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from minimarket.ar.dates import store_day_start
 from minimarket.catalog.models import Product
 from minimarket.errors import InvalidInput, NotFound
 from minimarket.purchasing import forecast as F
 from minimarket.purchasing.history import DEFAULT_HISTORY_DAYS, load_history
 from minimarket.purchasing.models import Forecast
-from minimarket.reports.kpis import store_day_start
 from minimarket.types import utcnow
 
 MAX_HISTORY_DAYS = 3 * 365

@@ -10,12 +10,12 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from minimarket.ar.dates import store_day_start
 from minimarket.catalog.models import Product
 from minimarket.errors import InvalidInput
 from minimarket.purchasing import reorder as R
 from minimarket.purchasing.on_order import on_order_by_product
 from minimarket.purchasing.models import Forecast
-from minimarket.reports.kpis import store_day_start
 from minimarket.stock.models import Balance
 from minimarket.suppliers.models import Supplier, SupplierCode
 from minimarket.suppliers.service import resolve_supplier

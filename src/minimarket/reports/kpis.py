@@ -12,14 +12,14 @@ price stays a HOT update on PostgreSQL.)
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.models import AuditEntry
-from minimarket.ar.dates import STORE_TZ
+from minimarket.ar.dates import store_day_start, store_week_start
 from minimarket.catalog.models import Product
 from minimarket.db import Database
 from minimarket.platform.cache import Cache
@@ -73,18 +73,6 @@ def change_marker(session: Session) -> Marker:
     audited = session.scalar(select(AuditEntry.id).where(AuditEntry.action != "session.login")
                              .order_by(AuditEntry.id.desc()).limit(1)) or 0
     return Marker(movement_id=int(movement_id), catalog_changed=str(audited))
-
-
-def store_day_start(now: datetime | None = None) -> datetime:
-    """Midnight today on the store's clock."""
-    local = (now or datetime.now(STORE_TZ)).astimezone(STORE_TZ)
-    return datetime.combine(local.date(), time(0), STORE_TZ)
-
-
-def store_week_start(now: datetime | None = None) -> datetime:
-    """Monday 00:00 of this week on the store's clock."""
-    day = store_day_start(now)
-    return day - timedelta(days=day.weekday())
 
 
 def _sales_since(session: Session, start: datetime) -> tuple[Decimal, Decimal, Decimal, Decimal]:

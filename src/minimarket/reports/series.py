@@ -10,9 +10,8 @@ from decimal import Decimal
 from sqlalchemy import Date, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from minimarket.ar.dates import STORE_TZ
+from minimarket.ar.dates import STORE_TZ, store_day_start
 from minimarket.catalog.models import Category, Product
-from minimarket.reports.kpis import store_day_start
 from minimarket.stock.models import Balance, Movement
 
 

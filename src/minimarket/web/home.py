@@ -12,9 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from minimarket.accounts.permissions import READ
 from minimarket.accounts.sessions import SessionUser
+from minimarket.ar.dates import store_day_start, store_week_start
 from minimarket.ar.money import format_ars, format_percent, format_qty
 from minimarket.reports import series
-from minimarket.reports.kpis import Kpis, current_kpis, db_tag, store_day_start, store_week_start
+from minimarket.reports.kpis import Kpis, current_kpis, db_tag
 from minimarket.web import charts
 from minimarket.web.alerts import firing_count
 from minimarket.web.auth import page_user, session_user

@@ -15,9 +15,9 @@ from minimarket.accounts.sessions import SessionUser
 from minimarket.ar.dates import STORE_TZ
 from minimarket.catalog.models import Category
 from minimarket.errors import DomainError
-from minimarket.purchasing.order_exports import purchase_orders_table
 from minimarket.purchasing.order_rules import STATE_LABELS
 from minimarket.reports import exports
+from minimarket.reports.purchase_orders import purchase_orders_table
 from minimarket.suppliers.models import Supplier
 from minimarket.stock.locations import list_locations
 from minimarket.stock.schemas import LedgerType

@@ -1,5 +1,6 @@
 """Purchase orders as a Reportes table (CSV / XLSX / PDF through reports.exports): one row per order line,
-newest order first, with what was ordered, received and is missing."""
+newest order first, with what was ordered, received and is missing. Here, above `purchasing` (reports read
+the areas; nothing in them imports reports)."""
 
 from __future__ import annotations
 
