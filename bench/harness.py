@@ -144,11 +144,12 @@ def prepare_store(url: str, workdir: Path, products: int, days: int) -> dict:
     """Migrate, load the demo store, create an admin API key and an admin's dashboard session."""
     env = {**os.environ, "DATABASE_URL": url, "MINIMARKET_ENV": "development"}
     mm = str(BIN / "minimarket")
-    subprocess.run([mm, "db", "upgrade"], env=env, cwd=workdir, check=True, capture_output=True)
-    started = time.perf_counter()
-    subprocess.run([mm, "demo", "--products", str(products), "--days", str(days)], env=env, cwd=workdir,
-                   check=True, capture_output=True)
-    print(f"  demo: {time.perf_counter() - started:.0f} s", flush=True)
+    if products:  # 0: a store already loaded (--store)
+        subprocess.run([mm, "db", "upgrade"], env=env, cwd=workdir, check=True, capture_output=True)
+        started = time.perf_counter()
+        subprocess.run([mm, "demo", "--products", str(products), "--days", str(days)], env=env, cwd=workdir,
+                       check=True, capture_output=True)
+        print(f"  demo: {time.perf_counter() - started:.0f} s", flush=True)
     out = subprocess.run([mm, "apikey", "create", "--name", "bench", "--role", "admin", "--json"], env=env,
                          cwd=workdir, check=True, capture_output=True, text=True).stdout
     sys.path.insert(0, str(ROOT / "src"))
@@ -160,7 +161,7 @@ def prepare_store(url: str, workdir: Path, products: int, days: int) -> dict:
     db = Database(url)
     try:
         with db.write() as session:
-            user = create_user(session, Context(actor="bench"), username="bench", role="admin",
+            user = create_user(session, Context(actor="bench"), username=f"bench{uuid.uuid4().hex[:6]}", role="admin",
                                password="bench-password-123")
             token = start_session(session, user=user, ip=None)
     finally:

@@ -79,6 +79,7 @@ def test_database_outage_is_reported_and_recovers_without_restart(start_server: 
                                                                    pg_proxy: TcpProxy) -> None:
     server = start_server(via_proxy(pg_database, pg_proxy), METRICS_TOKEN=METRICS_TOKEN)
     key = server.create_key("outage")
+    unseen = server.create_key("never-used")  # valid, but the app never verified it
     pid = server.process.pid
     ok, _ = get(server, "/api/inventory", key)
     assert ok.status_code == 200, ok.text
@@ -95,8 +96,12 @@ def test_database_outage_is_reported_and_recovers_without_restart(start_server: 
     detailed, _ = get(server, "/health", extra=OPERATOR)
     assert detailed.status_code == 503 and detailed.json()["checks"]["database"]["error"]
     assert str(pg_proxy.port) in detailed.text  # the driver names host and port: what the operator needs
-    keyed, _ = get(server, "/health", key)  # a key cannot be checked while the database is down
-    assert "error" not in keyed.json()["checks"]["database"]
+    # A key the app never verified cannot be checked while the database is down; one it verified moments
+    # ago (and that no revocation invalidated since) is still known: it sees the details, like the operator.
+    unknown, _ = get(server, "/health", unseen)
+    assert "error" not in unknown.json()["checks"]["database"]
+    keyed, _ = get(server, "/health", key)
+    assert keyed.json()["checks"]["database"]["error"]
     live, _ = get(server, "/health/live")
     assert live.status_code == 200  # the process is up; only its dependency is down
 

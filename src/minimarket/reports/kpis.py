@@ -11,6 +11,7 @@ price stays a HOT update on PostgreSQL.)
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -115,16 +116,27 @@ def compute_kpis(db: Database, marker: Marker, now: datetime | None = None) -> K
     )
 
 
+_COMPUTING = threading.Lock()
+
+
 def current_kpis(db: Database, cache: Cache) -> Kpis:
-    """The KPIs for the current marker and store day, from the cache when nothing changed."""
+    """The KPIs for the current marker and store day, from the cache when nothing changed.
+
+    One computation at a time in this process: when a change empties the cache, the pages and event
+    streams that arrive meanwhile wait for it and read its result instead of all computing at once.
+    """
     with db.read() as session:
         marker = change_marker(session)
     key = f"kpis:{db_tag(db)}:{store_day_start().date().isoformat()}:{marker.key}"
     cached = cache.get_json(key)
     if cached is not None:
         return Kpis.from_json(cached)
-    kpis = compute_kpis(db, marker)
-    cache.set_json(key, kpis.as_json(), CACHE_TTL)
+    with _COMPUTING:
+        cached = cache.get_json(key)
+        if cached is not None:
+            return Kpis.from_json(cached)
+        kpis = compute_kpis(db, marker)
+        cache.set_json(key, kpis.as_json(), CACHE_TTL)
     return kpis
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
@@ -26,6 +27,7 @@ router = APIRouter(include_in_schema=False)
 POLL_SECONDS = 2.0  # how often the event stream checks the change marker (one indexed MAX query)
 STREAM_SECONDS = 55  # then the stream ends and the browser reconnects: no connection lives forever
 CHARTS_TTL = 300
+_DRAWING = threading.Lock()
 
 
 def kpi_texts(k: Kpis) -> dict[str, str]:
@@ -48,6 +50,12 @@ def _charts(request: Request) -> dict[str, str]:
     cached = cache.get_json(key)
     if cached is not None:
         return cached
+    with _DRAWING:  # one drawing at a time: the visitors who arrive meanwhile read its result
+        cached = cache.get_json(key)
+        return cached if cached is not None else _draw(db, cache, key)
+
+
+def _draw(db, cache, key: str) -> dict:  # noqa: ANN001
     with db.read() as session:
         days = series.daily_in_vs_sales(session)
         top = series.top_products(session)
