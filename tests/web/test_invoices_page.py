@@ -113,6 +113,8 @@ def test_the_deposito_confirms_only_where_the_store_allows_it(client, app, shop)
     assert "Confirmar recepción" not in client.get(f"/facturas/{invoice_id}").text
     refused = client.post(f"/facturas/{invoice_id}/confirmar", data={"csrf": csrf, "idempotency_key": "d-1"})
     assert refused.status_code == 403 and state_of(app, invoice_id) == "borrador"
+    via_api = client.post(f"/api/invoices/{invoice_id}/confirm", headers={"X-CSRF-Token": csrf})  # the session on /api
+    assert via_api.status_code == 403 and "deposito_can_confirm" in via_api.text and state_of(app, invoice_id) == "borrador"
     from minimarket.accounts.audit import Context
     from minimarket.invoices.settings import set_deposito_can_confirm
 

@@ -8,13 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context
 from minimarket.api.deps import get_db, get_env_settings, require
 from minimarket.api.writes import write_once
-from minimarket.accounts.models import ApiKey
 from minimarket.accounts.permissions import ADMIN, CATALOG_WRITE, READ, STOCK_WRITE
 from minimarket.config import Settings
 from minimarket.db import Database
@@ -142,9 +140,7 @@ def update_invoice(invoice_id: InvoiceId, changes: InvoicePatch, ctx: Context = 
 
 
 def _check_may_confirm(session: Session, ctx: Context) -> None:
-    key_id = (ctx.principal_id or "").removeprefix("apikey:")
-    role = session.scalar(select(ApiKey.role).where(ApiKey.id == int(key_id))) if key_id.isdigit() else None
-    if role == "deposito" and not deposito_can_confirm(session):
+    if not receipt.may_confirm(session, role=ctx.role):
         raise Forbidden("El rol 'deposito' no puede confirmar facturas en esta tienda; un admin puede habilitarlo "
                         "con PATCH /api/invoices/settings {\"deposito_can_confirm\": true}")
 

@@ -28,7 +28,7 @@ from minimarket.invoices.models import Invoice, InvoiceLine
 from minimarket.limits import MONEY, check_value
 from minimarket.invoices.schemas import ConfirmOut, CostChange
 from minimarket.invoices.service import display_number, find_invoice, invoice_out
-from minimarket.invoices.settings import tax_condition
+from minimarket.invoices.settings import deposito_can_confirm, tax_condition
 from minimarket.catalog.price_history import PriceChange
 from minimarket.pricing.service import record_cost_changes, revert_cost_changes
 from minimarket.pricing.settings import load_pricing_settings
@@ -41,6 +41,12 @@ from minimarket.suppliers.models import Supplier
 from minimarket.types import utcnow
 
 INVOICES_CONFIRMED = Counter("minimarket_invoices_confirmed_total", "Supplier invoices confirmed (committed)")
+
+
+def may_confirm(session: Session, *, role: str | None) -> bool:
+    """Whether `role` may confirm an invoice: the depósito only where the store allows it (invoices.settings);
+    the API and the Facturas page both ask here, each after its own role check (STOCK_WRITE)."""
+    return role != "deposito" or deposito_can_confirm(session)
 
 
 def _reference(invoice: Invoice) -> str:

@@ -16,7 +16,6 @@ from minimarket.accounts.sessions import SessionUser
 from minimarket.errors import DomainError, InvalidInput
 from minimarket.invoices import receipt, service
 from minimarket.invoices.schemas import AnnulIn, InvoicePatch
-from minimarket.invoices.settings import deposito_can_confirm
 from minimarket.stock.locations import list_locations
 from minimarket.suppliers.models import Supplier
 from minimarket.web.auth import PageForbidden, form_user, page_context, page_user
@@ -67,7 +66,7 @@ def _detail(request: Request, user: SessionUser, invoice_id: int, *, status: int
         except DomainError as exc:
             return render(request, "error.html", user, status_code=exc.status_code, heading="Factura no encontrada",
                           message=exc.message)
-        may_confirm = user.role in STOCK_WRITE and (user.role != "deposito" or deposito_can_confirm(session))
+        may_confirm = user.role in STOCK_WRITE and receipt.may_confirm(session, role=user.role)
         locations = [(loc.code, loc.name) for loc in list_locations(session) if loc.active]
     default_location = request.app.state.settings.default_location
     return render(request, "invoice.html", user, status_code=status, invoice=invoice, error=error, notice=notice,
@@ -116,11 +115,10 @@ def confirm(request: Request, invoice_id: InvoiceId, user: SessionUser = Depends
             idempotency_key: Annotated[str, Form(max_length=200)] = "") -> Response:
     """Goods in and costs updated, once per form (a double tap confirms once), like POST /api/invoices/{id}/confirm."""
     ctx, settings = page_context(request, user), request.app.state.settings
-    if user.role == "deposito":  # the store decides whether the depósito confirms receipts (like the API)
-        with request.app.state.db.read() as session:
-            if not deposito_can_confirm(session):
-                raise PageForbidden(user, "En esta tienda el depósito no confirma facturas; un administrador puede "
-                                          "habilitarlo en Configuración.")
+    with request.app.state.db.read() as session:  # the store decides whether the depósito confirms (like the API)
+        if not receipt.may_confirm(session, role=user.role):
+            raise PageForbidden(user, "En esta tienda el depósito no confirma facturas; un administrador puede "
+                                      "habilitarlo en Configuración.")
 
     def work(session) -> dict:  # noqa: ANN001
         done = receipt.confirm_invoice(session, ctx, invoice_id=invoice_id, location=ubicacion or None,
