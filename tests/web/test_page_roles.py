@@ -90,6 +90,7 @@ PAGE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/configuracion/tienda"): ADMIN,
     ("POST", "/configuracion/alertas"): ADMIN,
     ("POST", "/configuracion/facturas"): ADMIN,
+    ("POST", "/configuracion/iva"): ADMIN,
     ("POST", "/salir"): EVERYONE,
     ("GET", "/eventos/inicio"): EVERYONE,  # a stream: checked in test_home.py (401 without a session)
 }
@@ -186,6 +187,8 @@ REQUESTS: dict[tuple[str, str], Callable[[int, str], Req]] = {
         "csrf": c, "emails": f"encargado{n}@minimercado.com.ar, duena@minimercado.com.ar"}),
     ("POST", "/configuracion/facturas"): lambda n, c: ("/configuracion/facturas", {
         "csrf": c, "deposito": "si" if n % 2 else "no"}),
+    ("POST", "/configuracion/iva"): lambda n, c: ("/configuracion/iva", {
+        "csrf": c, "condicion": ("monotributo", "exento", "responsable_inscripto")[n % 3]}),
     ("POST", "/salir"): lambda n, c: ("/salir", {"csrf": c}),
 }
 SKIPPED_IN_TABLE = {("GET", "/eventos/inicio"), ("POST", "/salir")}  # a stream; ends the session (own test)

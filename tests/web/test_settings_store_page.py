@@ -48,3 +48,30 @@ def test_alert_emails_are_the_ones_the_notifier_reads(client, app):
     assert cleared.status_code == 200
     with app.state.db.read() as session:
         assert read_recipients(session) == []
+
+
+def test_tax_condition_is_the_one_invoices_cost_by_and_is_audited(client, app, admin):
+    from sqlalchemy import select
+
+    from minimarket import store_settings
+    from minimarket.accounts.models import AuditEntry
+
+    csrf = sign_in(app, client, "admin")
+    page = client.get("/configuracion").text
+    assert '<option value="responsable_inscripto" selected>Responsable inscripto</option>' in page  # the default
+    saved = client.post("/configuracion/iva", data={"csrf": csrf, "condicion": "monotributo"})
+    assert saved.status_code == 200 and "Condición frente al IVA guardada" in saved.text
+    assert '<option value="monotributo" selected>Monotributo</option>' in saved.text
+    assert client.get("/api/invoices/settings", headers=admin).json()["tax_condition"] == "monotributo"
+    with app.state.db.read() as session:
+        audit = [(a.actor, a.before, a.after) for a in session.scalars(
+            select(AuditEntry).where(AuditEntry.entity_id == store_settings.TAX_CONDITION))]
+    assert audit == [
+        ("usuario:u-admin", {"tax_condition": "responsable_inscripto"}, {"tax_condition": "monotributo"})]
+    for condicion in ("", "consumidor_final", "Monotributo"):
+        refused = client.post("/configuracion/iva", data={"csrf": csrf, "condicion": condicion})
+        assert refused.status_code == 422, condicion
+        assert alerts(refused.text) == ["Condición frente al IVA: elegí Responsable inscripto, Monotributo o Exento"]
+    forged = client.post("/configuracion/iva", data={"csrf": "otro", "condicion": "exento"})
+    assert forged.status_code == 403
+    assert client.get("/api/invoices/settings", headers=admin).json()["tax_condition"] == "monotributo"

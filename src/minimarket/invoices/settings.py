@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from minimarket import store_settings
 from minimarket.accounts.audit import Context, record_audit
+from minimarket.errors import InvalidInput
 
 
 def deposito_can_confirm(session: Session) -> bool:
@@ -33,6 +34,9 @@ def tax_condition(session: Session) -> str:
 
 
 def set_tax_condition(session: Session, ctx: Context, *, condition: str) -> None:
+    if condition not in TAX_CONDITIONS:
+        raise InvalidInput(f"tax_condition: '{condition[:40]}' no es una condición frente al IVA; "
+                           f"usá una de: {', '.join(TAX_CONDITIONS)}")
     before = tax_condition(session)
     store_settings.write_value(session, store_settings.TAX_CONDITION, condition)
     if before != condition:

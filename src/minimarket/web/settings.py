@@ -17,7 +17,8 @@ from minimarket.errors import DomainError, InvalidInput
 from minimarket.pricing.rules import ROUNDING_RULES
 from minimarket.pricing.settings import load_pricing_settings, update_pricing_settings
 from minimarket.alerts.notify import read_recipients, write_recipients
-from minimarket.invoices.settings import deposito_can_confirm, set_deposito_can_confirm
+from minimarket.invoices.settings import (TAX_CONDITIONS, deposito_can_confirm, set_deposito_can_confirm,
+                                          set_tax_condition, tax_condition)
 from minimarket.stock.policy import negative_stock_allowed, set_negative_stock_allowed
 from minimarket.store_profile import load_store_profile, update_store_profile
 from minimarket.web.auth import form_user, page_context, page_user
@@ -25,6 +26,7 @@ from minimarket.web.forms import parse_decimal
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+TAX_CONDITION_LABELS = dict(zip(TAX_CONDITIONS, ("Responsable inscripto", "Monotributo", "Exento"), strict=True))
 
 
 def _page(request: Request, user: SessionUser, *, status: int = 200, notice: str | None = None,
@@ -35,17 +37,18 @@ def _page(request: Request, user: SessionUser, *, status: int = 200, notice: str
         own_keys = [k for k in list_api_keys(session, user_id=user.user_id) if k.revoked_at is None]
         context = {"own_keys": own_keys, "users": [], "all_keys": [], "negative": None, "pricing": None,
                    "profile": load_store_profile(session), "alert_emails": [], "deposito_confirms": False,
-                   "smtp_on": False}
+                   "smtp_on": False, "tax_condition": None}
         if is_admin:
             context.update(users=list_users(session),
                            all_keys=[k for k in list_api_keys(session) if k.revoked_at is None],
                            negative=negative_stock_allowed(session, default=settings.allow_negative_stock),
                            pricing=load_pricing_settings(session), alert_emails=read_recipients(session),
-                           deposito_confirms=deposito_can_confirm(session), smtp_on=bool(settings.smtp_host))
+                           deposito_confirms=deposito_can_confirm(session), smtp_on=bool(settings.smtp_host),
+                           tax_condition=tax_condition(session))
         # Rendered inside the read: the rows are read as the template walks them.
         return render(request, "settings.html", user, status_code=status, notice=notice, error=error,
                       new_key=new_key, is_admin=is_admin, roles=("admin", "encargado", "deposito", "lectura"),
-                      rounding_rules=ROUNDING_RULES, **context)
+                      rounding_rules=ROUNDING_RULES, tax_conditions=TAX_CONDITION_LABELS, **context)
 
 
 def _act(request: Request, user: SessionUser, work, notice: str, status: int = 200) -> HTMLResponse:  # noqa: ANN001
@@ -190,3 +193,18 @@ def invoice_settings(request: Request, user: SessionUser = Depends(form_user(ADM
         set_deposito_can_confirm(session, ctx, allowed=deposito == "si")
 
     return _act(request, user, work, "Facturas: quién confirma, guardado.")
+
+
+@router.post("/configuracion/iva", response_class=HTMLResponse)
+def tax_condition_setting(request: Request, user: SessionUser = Depends(form_user(ADMIN)),
+                          condicion: Annotated[str, Form(max_length=30)] = "") -> HTMLResponse:
+    """The store's standing before IVA (what an A invoice's IVA costs it): the same setting as
+    PATCH /api/invoices/settings {"tax_condition": …}, audited there."""
+    def work(session, ctx):  # noqa: ANN001, ANN202
+        try:
+            set_tax_condition(session, ctx, condition=condicion)
+        except InvalidInput:
+            *others, last = TAX_CONDITION_LABELS.values()
+            raise InvalidInput(f"Condición frente al IVA: elegí {', '.join(others)} o {last}") from None
+
+    return _act(request, user, work, "Condición frente al IVA guardada.")
