@@ -180,3 +180,21 @@ def test_the_same_supplier_created_at_once_is_one_201_and_409s(client, admin, ap
     assert statuses == [201] + [409] * (clients - 1), statuses
     with app.state.db.read() as session:
         assert len(session.scalars(select(Supplier)).all()) == 1
+
+
+def test_search_by_a_partial_cuit_with_or_without_dashes(client, admin):
+    norte = new_supplier(client, admin, cuit=CUIT)["id"]  # 30-54668997-9
+    sur = new_supplier(client, admin, name="Mayorista Sur", cuit=OTHER_CUIT)["id"]  # 30-70308853-4
+    new_supplier(client, admin, name="Almacén 546 sin CUIT")
+
+    def found(q: str) -> list[int]:
+        response = client.get("/api/suppliers", params={"q": q}, headers=admin)
+        assert response.status_code == 200, response.text
+        return [s["id"] for s in response.json()["items"]]
+
+    for q in ("30-5466", "305466", "54668997", "4668997-9", " 30-54668997-9 ", "30546689979"):
+        assert found(q) == [norte], q
+    assert found("30-7") == [sur] and found("30") == []  # two digits are too few to search CUITs by
+    assert [s for s in found("546") if s in (norte, sur)] == [norte]  # and the one named '546'
+    for q in ("٣٠٥٤٦", "30_5466", "30-5466x", "99999"):  # other digits, not a CUIT, or no one's: no CUIT match
+        assert found(q) == [], q

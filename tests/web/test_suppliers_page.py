@@ -33,6 +33,9 @@ def test_create_find_and_edit_a_supplier(client, app, shop, admin):
     assert "$ 50.000,50" in page and "Fideos tirabuzón 500 g" in page and "$ 1.300,00" in page
     listing = client.get("/proveedores?q=30-71234567-1").text  # by CUIT
     assert "Distribuidora Norte" in listing and "2 día(s)" in listing
+    for partial in ("30-7123", "7123456"):  # or part of it, with or without dashes
+        assert "Distribuidora Norte" in client.get(f"/proveedores?q={partial}").text, partial
+    assert "Distribuidora Norte" not in client.get("/proveedores?q=30-7999").text
     edited = client.post(f"/proveedores/{row.id}/editar", data={
         "csrf": csrf, "nombre": "Distribuidora Norte", "cuit": "", "plazo": "3", "activo": "si"},
         follow_redirects=False)

@@ -31,7 +31,8 @@ SupplierId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Id del pro
 
 @router.get("", response_model=SupplierPage, summary="Listar proveedores")
 def list_suppliers(
-    q: Annotated[str | None, Query(max_length=200, description="Nombre, código o CUIT")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Nombre, código o CUIT (entero o una parte de 3 "
+                                                                 "dígitos o más, con o sin guiones)")] = None,
     active: Annotated[bool | None, Query(description="Por defecto sólo activos")] = True,
     incomplete: Annotated[bool | None, Query(description="true: sólo los 'a completar' (sin CUIT)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

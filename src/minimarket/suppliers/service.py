@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,8 @@ from minimarket.suppliers.references import count_references, move_references
 from minimarket.suppliers.schemas import SupplierCreate, SupplierOut, SupplierPage, SupplierUpdate
 from minimarket.search import contains_text
 from minimarket.unique_names import find_or_create
+
+_DIGITS = re.compile(r"[0-9]+")
 
 EDITABLE = ("code", "name", "cuit", "phone", "email", "address", "order_days", "lead_time_days", "min_order",
             "notes", "active")
@@ -94,13 +97,22 @@ def supplier_out(session: Session, supplier: Supplier) -> SupplierOut:
         products=products or 0, created_at=supplier.created_at, updated_at=supplier.updated_at)
 
 
+def cuit_digits(q: str) -> str | None:
+    """A whole or partial CUIT as typed (`30-7123`, `712345`, `30-71234567-1`): its digits, when it is at least
+    three ASCII digits with only dashes, spaces or dots between them; else None (a name or a code)."""
+    digits = normalise_cuit(q.strip())
+    return digits if len(digits) >= 3 and _DIGITS.fullmatch(digits) else None
+
+
 def list_suppliers(session: Session, *, q: str | None = None, active: bool | None = True,
                    incomplete: bool | None = None, limit: int = 100, cursor: int | None = None) -> SupplierPage:
     """Suppliers by id; `incomplete=true` lists those 'a completar' (no CUIT yet)."""
     stmt = select(Supplier)
     if q:
-        stmt = stmt.where(or_(contains_text(Supplier.name, q), contains_text(Supplier.code, q),
-                              Supplier.cuit == normalise_cuit(q)))
+        found = [contains_text(Supplier.name, q), contains_text(Supplier.code, q)]
+        if digits := cuit_digits(q):
+            found.append(Supplier.cuit.contains(digits))
+        stmt = stmt.where(or_(*found))
     if active is not None:
         stmt = stmt.where(Supplier.active.is_(active))
     if incomplete is not None:
