@@ -6,8 +6,8 @@
 One command: creates a PostgreSQL database, loads the demo store (`minimarket demo`, 100,000
 products and 30 days of history by default), and on loopback with wrk measures the bare baseline
 (Starlette JSON hello, the framework under FastAPI, same uvicorn) and `pgbench -N` (16 clients,
-same server) beside every workload of issue 12, with 1 app process (no Redis: its in-process
-cache) and 2 (`serve --workers 2` with Redis). Prints the table (req/s, ratio, P50/P95/P99,
+same server) beside every workload of issue 12, with 1 app process and 2 (`serve --workers 2`),
+both with Redis (the read caches keep nothing without it). Prints the table (req/s, ratio, P50/P95/P99,
 non-2xx) with the machine's load average, checks `minimarket verify` and that no 2xx movement
 is missing from the ledger, writes the table into docs/PERFORMANCE.md, and drops its databases,
 processes and temporary folder. Guarantees stay on: authentication, roles, idempotency keys on
@@ -89,8 +89,7 @@ def measure_app(store: dict, workers: int, run: dict, servers: Servers) -> list[
     env = {"DATABASE_URL": store["url"], "LOG_LEVEL": "WARNING",
            # raised, not removed: the limiter still counts every request (in Redis with 2 processes)
            "RATE_LIMIT_PER_KEY": "100000000", "RATE_LIMIT_PER_IP": "100000000"}
-    if workers > 1:
-        env["REDIS_URL"] = REDIS_URL
+    env["REDIS_URL"] = REDIS_URL  # the read caches keep nothing without Redis (apps._add_read_caches)
     base = servers.start([str(BIN / "minimarket"), "serve", "--workers", str(workers)], env, "/health/live")
     try:
         return app_workloads(base, store, workers, run)
@@ -128,7 +127,7 @@ def render(rows: list[Result], hello: dict[int, Result], pg: dict, args: argpars
               f"products × {args.days} days; wrk, 1 thread, {args.connections} connections, {args.seconds} s per "
               f"workload; {os.cpu_count()} cores shared with other work, load average {loads[0]:.1f} at the start, "
               f"{loads[1]:.1f} at the end; Python {platform.python_version()}. LOG_LEVEL=WARNING, rate limiter "
-              "raised to 10⁸/min (still counting). 1 process: no Redis (in-process cache); 2 processes: "
+              "raised to 10⁸/min (still counting). 1 process and 2 processes: both with Redis; 2 processes: "
               "`serve --workers 2` with Redis (cache versions and rate limits shared).")
     return header + "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 

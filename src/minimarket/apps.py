@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 
 import structlog
@@ -157,18 +156,16 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
 
 
 def _add_read_caches(app: FastAPI) -> None:
-    """Verified API keys and product answers, kept in this process under versions shared through the cache.
+    """Verified API keys and product answers, kept in this process under versions shared through Redis.
 
-    Without Redis the versions live in this process, which is right for one process only: with
-    `serve --workers N` and no REDIS_URL nothing is kept. Without Redis a CLI command's write is seen
-    within the TTL (the CLI cannot reach this process's memory): 5 s for a revoked key, 30 s for a
-    product; with Redis, at once.
+    Only with Redis: every writer (each replica, each service, the CLI, the scheduler) bumps the
+    versions there, so a read that starts after a committed write never meets an older value.
+    Without Redis no other process could tell this one what it changed (a key revoked from the
+    CLI, a movement recorded by deposito), so nothing is kept and every read goes to the database.
     """
-    cache = app.state.cache
-    shared = cache.kind == "redis"
-    enabled = shared or os.environ.get("MINIMARKET_WORKERS", "1") == "1"
-    app.state.key_cache = ReadCache(cache, ttl=60 if shared else 5, max_items=2_000, enabled=enabled)
-    app.state.product_cache = ReadCache(cache, ttl=60 if shared else 30, max_items=10_000, enabled=enabled)
+    shared = app.state.cache.kind == "redis"
+    app.state.key_cache = ReadCache(app.state.cache, ttl=60, max_items=2_000, enabled=shared)
+    app.state.product_cache = ReadCache(app.state.cache, ttl=60, max_items=10_000, enabled=shared)
 
 
 def _add_middleware(app: FastAPI, service: str, settings: Settings) -> None:

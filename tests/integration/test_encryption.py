@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from typer.testing import CliRunner
 
 from minimarket.accounts.models import AuditEntry
+from minimarket.migrations.runner import include_object
 from minimarket.store_settings import NEGATIVE_STOCK, StoreSetting
 from minimarket.config import get_settings
 from minimarket.db import Database
@@ -156,7 +157,7 @@ def test_head_is_applied_and_schema_matches_models(db: Database, backend: str) -
             "alertmanager_token_encrypted", "actualizado_en"}
         assert [c["name"] for c in inspector.get_check_constraints("system_config")] == ["ck_system_config_single_row"]
         assert conn.execute(text("SELECT id FROM system_config")).scalars().all() == [1]
-        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+        diffs = compare_metadata(MigrationContext.configure(conn, opts={"include_object": include_object}), metadata)
         assert diffs == [], diffs
         if backend == "postgresql":
             functions = conn.execute(text(

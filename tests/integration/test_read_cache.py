@@ -80,8 +80,10 @@ def test_a_key_revoked_on_one_replica_is_refused_by_the_other_at_once(replicas) 
     assert refused.status_code == 401, refused.text
 
 
-def test_one_process_without_redis_keeps_and_invalidates_in_memory(client, admin) -> None:  # noqa: ANN001
+def test_one_process_without_redis_keeps_nothing_and_reads_fresh(client, admin) -> None:  # noqa: ANN001
+    """Without Redis no other process (the CLI, another service) could say what it changed: no cache."""
     key = admin["X-API-Key"]
+    assert not client.app.state.key_cache.enabled and not client.app.state.product_cache.enabled
     create_product(client, admin, "ARROZ-CACHE", initial_stock=2)
     assert Decimal(_product(client, key, "ARROZ-CACHE")["stock"]) == 2
     _move(client, key, "ARROZ-CACHE", 1)

@@ -106,7 +106,6 @@ def _run_workers(service: str, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     os.environ["MINIMARKET_SERVICE"] = service
-    os.environ["MINIMARKET_WORKERS"] = str(workers)  # without Redis, workers keep no cached reads (apps.py)
     multiproc_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="minimarket-metrics-"))
     for stale in Path(multiproc_dir).glob("*.db"):
         stale.unlink()  # counters of a previous run must not be added to this one

@@ -5,9 +5,11 @@ from __future__ import annotations
 from alembic import context
 
 from minimarket.db import make_engine
+from minimarket.migrations.runner import include_object
 from minimarket.models import metadata
 
 config = context.config
+
 
 
 def run_migrations() -> None:
@@ -29,6 +31,7 @@ def _run(connection) -> None:  # noqa: ANN001
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite ALTER via table copy
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
