@@ -13,10 +13,11 @@ import unicodedata
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from minimarket.limits import MONEY, QUANTITY, NumericLimit
 from minimarket.platform.json_numbers import JsonNumber
+from minimarket.types import storable_text
 
 _PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 PLAIN_DECIMAL_HELP = ("debe ser un número escrito con dígitos 0-9 y punto decimal, sin separador de miles, "
@@ -134,3 +135,14 @@ def ascii_code(value: str, *, what: str) -> str:
 
 NameText = Annotated[str, AfterValidator(name_text)]
 NoteText = Annotated[str, AfterValidator(note_text)]
+
+
+class PlainIn(BaseModel):
+    """Base of every request body: unknown fields refused, text stripped and checked storable."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, v: object) -> object:
+        return storable_text(v)

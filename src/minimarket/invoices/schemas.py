@@ -6,15 +6,14 @@ import datetime as dt
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from minimarket.ar.invoices import MAX_NUMBER, MAX_POINT_OF_SALE
 from minimarket.catalog.schemas import check_vat
-from minimarket.plain_input import MoneyIn as Money
+from minimarket.plain_input import MoneyIn as Money, PlainIn
 from minimarket.plain_input import NameText, NoteText, PlainDecimal, ascii_code, percent_in
 from minimarket.plain_input import PositiveQuantityIn as Qty
 from minimarket.suppliers.schemas import check_cuit
-from minimarket.types import storable_text
 
 MAX_LINES = 500
 Percent = percent_in(ge=0, lt=100)
@@ -23,13 +22,7 @@ State = Literal["borrador", "confirmada", "anulada"]
 RATE_KEYS = ("0", "10.5", "21", "27")
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    @field_validator("*")
-    @classmethod
-    def _storable(cls, v: object) -> object:
-        return storable_text(v)
+_In = PlainIn  # the shared base: unknown fields refused, text stripped and storable
 
 
 def _rates(value: dict[str, Decimal], *, allow_zero: bool) -> dict[str, Decimal]:

@@ -7,10 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from minimarket.catalog.schemas import normalise_sku
-from minimarket.plain_input import NameText, NoteText, percent_in
+from minimarket.plain_input import NameText, NoteText, PlainIn, percent_in
 from minimarket.pricing.rules import INFLATION_MAX, MARKUP_MAX, PERCENT_MAX, PERCENT_MIN
 from minimarket.types import storable_text
 
@@ -20,13 +20,7 @@ Percent = percent_in()
 Rounding = Literal["1", "5", "10", "50", "100", "termina_9", "termina_0"]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    @field_validator("*")
-    @classmethod
-    def _storable(cls, v: object) -> object:
-        return storable_text(v)
+_In = PlainIn  # the shared base: unknown fields refused, text stripped and storable
 
 
 class CategoryMarkup(BaseModel):

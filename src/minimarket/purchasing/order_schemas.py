@@ -6,22 +6,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
-from minimarket.plain_input import MoneyIn, NoteText, PositiveQuantityIn
-from minimarket.types import storable_text
+from minimarket.plain_input import MoneyIn, NoteText, PlainIn, PositiveQuantityIn
 
 MAX_LINES = 500
 OrderState = Literal["borrador", "enviado", "recibido_parcial", "recibido", "cancelado"]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    @field_validator("*")
-    @classmethod
-    def _storable(cls, v: object) -> object:
-        return storable_text(v)
+_In = PlainIn  # the shared base: unknown fields refused, text stripped and storable
 
 
 class OrderLineIn(_In):

@@ -6,14 +6,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
-from minimarket.plain_input import MoneyIn as Money
+from minimarket.plain_input import MoneyIn as Money, PlainIn
 from minimarket.plain_input import NameText, NonNegativeQuantityIn, NoteText
 from minimarket.plain_input import PositiveQuantityIn as PositiveQty
 from minimarket.plain_input import QuantityIn as Qty
 from minimarket.stock.rules import CLIENT_TYPES, MovementType
-from minimarket.types import storable_text
 
 MAX_LINES = 500
 # Both from rules.MovementType: what a client may send, and what the ledger holds (plus the transfer legs).
@@ -21,13 +20,7 @@ ClientMovementType = Literal[CLIENT_TYPES]  # type: ignore[valid-type]
 LedgerType = Literal[tuple(t.value for t in MovementType)]  # type: ignore[valid-type]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    @field_validator("*")
-    @classmethod
-    def _storable(cls, v: object) -> object:
-        return storable_text(v)
+_In = PlainIn  # the shared base: unknown fields refused, text stripped and storable
 
 
 class MovementIn(_In):

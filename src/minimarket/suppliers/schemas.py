@@ -7,12 +7,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from minimarket.ar.cuit import cuit_problem, format_cuit, normalise_cuit
-from minimarket.plain_input import MoneyIn, NameText, NoteText
+from minimarket.plain_input import MoneyIn, NameText, NoteText, PlainIn
 from minimarket.suppliers.rules import fold, normalise_order_days
-from minimarket.types import storable_text
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9._-]{1,20}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -29,14 +28,7 @@ def check_cuit(raw: str | None) -> str | None:
     return normalise_cuit(raw)
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    @field_validator("*")
-    @classmethod
-    def _storable(cls, v: object) -> object:
-        return storable_text(v)
-
+class _In(PlainIn):
     @field_validator("cuit", check_fields=False)
     @classmethod
     def _cuit(cls, v: str | None) -> str | None:
