@@ -11,7 +11,6 @@ from minimarket.models import metadata
 config = context.config
 
 
-
 def run_migrations() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
