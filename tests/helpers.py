@@ -8,8 +8,13 @@ that needs an unreachable one is skipped; with CI set it fails instead, so CI ne
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -19,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from minimarket.config import Settings
+from minimarket.db import Database
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -176,3 +182,26 @@ def skip_outside_ci(message: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"{message} y CI exige estas pruebas")
     pytest.skip(message)
+
+
+@contextmanager
+def sqlite_copy(template: Path) -> Iterator[Database]:
+    """A Database on a throw-away copy of a SQLite template file (one example of a property test)."""
+    folder = Path(tempfile.mkdtemp(prefix="mm-copy-"))
+    shutil.copy(template, folder / "minimarket.db")
+    db = Database(f"sqlite:///{folder / 'minimarket.db'}")
+    try:
+        yield db
+    finally:
+        db.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def pg_put_back(seeded: ReusedPgDatabase) -> Iterator[Database]:
+    """A Database on `seeded`, put back to its template first (one example of a property test)."""
+    db = Database(seeded.fresh())
+    try:
+        yield db
+    finally:
+        db.dispose()

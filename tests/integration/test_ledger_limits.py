@@ -14,10 +14,8 @@ failed); PostgreSQL answered 500 `numeric field overflow`.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -41,7 +39,8 @@ from minimarket.stock.models import Balance, Location, Movement
 from minimarket.stock.schemas import BatchIn, StocktakeIn, TransferIn
 from minimarket.stock.service import register_movements, take_stocktake, transfer_stock
 from minimarket.stock.verify import verify_ledger
-from tests.helpers import ReusedPgDatabase, create_pg_database, drop_pg_database, need_postgres
+from tests.helpers import (ReusedPgDatabase, create_pg_database, drop_pg_database, need_postgres, pg_put_back,
+                           sqlite_copy)
 
 D = Decimal
 TOP = QUANTITY.maximum
@@ -79,18 +78,6 @@ def pg_template() -> Iterator[str]:
         drop_pg_database(url)
 
 
-@contextmanager
-def fresh_sqlite(template: Path) -> Iterator[Database]:
-    folder = Path(tempfile.mkdtemp(prefix="mm-limits-"))
-    shutil.copy(template, folder / "minimarket.db")
-    db = Database(f"sqlite:///{folder / 'minimarket.db'}")
-    try:
-        yield db
-    finally:
-        db.dispose()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def pg_seeded(pg_template: str) -> Iterator[ReusedPgDatabase]:
     """One database for every example, put back to the seeded template before each (milliseconds,
@@ -98,15 +85,6 @@ def pg_seeded(pg_template: str) -> Iterator[ReusedPgDatabase]:
     database = ReusedPgDatabase(pg_template)
     yield database
     database.close()
-
-
-@contextmanager
-def fresh_pg(seeded: ReusedPgDatabase) -> Iterator[Database]:
-    db = Database(seeded.fresh())
-    try:
-        yield db
-    finally:
-        db.dispose()
 
 
 # ------------------------------------------------------------------------------------ programs
@@ -251,19 +229,19 @@ def run_program(fresh: Callable[[], AbstractContextManager[Database]], program: 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(program=programs)
 def test_near_the_limit_the_ledger_stays_exact_on_sqlite(sqlite_template: Path, program: tuple) -> None:
-    run_program(lambda: fresh_sqlite(sqlite_template), program)
+    run_program(lambda: sqlite_copy(sqlite_template), program)
 
 
 @pytest.mark.postgres
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(program=programs)
 def test_near_the_limit_the_ledger_stays_exact_on_postgresql(pg_seeded: ReusedPgDatabase, program: tuple) -> None:
-    run_program(lambda: fresh_pg(pg_seeded), program)
+    run_program(lambda: pg_put_back(pg_seeded), program)
 
 
 def test_the_reviewers_sqlite_scenario_keeps_verify_exact(sqlite_template: Path) -> None:
     """20 batches of 500 × 999999999.999, then 0.001s: the first over-limit line is refused, verify stays ok."""
-    with fresh_sqlite(sqlite_template) as db:
+    with sqlite_copy(sqlite_template) as db:
         run(db, Batch((("entrada", TOP, "DEP"),)), allow_negative=False)
         for _ in range(3):
             with pytest.raises(OutOfRange):

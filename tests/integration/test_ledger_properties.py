@@ -19,10 +19,7 @@ on PostgreSQL.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -47,7 +44,8 @@ from minimarket.stock.models import Balance, Location, Movement
 from minimarket.stock.schemas import BatchIn, BatchLine, StocktakeIn, TransferIn
 from minimarket.stock.service import register_movements, take_stocktake, transfer_stock
 from minimarket.stock.verify import verify_ledger
-from tests.helpers import ReusedPgDatabase, create_pg_database, drop_pg_database, need_postgres
+from tests.helpers import (ReusedPgDatabase, create_pg_database, drop_pg_database, need_postgres, pg_put_back,
+                           sqlite_copy)
 
 D = Decimal
 MILLI = D("0.001")
@@ -110,19 +108,6 @@ def pg_ledger_template() -> Iterator[str]:
         drop_pg_database(url)
 
 
-@contextmanager
-def fresh_sqlite(template: Path) -> Iterator[Database]:
-    folder = Path(tempfile.mkdtemp(prefix="mm-ledger-"))
-    path = folder / "minimarket.db"
-    shutil.copy(template, path)
-    db = Database(f"sqlite:///{path}")
-    try:
-        yield db
-    finally:
-        db.dispose()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def pg_seeded(pg_ledger_template: str) -> Iterator[ReusedPgDatabase]:
     """One database for every example, put back to the seeded template before each (milliseconds,
@@ -130,15 +115,6 @@ def pg_seeded(pg_ledger_template: str) -> Iterator[ReusedPgDatabase]:
     database = ReusedPgDatabase(pg_ledger_template)
     yield database
     database.close()
-
-
-@contextmanager
-def fresh_pg(seeded: ReusedPgDatabase) -> Iterator[Database]:
-    db = Database(seeded.fresh())
-    try:
-        yield db
-    finally:
-        db.dispose()
 
 
 # ---------------------------------------------------------------- programs
@@ -439,14 +415,14 @@ def run_program(fresh: Callable[[], object], program: list[Batch | Transfer | Co
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(program=programs())
 def test_ledger_invariants_hold_on_sqlite(sqlite_ledger_template: Path, program: list) -> None:
-    run_program(lambda: fresh_sqlite(sqlite_ledger_template), program)
+    run_program(lambda: sqlite_copy(sqlite_ledger_template), program)
 
 
 @pytest.mark.postgres
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(program=programs())
 def test_ledger_invariants_hold_on_postgresql(pg_seeded: ReusedPgDatabase, program: list) -> None:
-    run_program(lambda: fresh_pg(pg_seeded), program)
+    run_program(lambda: pg_put_back(pg_seeded), program)
 
 
 # ---------------------------------------------------------------- targeted cases
@@ -454,7 +430,7 @@ def test_ledger_invariants_hold_on_postgresql(pg_seeded: ReusedPgDatabase, progr
 
 @pytest.fixture
 def sqlite_db(sqlite_ledger_template: Path) -> Iterator[Database]:
-    with fresh_sqlite(sqlite_ledger_template) as db:
+    with sqlite_copy(sqlite_ledger_template) as db:
         yield db
 
 
