@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, any_, bindparam, func, or_, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from minimarket.ar.money import to_money, to_qty
@@ -82,44 +82,31 @@ def _matches(q: str):  # noqa: ANN202
 MAX_CANDIDATES = 5_000  # more matches than this: walking the SKU index fills a page sooner
 
 
-def _candidate_ids(session: Session, *, q: str | None, low_stock: bool | None,
-                   out_of_stock: bool | None) -> list[int] | None:
-    """On PostgreSQL, the ids a selective filter allows, read from its own index first (None: no such filter,
-    or too many). Joined in the same statement, the planner walks every product's primary key instead
-    (a merge join over 100k rows for the ~2 % low ones); as an array it probes just those ids."""
-    if session.get_bind().dialect.name != "postgresql":
-        return None  # SQLite drives the page from the partial index itself (see _inventory_query)
-    if low_stock or out_of_stock:  # partial indexes of existencias_totales
-        stmt = select(ProductStock.product_id).where(_LOW if low_stock else _OUT)
-    elif q and len(q.strip()) >= 3:  # trigram indexes (migration 0009); shorter text has no trigram
-        stmt = select(Product.id).where(_matches(q))
-    else:
-        return None
-    ids = session.scalars(stmt.limit(MAX_CANDIDATES + 1)).all()
-    return None if len(ids) > MAX_CANDIDATES else list(ids)
+def _selective(session: Session, *, q: str | None, low_stock: bool | None, out_of_stock: bool | None) -> bool:
+    """On PostgreSQL, whether a filter has an index that yields the few candidates by itself: the partial
+    indexes of existencias_totales ("bajo mínimo", "sin stock") or the trigram indexes (3 characters or more;
+    shorter text has no trigram, and a SKU index walk fills a page of a common fragment at once)."""
+    return _is_postgres(session) and bool(low_stock or out_of_stock or (q and len(q.strip()) >= 3))
 
 
-def _inventory_query(*, q: str | None, category: str | None, supplier: str | None, low_stock: bool | None,
-                     out_of_stock: bool | None, active: bool | None, postgres: bool = False,
-                     ids: list[int] | None = None):  # noqa: ANN202
-    """Products with their total stock, filtered; shared by the API's keyset list and the dashboard's pages."""
-    stmt = select(*_LIST_COLUMNS, _STOCK.label("stock")).select_from(Product)
-    if ids is not None:
-        stmt = stmt.where(Product.id == any_(bindparam("candidate_ids", ids, type_=ARRAY(Integer))))
+def _filtered(*, q: str | None, category: str | None, supplier: str | None, low_stock: bool | None,
+              out_of_stock: bool | None, active: bool | None, postgres: bool):  # noqa: ANN202
+    """The ids of the products a list shows: filtered on `productos` and the kept totals only (category and
+    supplier by their ids), so a page can be ordered and cut before anything is joined (see _page_rows)."""
+    stmt = select(Product.id).select_from(Product)
     if low_stock or out_of_stock:  # the few low or empty products, from a partial index
         stmt = stmt.join(ProductStock, ProductStock.product_id == Product.id)
         stmt = stmt.where(_LOW) if low_stock else stmt
         stmt = stmt.where(_OUT) if out_of_stock else stmt
-    else:
+    elif low_stock is False or out_of_stock is False:
         stmt = stmt.outerjoin(ProductStock, ProductStock.product_id == Product.id)
-    stmt = (stmt.outerjoin(Category, Category.id == Product.category_id)
-            .outerjoin(Supplier, Supplier.id == Product.supplier_id))
     if q:
         stmt = stmt.where(_matches(q))
-    if category:
-        stmt = stmt.where(func.lower(Category.name) == category.strip().lower())
+    if category:  # the id of that name, then productos.categoria_id
+        stmt = stmt.where(Product.category_id.in_(
+            select(Category.id).where(func.lower(Category.name) == category.strip().lower())))
     if supplier:
-        stmt = stmt.where(supplier_matches(supplier))
+        stmt = stmt.where(Product.supplier_id.in_(select(Supplier.id).where(supplier_matches(supplier))))
     if low_stock is False:
         stmt = stmt.where(_STOCK > Product.min_stock)
     if out_of_stock is False:
@@ -131,6 +118,54 @@ def _inventory_query(*, q: str | None, category: str | None, supplier: str | Non
         # instead of reading the SKU index in order and stopping at the page (400 ms → ~1 ms at 100k).
         stmt = stmt.where(func.coalesce(Product.active, False).is_(active))
     return stmt
+
+
+def _page_rows(session: Session, filtered, order: list[tuple[Any, bool]], *, selective: bool,  # noqa: ANN001
+               offset: int = 0, limit: int) -> list[Mapping[str, Any]]:
+    """One page of products with their category, supplier and total, as plain rows (_LIST_COLUMNS + `stock`).
+
+    The page is ordered by `order` — (column, descending) pairs — and cut on ids first, in a subquery with
+    LIMIT that is planned on its own: only its rows are then read whole and joined, instead of every
+    candidate. `selective` (see _selective): the candidates are first gathered by their own index (a fenced
+    subquery of at most MAX_CANDIDATES + 1, so the planner cannot walk the SKU index for the ~2 % of a search
+    or of "bajo mínimo" spread over the whole catalogue) and counted; more than that, and the page is read
+    again by walking the sort order instead."""
+    keys = [column.label(f"k{i}") for i, (column, _) in enumerate(order)]
+    if selective:
+        fenced = filtered.add_columns(*keys).limit(MAX_CANDIDATES + 1).subquery("candidates")
+        inner = select(fenced.c.id, *(fenced.c[k.name] for k in keys), func.count().over().label("candidates"))
+        sort = [fenced.c[k.name] for k in keys]
+    else:
+        inner, sort = filtered.add_columns(*keys), keys
+    inner = inner.order_by(*(c.desc() if desc else c.asc() for c, (_, desc) in zip(sort, order, strict=True)))
+    page = inner.offset(offset).limit(limit).subquery("page")
+    stmt = (select(*_LIST_COLUMNS, _STOCK.label("stock"), *([page.c.candidates] if selective else []))
+            .select_from(page)
+            .join(Product, Product.id == page.c.id)
+            .outerjoin(ProductStock, ProductStock.product_id == Product.id)
+            .outerjoin(Category, Category.id == Product.category_id)
+            .outerjoin(Supplier, Supplier.id == Product.supplier_id)
+            .order_by(*(page.c[k.name].desc() if desc else page.c[k.name].asc()
+                        for k, (_, desc) in zip(keys, order, strict=True))))
+    rows = session.execute(stmt).mappings().all()
+    if selective and ((rows and rows[0]["candidates"] > MAX_CANDIDATES) or (not rows and offset)):
+        return _page_rows(session, filtered, order, selective=False, offset=offset, limit=limit)
+    return rows
+
+
+def inventory_rows(session: Session, *, q: str | None = None, category: str | None = None,
+                   supplier: str | None = None, low_stock: bool | None = None, out_of_stock: bool | None = None,
+                   active: bool | None = True, limit: int = 50,
+                   cursor: str | None = None) -> tuple[list[Mapping[str, Any]], str | None]:
+    """The rows of one keyset page ordered by SKU (plain columns: _LIST_COLUMNS plus `stock`), and the
+    cursor of the next page (None: this is the last)."""
+    filtered = _filtered(q=q, category=category, supplier=supplier, low_stock=low_stock, out_of_stock=out_of_stock,
+                         active=active, postgres=_is_postgres(session))
+    if cursor:
+        filtered = filtered.where(Product.sku > decode_cursor(cursor))
+    rows = _page_rows(session, filtered, [(Product.sku, False)], limit=limit + 1,
+                      selective=_selective(session, q=q, low_stock=low_stock, out_of_stock=out_of_stock))
+    return rows[:limit], (encode_cursor(rows[limit - 1]["sku"]) if len(rows) > limit else None)
 
 
 def list_inventory(
@@ -146,15 +181,9 @@ def list_inventory(
     cursor: str | None = None,
 ) -> tuple[list[ProductOut], str | None]:
     """Products ordered by SKU with their total stock; keyset-paginated."""
-    stmt = _inventory_query(q=q, category=category, supplier=supplier, low_stock=low_stock,
-                            out_of_stock=out_of_stock, active=active, postgres=_is_postgres(session),
-                            ids=_candidate_ids(session, q=q, low_stock=low_stock, out_of_stock=out_of_stock))
-    if cursor:
-        stmt = stmt.where(Product.sku > decode_cursor(cursor))
-    rows = session.execute(stmt.order_by(Product.sku).limit(limit + 1)).mappings().all()
-    items = [_out(row, row["stock"]) for row in rows[:limit]]
-    next_cursor = encode_cursor(items[-1].sku) if len(rows) > limit else None
-    return items, next_cursor
+    rows, next_cursor = inventory_rows(session, q=q, category=category, supplier=supplier, low_stock=low_stock,
+                                       out_of_stock=out_of_stock, active=active, limit=limit, cursor=cursor)
+    return [_out(row, row["stock"]) for row in rows], next_cursor
 
 
 def _is_postgres(session: Session) -> bool:
@@ -171,12 +200,11 @@ def inventory_page(session: Session, *, q: str | None = None, category: str | No
     """One numbered page of active products sorted by a column (SKU breaks ties); and whether more follow."""
     if sort not in SORTS:
         raise InvalidInput(f"orden: '{sort}' no es una columna ordenable; usá una de: {', '.join(SORTS)}")
-    column = SORTS[sort].desc() if descending else SORTS[sort].asc()
-    stmt = _inventory_query(q=q, category=category, supplier=supplier, low_stock=low_stock,
-                            out_of_stock=out_of_stock, active=True, postgres=_is_postgres(session),
-                            ids=_candidate_ids(session, q=q, low_stock=low_stock, out_of_stock=out_of_stock))
-    rows = session.execute(stmt.order_by(column, Product.sku).offset((page - 1) * per_page)
-                           .limit(per_page + 1)).mappings().all()
+    filtered = _filtered(q=q, category=category, supplier=supplier, low_stock=low_stock, out_of_stock=out_of_stock,
+                         active=True, postgres=_is_postgres(session))
+    order = [(SORTS[sort], descending)] + ([(Product.sku, False)] if sort != "sku" else [])
+    rows = _page_rows(session, filtered, order, offset=(page - 1) * per_page, limit=per_page + 1,
+                      selective=_selective(session, q=q, low_stock=low_stock, out_of_stock=out_of_stock))
     return [_out(row, row["stock"]) for row in rows[:per_page]], len(rows) > per_page
 
 
