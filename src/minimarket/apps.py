@@ -22,6 +22,7 @@ from minimarket.migrations.runner import SchemaCheck
 from minimarket.api.gate import Caller, CallerGate, api_key_caller
 from minimarket.platform.cache import make_cache
 from minimarket.platform.read_cache import ReadCache, invalidate_after_commit
+from minimarket.stock.list_reads import PageCache
 from minimarket.platform.docs import install_docs
 from minimarket.platform.errors import install_error_handlers
 from minimarket.platform.http import ObservedApp
@@ -166,6 +167,8 @@ def _add_read_caches(app: FastAPI) -> None:
     shared = app.state.cache.kind == "redis"
     app.state.key_cache = ReadCache(app.state.cache, ttl=60, max_items=2_000, enabled=shared)
     app.state.product_cache = ReadCache(app.state.cache, ttl=60, max_items=10_000, enabled=shared)
+    # Pages of GET /api/inventory (~25 kB each at limit=50): stock.list_reads.
+    app.state.list_pages = PageCache(ReadCache(app.state.cache, ttl=60, max_items=500, enabled=shared))
 
 
 def _add_middleware(app: FastAPI, service: str, settings: Settings) -> None:

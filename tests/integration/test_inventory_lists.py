@@ -4,11 +4,19 @@ write that changed it (with Redis shared by two replicas, and with the read cach
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from minimarket.stock import inventory
+from minimarket.apps import create_app
+from minimarket.stock import inventory, list_reads
+from minimarket.stock.list_reads import page_body
+from minimarket.stock.schemas import ProductPage
+from tests.helpers import REDIS_URL, make_settings, need_redis
 from tests.integration.helpers import create_product
+from tests.integration.test_rate_limit_redis import new_key
 
 
 
@@ -103,3 +111,144 @@ def test_numbered_pages_sorted_by_any_column_cover_the_list_once(app, client, ad
                 names = {f"YER-{i:02d}": f"Yerba mate {i}" for i in range(11)} | {"AZU-1": "Azúcar"}
                 assert [names[s] for s in seen] == sorted((names[s] for s in seen), reverse=True)
             assert (beyond, more) == ([], False)
+
+
+# --- serializing and keeping pages -----------------------------------------------------------------
+
+
+def test_a_page_is_serialized_exactly_as_the_validated_schema(app, client, admin) -> None:  # noqa: ANN001
+    create_product(client, admin, "YERBA-1", name="Yerba Mate Suave", brand="Playadito", barcode="7790387000016",
+                   category="Almacén", supplier=None, cost="2500.5", price="4200", vat_rate="10.5", min_stock=2,
+                   max_stock=40, unit="kg", initial_stock="10.25")
+    create_product(client, admin, "SAL-1", name="Sal fina", unit="kg", min_stock="0.5")  # never moved, no brand
+    for filters in [{}, {"q": "yerba"}, {"low_stock": True}, {"limit": 1}]:
+        with app.state.db.read() as session:
+            items, next_cursor = inventory.list_inventory(session, **filters)
+            rows, row_cursor = inventory.inventory_rows(session, **filters)
+        validated = ProductPage(items=items, next_cursor=next_cursor).model_dump_json().encode()
+        assert page_body(rows, row_cursor) == validated
+        response = client.get("/api/inventory", headers=admin, params=filters)
+        assert response.content == validated and response.headers["content-type"] == "application/json"
+
+
+class _Reads:
+    """Counts the pages read from the database (a kept page is answered without reading one)."""
+
+    def __init__(self, monkeypatch) -> None:  # noqa: ANN001
+        self.count = 0
+        real = list_reads.inventory_rows
+
+        def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(list_reads, "inventory_rows", counted)
+
+
+@pytest.fixture(params=["redis", "off"])
+def pair(request, database_url: str) -> Iterator[tuple[TestClient, TestClient]]:  # noqa: ANN001
+    """Two app instances on one database sharing one Redis (each keeps pages in its own memory), or one app
+    without Redis (nothing kept) playing both."""
+    if request.param == "redis":
+        need_redis()
+        settings = make_settings(database_url, redis_url=REDIS_URL)
+        apps = [create_app("all", settings), create_app("all", settings)]
+    else:
+        apps = [create_app("all", make_settings(database_url))]
+    clients = [TestClient(a) for a in apps]
+    for c in clients:
+        c.__enter__()
+    yield clients[0], clients[-1]
+    for c, a in zip(clients, apps, strict=True):
+        c.__exit__(None, None, None)
+        a.state.db.dispose()
+
+
+def _page(client: TestClient, key: str, **params) -> list[tuple[str, str]]:  # noqa: ANN003
+    response = client.get("/api/inventory", headers={"X-API-Key": key}, params={"limit": 2, **params})
+    assert response.status_code == 200, response.text
+    return [(item["sku"], item["stock"]) for item in response.json()["items"]]
+
+
+def _move(client: TestClient, key: str, sku: str, quantity: int) -> None:
+    kind = "entrada" if quantity > 0 else "salida"
+    response = client.post(f"/api/inventory/{sku}/movements", headers={"X-API-Key": key},
+                           json={"type": kind, "quantity": abs(quantity), "reason": "prueba"})
+    assert response.status_code == 201, response.text
+
+
+def _kept(reads: _Reads, read) -> None:  # noqa: ANN001
+    """`read` is answered from a kept page at least once in a few tries (another test sharing this Redis may
+    bump the catalogue's version meanwhile: that only drops pages)."""
+    for _ in range(6):
+        before = reads.count
+        read()
+        if reads.count == before:
+            return
+    raise AssertionError("the page was read from the database every time")
+
+
+@pytest.mark.redis
+def test_a_kept_page_is_never_served_after_a_write_that_changed_it(pair, monkeypatch) -> None:  # noqa: ANN001
+    a, b = pair
+    kept = a is not b
+    key = new_key(a.app)
+    reads = _Reads(monkeypatch)
+    headers = {"X-API-Key": key}
+    create_product(a, headers, "ARROZ-1", name="Arroz largo fino", min_stock=5, initial_stock=3)  # low
+    create_product(a, headers, "ARROZ-2", name="Arroz doble carolina", min_stock=5, initial_stock=2)  # low
+    create_product(a, headers, "ARROZ-3", name="Arroz integral", min_stock=5, initial_stock=20)
+    create_product(a, headers, "ARROZ-4", name="Arroz parboil", min_stock=1, initial_stock=1)  # low
+    create_product(a, headers, "FIDEO-1", name="Fideos moñitos", min_stock=1, initial_stock=9)
+
+    low = lambda: _page(b, key, low_stock="true")  # noqa: E731
+    search = lambda: _page(b, key, q="arroz")  # noqa: E731
+    assert low() == [("ARROZ-1", "3.000"), ("ARROZ-2", "2.000")]
+    assert search() == [("ARROZ-1", "3.000"), ("ARROZ-2", "2.000")]
+    if kept:
+        _kept(reads, low)
+        _kept(reads, search)
+
+    _move(a, key, "ARROZ-2", 1)  # on the page: its stock (still low)
+    assert low() == [("ARROZ-1", "3.000"), ("ARROZ-2", "3.000")]
+    assert search() == [("ARROZ-1", "3.000"), ("ARROZ-2", "3.000")]
+
+    _move(a, key, "FIDEO-1", -1)  # on no page, in no list's membership: the pages stay kept
+    if kept:
+        _kept(reads, low)
+        _kept(reads, search)
+    assert low() == [("ARROZ-1", "3.000"), ("ARROZ-2", "3.000")]
+
+    _move(a, key, "ARROZ-1", 10)  # leaves "bajo mínimo": ARROZ-4 moves up onto the first page
+    assert low() == [("ARROZ-2", "3.000"), ("ARROZ-4", "1.000")]
+    assert search() == [("ARROZ-1", "13.000"), ("ARROZ-2", "3.000")]
+    if kept:
+        _kept(reads, low)
+    _move(a, key, "ARROZ-3", -18)  # 20 -> 2: enters "bajo mínimo" from off the page
+    second = _page(b, key, low_stock="true", cursor=_cursor(b, key, low_stock="true"))
+    assert second == [("ARROZ-4", "1.000")]
+    assert low() == [("ARROZ-2", "3.000"), ("ARROZ-3", "2.000")]
+
+    out = lambda: _page(b, key, out_of_stock="true")  # noqa: E731
+    assert out() == []
+    if kept:
+        _kept(reads, out)
+    _move(a, key, "ARROZ-4", -1)  # 1 -> 0: crosses zero
+    assert out() == [("ARROZ-4", "0.000")]
+    assert _page(b, key, out_of_stock="false", q="arroz") == [("ARROZ-1", "13.000"), ("ARROZ-2", "3.000")]
+
+    renamed = a.patch("/api/inventory/FIDEO-1", headers=headers, json={"name": "Arroz con fideos"})
+    assert renamed.status_code == 200, renamed.text  # any catalogue write: every page
+    assert _page(b, key, q="arroz", limit=10)[0] == ("ARROZ-1", "13.000")
+    assert [s for s, _ in _page(b, key, q="arroz", limit=10)] == ["ARROZ-1", "ARROZ-2", "ARROZ-3", "ARROZ-4",
+                                                                  "FIDEO-1"]
+    assert a.delete("/api/inventory/ARROZ-2", headers=headers).status_code == 200
+    assert low() == [("ARROZ-3", "2.000"), ("ARROZ-4", "0.000")]
+    lowered = a.patch("/api/inventory/ARROZ-3", headers=headers, json={"min_stock": 1})
+    assert lowered.status_code == 200, lowered.text
+    assert low() == [("ARROZ-4", "0.000")]
+
+
+def _cursor(client: TestClient, key: str, **params) -> str:  # noqa: ANN003
+    response = client.get("/api/inventory", headers={"X-API-Key": key}, params={"limit": 2, **params})
+    return response.json()["next_cursor"]

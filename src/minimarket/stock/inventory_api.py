@@ -13,7 +13,7 @@ from minimarket.accounts.permissions import CATALOG_WRITE, READ
 from minimarket.api.deps import get_db, get_env_settings, require
 from minimarket.api.writes import write_once
 from minimarket.catalog import service
-from minimarket.stock import inventory, product_reads
+from minimarket.stock import inventory, list_reads, product_reads
 from minimarket.stock import service as stock_service
 from minimarket.catalog.schemas import ProductCreate, ProductUpdate
 from minimarket.stock.schemas import ProductDetail, ProductPage
@@ -27,7 +27,8 @@ write_router = APIRouter(prefix="/api", route_class=PlainNumbersRoute, tags=["in
 
 
 @read_router.get("/inventory", response_model=ProductPage, summary="Listar productos con su stock")
-def list_inventory(
+async def list_inventory(
+    request: Request,
     q: Annotated[str | None, Query(max_length=100, description="Nombre, marca, SKU o código de barras")] = None,
     category: Annotated[str | None, Query(max_length=100)] = None,
     supplier: Annotated[str | None, Query(max_length=200, description="Nombre o CUIT")] = None,
@@ -37,14 +38,14 @@ def list_inventory(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     _ctx: Context = Depends(require(READ)),
-    db: Database = Depends(get_db),
-) -> ProductPage:
-    with db.read() as session:
-        items, next_cursor = inventory.list_inventory(
-            session, q=q, category=category, supplier=supplier, low_stock=low_stock,
-            out_of_stock=out_of_stock, active=active, limit=limit, cursor=cursor,
-        )
-    return ProductPage(items=items, next_cursor=next_cursor)
+) -> Response:
+    # The page's bytes, kept until a write changes what it lists or shows (stock.list_reads); read in a
+    # worker thread (the versions in Redis, then the database on a miss).
+    state = request.app.state
+    body = await run_in_threadpool(
+        list_reads.page_json, state.db, state.list_pages, q=q, category=category, supplier=supplier,
+        low_stock=low_stock, out_of_stock=out_of_stock, active=active, limit=limit, cursor=cursor)
+    return Response(body, media_type="application/json")
 
 
 @read_router.get("/inventory/{sku}", response_model=ProductDetail, summary="Un producto (por SKU o código de barras)")

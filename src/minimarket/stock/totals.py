@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from minimarket.catalog.models import Product
+from minimarket.platform.read_cache import note_changed
 from minimarket.stock.models import ProductStock
 
 _totals = ProductStock.__table__
@@ -26,21 +27,44 @@ def _insert(session: Session):  # noqa: ANN202
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(_totals)
 
 
+# Versions of the kept inventory lists (stock.list_reads) whose membership follows the stock, bumped after the
+# commit of a movement that moved a product in or out of them: "bajo mínimo" (the low flag flipped) and
+# "sin stock" (the total crossed zero). A change of a listed product's own stock bumps its product version.
+LOW_LISTS = "lists:low"
+OUT_LISTS = "lists:out"
+
+
 def add_to_totals(session: Session, deltas: dict[int, Decimal]) -> None:
-    """Add each product's net change to its total and recompute its low flag (one product at a time, in id order)."""
+    """Add each product's net change to its total and recompute its low flag (one product at a time, in id order);
+    note the list versions (LOW_LISTS, OUT_LISTS) whose membership that changed."""
+    flipped: set[str] = set()
     for product_id in sorted(deltas):
-        stmt = _insert(session).values(producto_id=product_id, cantidad=deltas[product_id], bajo_minimo=False)
-        session.execute(stmt.on_conflict_do_update(
+        delta = deltas[product_id]
+        stmt = _insert(session).values(producto_id=product_id, cantidad=delta, bajo_minimo=False)
+        total, was_low = session.execute(stmt.on_conflict_do_update(
             index_elements=["producto_id"],
-            set_={"cantidad": func.round(_totals.c.cantidad + stmt.excluded.cantidad, 3)}))
-        refresh_low(session, product_id)
+            set_={"cantidad": func.round(_totals.c.cantidad + stmt.excluded.cantidad, 3)},
+        ).returning(_totals.c.cantidad, _totals.c.bajo_minimo)).one()
+        is_low = refresh_low(session, product_id)
+        total = Decimal(total)
+        # A total equal to the change: the row was just inserted (in no list before) or was 0; either way, say so.
+        fresh = total == delta
+        if fresh or bool(was_low) != is_low:
+            flipped.add(LOW_LISTS)
+        if fresh or (total - delta <= 0) != (total <= 0):
+            flipped.add(OUT_LISTS)
+    if flipped:
+        note_changed(session.info, *flipped)
 
 
-def refresh_low(session: Session, product_id: int) -> None:
-    """Recompute the low flag from the committed minimum (after a movement, or after the minimum changed)."""
+def refresh_low(session: Session, product_id: int) -> bool:
+    """Recompute the low flag from the committed minimum (after a movement, or after the minimum changed); the
+    flag as written (False when the product has no row)."""
     minimum = select(Product.min_stock).where(Product.id == product_id).scalar_subquery()
-    session.execute(update(_totals).where(_totals.c.producto_id == product_id)
-                    .values(bajo_minimo=_totals.c.cantidad <= minimum))
+    low = session.execute(update(_totals).where(_totals.c.producto_id == product_id)
+                          .values(bajo_minimo=_totals.c.cantidad <= minimum)
+                          .returning(_totals.c.bajo_minimo)).scalar_one_or_none()
+    return bool(low)
 
 
 def open_totals(session: Session, product_id: int) -> None:
