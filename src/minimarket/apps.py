@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 from prometheus_client import CollectorRegistry
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 
@@ -30,7 +30,7 @@ from minimarket.platform.idempotency import purge_expired
 from minimarket.platform.limiter import LimiterCollector, make_limiter
 from minimarket.platform.ratelimit import RateLimited
 from minimarket.platform.security import SecurityHeaders, TrustedHosts, bearer_token_ok
-from minimarket.platform.service_routes import service_router
+from minimarket.platform.service_routes import ProbeFront, Probes, service_router
 from minimarket.pricing import api as pricing_api
 from minimarket.ops.backup.scheduler import start_backup_scheduler
 from minimarket.ops.store_metrics import StoreCollector
@@ -125,6 +125,9 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
         lifespan=_lifespan,
         docs_url=None,  # served by install_docs from the local package, not from a CDN
         redoc_url=None,
+        # Observability here is Prometheus and the JSON log (platform/http.py). FastAPI's own OpenTelemetry
+        # bridge, on by default, asked the global OTel providers on every request (~10 µs) to find none.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.service = service
@@ -142,8 +145,10 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     install_error_handlers(app)
     install_docs(app)
     # First: routes are matched in order, and a balancer probes /health many times a second.
-    app.include_router(service_router(service, settings, _peers(service, settings),
-                                      sees_details=lambda request: _sees_health_details(request, settings)))
+    probes = Probes(service, settings, _peers(service, settings),
+                    sees_details=lambda request: _sees_health_details(request, settings))
+    operator = service_router(probes)
+    app.include_router(operator)
     for router in ROUTERS[service]:
         app.include_router(router)
     if service in WEB_SERVICES:
@@ -152,7 +157,7 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
         @app.get("/", include_in_schema=False)
         def root() -> RedirectResponse:
             return RedirectResponse("/docs")  # deposito and negocio serve no pages
-    _add_middleware(app, service, settings)
+    _add_middleware(app, service, settings, probes, operator)
     return app
 
 
@@ -171,11 +176,13 @@ def _add_read_caches(app: FastAPI) -> None:
     app.state.list_pages = PageCache(ReadCache(app.state.cache, ttl=60, max_items=500, enabled=shared))
 
 
-def _add_middleware(app: FastAPI, service: str, settings: Settings) -> None:
+def _add_middleware(app: FastAPI, service: str, settings: Settings, probes: Probes, operator: APIRouter) -> None:
     # Outermost first: security headers (on every answer, 400/413/429 included) > request id,
     # metrics and log > Host check > CORS (so 429s carry its headers and preflights cost nothing)
     # > rate limit, which answers 429 before any route or dependency touches the database
-    # > caller gate, which answers 401 before any route reads the body.
+    # > caller gate, which answers 401 before any route reads the body
+    # > the probes' front, which answers GET /health and /health/live without FastAPI's routing.
+    app.add_middleware(ProbeFront, probes=probes, router=operator)
     # Alertmanager's webhook brings its own bearer token instead of an API key.
     own_checks = ({alerts_api.WEBHOOK_PATH: alerts_api.webhook_caller}
                   if alerts_api.router in ROUTERS[service] else {})

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
-import uuid
 from urllib.parse import parse_qsl
 
 import structlog
@@ -15,6 +16,7 @@ from minimarket.platform.errors import error_body, internal_error_body
 from minimarket.platform.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 log = structlog.get_logger("minimarket.http")
+_stdlib_log = logging.getLogger("minimarket.http")
 UNMATCHED = "<sin_ruta>"  # every unknown path shares one label value
 
 
@@ -26,10 +28,30 @@ def _nul_in_url(scope) -> str | None:  # noqa: ANN001
     """The query parameter (or "ruta") carrying a NUL character, which no text column can hold."""
     if "\x00" in scope.get("path", ""):
         return "ruta"
-    for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+    query = scope.get("query_string", b"")
+    if b"%00" not in query and b"\x00" not in query:  # parse_qsl decodes once: only these become a NUL
+        return None
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
         if "\x00" in name + value:
             return name.replace("\x00", "") or "consulta"
     return None
+
+
+def _new_request_id() -> str:
+    """32 lowercase hex digits from the OS's random source (uuid4().hex's format, without building a UUID)."""
+    return os.urandom(16).hex()
+
+
+def _access_line_wanted() -> bool:
+    """False only when structlog is configured as `configure_logging` does (stdlib loggers, filtered
+    by level first) and LOG_LEVEL is above INFO: then `filter_by_level` would drop the line anyway,
+    after structlog built a bound logger for it (~10 µs a request for nothing)."""
+    if _stdlib_log.isEnabledFor(logging.INFO):
+        return True
+    config = structlog.get_config()
+    processors = config["processors"]
+    return not (processors and processors[0] is structlog.stdlib.filter_by_level
+                and isinstance(config["logger_factory"], structlog.stdlib.LoggerFactory))
 
 
 def _route_of(scope) -> str | None:  # noqa: ANN001
@@ -55,30 +77,51 @@ class BodyTooLarge(HTTPException):
 
 
 class ObservedApp:
-    """Wraps the FastAPI app: one request id, one metrics sample and one log line per request."""
+    """Wraps the FastAPI app: one request id, one metrics sample and one log line per request.
+
+    Per request it is on every answer's path, so it keeps its own work small: the labelled metric
+    series are looked up once per (method, route template, status), the access line is skipped
+    before structlog when LOG_LEVEL drops it anyway, and the query string is parsed only when it
+    could carry a NUL."""
+
+    MAX_SERIES = 4096  # cached (method, endpoint, status) triples; past it, prometheus' own lookup
 
     def __init__(self, app, *, service: str, max_body_bytes: int):  # noqa: ANN001
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        self._series: dict[tuple[str, str, str], tuple] = {}
+
+    def _observe(self, method: str, endpoint: str, status: str, elapsed: float) -> None:
+        key = (method, endpoint, status)
+        series = self._series.get(key)
+        if series is None:
+            series = (HTTP_REQUESTS.labels(self.service, method, endpoint, status),
+                      HTTP_DURATION.labels(self.service, method, endpoint))
+            if len(self._series) < self.MAX_SERIES:
+                self._series[key] = series
+        series[0].inc()
+        series[1].observe(elapsed)
 
     async def __call__(self, scope, receive, send):  # noqa: ANN001
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         start = time.perf_counter()
-        status_holder = {"status": 500}
+        status = 500
+        started = False
+        echoed = (b"x-request-id", request_id.encode())
 
         async def send_wrapper(message):  # noqa: ANN001
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                status_holder["started"] = True
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
+                status = message["status"]
+                started = True
+                message["headers"] = [*(message.get("headers") or ()), echoed]
             await send(message)
 
         try:
@@ -95,7 +138,7 @@ class ObservedApp:
             # Starlette's own catch-all sits outside every middleware, so its 500 would carry neither
             # the request id nor the security headers; answering here keeps both.
             log.exception("unhandled_error", path=scope.get("path"), error=type(exc).__name__)
-            if status_holder.get("started"):
+            if started:
                 raise  # headers already went out: only the server can end this response
             await self._reject(send_wrapper, 500, internal_error_body(request_id))
         finally:
@@ -106,19 +149,17 @@ class ObservedApp:
             else:
                 endpoint = getattr(route, "path", None) or UNMATCHED
             method = scope.get("method", "GET")
-            status = str(status_holder["status"])
-            HTTP_REQUESTS.labels(self.service, method, endpoint, status).inc()
-            HTTP_DURATION.labels(self.service, method, endpoint).observe(elapsed)
-            principal = scope.get("state", {}).get("actor")
-            log.info(
-                "request",
-                method=method,
-                path=scope.get("path"),
-                endpoint=endpoint,
-                status=status_holder["status"],
-                duration_ms=round(elapsed * 1000, 2),
-                actor=principal,
-            )
+            self._observe(method, endpoint, str(status), elapsed)
+            if _access_line_wanted():
+                log.info(
+                    "request",
+                    method=method,
+                    path=scope.get("path"),
+                    endpoint=endpoint,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                    actor=scope.get("state", {}).get("actor"),
+                )
             structlog.contextvars.unbind_contextvars("request_id")
 
     def _limited(self, receive):  # noqa: ANN001

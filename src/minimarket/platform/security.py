@@ -47,36 +47,39 @@ def _csp(path: str) -> str:
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware: adds the security headers to every HTTP response start."""
+    """Pure ASGI middleware: adds the security headers to every HTTP response start.
+
+    The header lists are built once per kind of path (docs, API, pages), not once per request."""
 
     def __init__(self, app, *, production: bool):  # noqa: ANN001
         self.app = app
         self.production = production
+        common = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+        hsts = [(b"strict-transport-security", HSTS.encode())] if production else []
+        self._extra = {csp: (*common, (b"content-security-policy", csp.encode()),
+                             (b"permissions-policy", PERMISSIONS_POLICY.encode()), *hsts)
+                       for csp in (CSP_API, CSP_DOCS, CSP_PAGES)}
 
     async def __call__(self, scope, receive, send):  # noqa: ANN001
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        extra = [
-            (b"x-content-type-options", b"nosniff"),
-            (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"content-security-policy", _csp(path).encode()),
-            (b"permissions-policy", PERMISSIONS_POLICY.encode()),
-        ]
-        if self.production:
-            extra.append((b"strict-transport-security", HSTS.encode()))
+        extra = self._extra[_csp(path)]
         api = _is_api(path)
 
         async def send_with_headers(message):  # noqa: ANN001
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers") or [])
+                headers = list(message.get("headers") or ())
                 if api:  # API answers carry stock and prices: never keep them in a browser or proxy cache
                     headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
                     headers.append((b"cache-control", b"no-store"))
                 present = {k.lower() for k, _ in headers}
-                headers.extend((k, v) for k, v in extra if k not in present)
+                headers.extend(header for header in extra if header[0] not in present)
                 message = {**message, "headers": headers}
             await send(message)
 
