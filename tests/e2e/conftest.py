@@ -44,26 +44,21 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
     report = yield
     if report.failed:
-        for server in item.stash.get(_SERVERS_KEY, []):
+        module = item.getparent(pytest.Module)
+        for server in [*item.stash.get(_SERVERS_KEY, []), *(module.stash.get(_SERVERS_KEY, []) if module else [])]:
             report.sections.append((f"server log ({server.service} :{server.port}) — last {LOG_TAIL_LINES} lines",
                                     server.log_tail()))
     return report
 
 
-@pytest.fixture
-def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StartServer]:
-    """Factory: start_server(database_url, service="all", ready="/health", **env) -> Server.
-
-    `ready` is the path polled until 200 before returning (None: do not wait); use
-    "/health/live" for a server whose /health is expected to fail.
-    """
+def _server_factory(request: pytest.FixtureRequest, folder: Path) -> tuple[StartServer, list[Server]]:
     servers: list[Server] = []
     request.node.stash[_SERVERS_KEY] = servers
 
     def start(database_url: str, service: str = "all", *, ready: str | None = "/health",
               **env: str | None) -> Server:
         port = free_port()
-        cwd = tmp_path / f"srv-{port}"
+        cwd = folder / f"srv-{port}"
         cwd.mkdir()
         log_path = cwd / "server.log"
         full_env = clean_env(DATABASE_URL=database_url, **env)
@@ -81,6 +76,27 @@ def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sta
             server.startup_seconds = time.monotonic() - started
         return server
 
+    return start, servers
+
+
+@pytest.fixture
+def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StartServer]:
+    """Factory: start_server(database_url, service="all", ready="/health", **env) -> Server.
+
+    `ready` is the path polled until 200 before returning (None: do not wait); use
+    "/health/live" for a server whose /health is expected to fail.
+    """
+    start, servers = _server_factory(request, tmp_path)
+    yield start
+    for server in reversed(servers):
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_start_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServer]:
+    """start_server for a module's tests that only read what one store set up (a store costs
+    several `minimarket` processes); stopped after the module. Its log is in every failing test's report."""
+    start, servers = _server_factory(request, tmp_path_factory.mktemp("module-servers"))
     yield start
     for server in reversed(servers):
         server.stop()
@@ -102,6 +118,12 @@ def pg_database(pg_template: str) -> Iterator[str]:
 def sqlite_database(tmp_path: Path) -> str:
     """A path for a new SQLite file; `serve` creates and migrates it."""
     return f"sqlite:///{tmp_path / 'e2e.db'}"
+
+
+@pytest.fixture(scope="module")
+def module_sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """sqlite_database for module_start_server."""
+    return f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'e2e.db'}"
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

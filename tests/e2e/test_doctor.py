@@ -33,17 +33,19 @@ def checks_by_name(report: dict) -> dict[str, dict]:
     return {c["name"]: c for c in report["checks"]}
 
 
-@pytest.fixture
-def healthy_store(start_server, sqlite_database, tmp_path):  # noqa: ANN001, ANN201
+@pytest.fixture(scope="module")
+def healthy_store(module_start_server, module_sqlite_database):  # noqa: ANN001, ANN201
+    """One store for the module: the doctor only reads it (each check's breakage is the doctor's own
+    environment: REDIS_URL, --tls-dir), and a store is four `minimarket` processes."""
     need_redis()
-    server = start_server(sqlite_database, REDIS_URL=REDIS_URL)
+    server = module_start_server(module_sqlite_database, REDIS_URL=REDIS_URL)
     for args in (["certs", "generate", "--dest", "observability/prometheus/tls"], ["backup", "--dest", "backups"]):
         done = run_cli(args, server.env, server.cwd, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
     return server, server.create_key(name="operador", role="lectura")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def prometheus_and_alertmanager(healthy_store) -> Iterator[tuple[str, str]]:  # noqa: ANN001
     """Debian's Prometheus (plain HTTP) and Alertmanager demanding a client certificate signed by the
     store's own CA (`certs generate` in the server's folder), as the observability compose runs them."""

@@ -82,7 +82,7 @@ def test_every_alert_has_its_section_and_its_link_resolves():
         assert url == f"docs/RESPONDING_TO_ALERTS.md#{name.lower()}", url
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def postgres_as_deployed() -> Iterator[str]:
     """A private cluster started as docker-compose.production.yml starts PostgreSQL
     (pg_stat_statements preloaded) and initialised by deploy/postgres/initdb/*.sh in order, as the
@@ -101,13 +101,14 @@ def postgres_as_deployed() -> Iterator[str]:
         yield url.set(database="inventario_retail").render_as_string(hide_password=False)
 
 
-@pytest.fixture
-def store(postgres_as_deployed: str, start_server, tmp_path: Path):  # noqa: ANN001, ANN201
+@pytest.fixture(scope="module")
+def store(postgres_as_deployed: str, module_start_server, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
     """A running store as the runbook expects it: demo data, a read-only key, TLS material,
-    an encrypted integration key, last night's backup."""
+    an encrypted integration key, last night's backup. One for the module (a private cluster and
+    seven `minimarket` processes): the runbook changes neither the key nor the secret PB5 reads."""
     need_redis()
     key_hex = secrets.token_hex(32)
-    workdir = tmp_path / "tienda"
+    workdir = tmp_path_factory.mktemp("runbook") / "tienda"
     workdir.mkdir()
     url = postgres_as_deployed
     env = clean_env(DATABASE_URL=url, DATABASE_ENCRYPTION_KEY=key_hex, PGPORT=str(make_url(url).port))
@@ -117,7 +118,7 @@ def store(postgres_as_deployed: str, start_server, tmp_path: Path):  # noqa: ANN
                  ["backup", "--dest", "backups", "--keep", "14"]):
         done = run_cli(args, env, workdir, timeout=BLOCK_TIMEOUT)
         assert done.returncode == 0, f"minimarket {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    server = start_server(url, DATABASE_ENCRYPTION_KEY=key_hex)
+    server = module_start_server(url, DATABASE_ENCRYPTION_KEY=key_hex)
     key = server.create_key(name="operador", role="lectura")
     yield {"server": server, "env": env, "workdir": workdir, "key": key, "key_hex": key_hex,
            "restore_name": "prueba_restore"}
