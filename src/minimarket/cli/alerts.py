@@ -12,20 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from minimarket.accounts.audit import Context, record_audit
-from minimarket.alerts.notify import (
-    EmailNotSent,
-    compose_email,
-    read_recipients,
-    send_email,
-    smtp_config,
-    write_recipients,
-)
-from minimarket.alerts.schemas import AlertOut
-from minimarket.alerts.service import list_alerts
-from minimarket.ar.dates import STORE_TZ
 from minimarket.cli.terminal import load_settings, open_store
-from minimarket.types import utcnow
+
+# The store's modules are imported inside each command (startup time of every `minimarket` process).
 
 alerts_app = typer.Typer(help="Alertas que llegan de Alertmanager: correos de aviso e historial.",
                          no_args_is_help=True)
@@ -42,6 +31,9 @@ def emails(
     clear: Annotated[bool, typer.Option("--clear", help="No mandar más correos de alertas")] = False,
 ) -> None:
     """Muestra o cambia a quién se mandan las alertas por correo (ajuste `alertas.emails`)."""
+    from minimarket.accounts.audit import Context, record_audit
+    from minimarket.alerts.notify import read_recipients, write_recipients
+
     settings = load_settings()
     with open_store(settings) as database:
         if addresses or clear:
@@ -63,6 +55,10 @@ def emails(
 @alerts_app.command("test-email")
 def test_email() -> None:
     """Manda ahora un correo de prueba a las direcciones de alertas (comprueba SMTP)."""
+    from minimarket.alerts.notify import EmailNotSent, compose_email, read_recipients, send_email, smtp_config
+    from minimarket.alerts.schemas import AlertOut
+    from minimarket.types import utcnow
+
     settings = load_settings()
     with open_store(settings) as database:
         with database.read() as session:
@@ -93,6 +89,9 @@ def list_recent(
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
 ) -> None:
     """Las últimas alertas recibidas de Alertmanager."""
+    from minimarket.alerts.service import list_alerts
+    from minimarket.ar.dates import STORE_TZ
+
     settings = load_settings()
     with open_store(settings) as database:
         with database.read() as session:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from minimarket.cli.terminal import (
     cli_context,
@@ -21,8 +20,10 @@ from minimarket.cli.terminal import (
     open_store,
     progress_bars,
 )
-from minimarket.config import Settings
-from minimarket.db import Database
+
+if TYPE_CHECKING:  # imported where used: `minimarket` starts faster for the commands that do not serve
+    from minimarket.config import Settings
+    from minimarket.db import Database
 
 # What `serve --demo` (and `minimarket demo` by default) loads into an empty database: 180 days fill the
 # forecast's default history and give Inicio's cost-inflation chart six months (0.8 s more CPU than 120 days).
@@ -32,6 +33,10 @@ DEMO_PRODUCTS, DEMO_DAYS, DEMO_SEED = 600, 180, 42
 def _schema_ready(settings: Settings) -> bool:
     """Like every command, but a PostgreSQL that does not answer is not fatal for `serve`: False, and
     /health answers 503 naming the database until it appears (then the app checks its revision)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from minimarket.db import Database
+
     database = Database(settings.database_url)
     try:
         ensure_schema(settings, database)

@@ -7,20 +7,22 @@ import os
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.exc import InterfaceError, OperationalError
 from typer.core import TyperGroup
 
-from minimarket.accounts.audit import Context
-from minimarket.config import ConfigError, Settings, get_settings
-from minimarket.db import Database
-from minimarket.platform.cache import make_cache
-from minimarket.platform.read_cache import invalidate_after_commit
+if TYPE_CHECKING:
+    from minimarket.accounts.audit import Context
+    from minimarket.config import Settings
+    from minimarket.db import Database
+
+# The database, settings and app modules are imported inside the functions that use them: every
+# `minimarket` process imports this module, and `minimarket version`, `certs`, `keys generate` or
+# `apikey create` should not pay for SQLAlchemy, numpy or FastAPI it does not need (startup time).
 
 console = Console()
 err = Console(stderr=True)
@@ -32,6 +34,8 @@ _debug = {"on": False}  # set by `minimarket --debug`
 
 def load_settings() -> Settings:
     """The settings, refused with exit code 2 and the variable to fix when unsafe or malformed."""
+    from minimarket.config import ConfigError, get_settings
+
     settings = get_settings()
     try:
         settings.check()
@@ -50,6 +54,8 @@ def debug_requested() -> bool:
     if _debug["on"] or os.environ.get("LOG_LEVEL", "").strip().upper() == "DEBUG":
         return True
     try:
+        from minimarket.config import get_settings
+
         return get_settings().log_level.strip().upper() == "DEBUG"
     except Exception:  # noqa: BLE001 - unreadable settings are reported by the command itself
         return False
@@ -69,6 +75,8 @@ def first_line(exc: BaseException) -> str:
 
 def describe_failure(exc: BaseException) -> str:
     """What failed and what to do, in one line, for errors no command handled itself."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
     if isinstance(exc, (OperationalError, InterfaceError)):
         return (f"No se pudo usar la base de datos ({first_line(exc.orig or exc)}). Revisá que el servidor esté "
                 "en marcha y que DATABASE_URL sea correcta.")
@@ -95,6 +103,8 @@ class OperatorErrors(TyperGroup):
 
 def cli_context() -> Context:
     """Who acts when the operator runs a command (the audit's actor)."""
+    from minimarket.accounts.audit import Context
+
     return Context(actor=CLI_ACTOR)
 
 
@@ -117,9 +127,17 @@ def open_store(settings: Settings, *, at_head: bool = True) -> Iterator[Database
 
     A database that does not answer, here or inside the command, ends in one line and exit code 1.
     """
-    # With Redis, a command's writes invalidate what the running apps keep (revoked keys, products).
-    database = Database(settings.database_url, on_commit=invalidate_after_commit(make_cache(settings.redis_url))
-                        if settings.redis_url else None)
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from minimarket.db import Database
+
+    on_commit = None
+    if settings.redis_url:  # With Redis, a command's writes invalidate what the running apps keep (revoked keys, products).
+        from minimarket.platform.cache import make_cache
+        from minimarket.platform.read_cache import invalidate_after_commit
+
+        on_commit = invalidate_after_commit(make_cache(settings.redis_url))
+    database = Database(settings.database_url, on_commit=on_commit)
     try:
         if at_head:
             ensure_schema(settings, database)
@@ -133,6 +151,8 @@ def open_store(settings: Settings, *, at_head: bool = True) -> Iterator[Database
 @contextmanager
 def progress_bars() -> Iterator[ProgressReport]:
     """A Rich progress display and the `report(stage, done, total)` callback that long work calls."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     tasks: dict[str, int] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=False) as progress:
