@@ -69,10 +69,10 @@ def _out(row: Mapping[str, Any], stock: Decimal | None, model: type[ProductOut] 
     return model(**_fields(row, stock), **extra)
 
 
-def row_out(row: Mapping[str, Any]) -> ProductOut:
-    """A list row (from inventory_rows) as ProductOut without validating it again: every field already has
-    its type (only for serializing; tests compare it with the validated model)."""
-    return ProductOut.model_construct(**_fields(row, row["stock"]))
+def item_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A list row (from inventory_rows) as ProductOut's fields, each already of its type (for serializing
+    without validating again: stock.list_reads)."""
+    return _fields(row, row["stock"])
 
 
 def product_out(product: Product, stock: Decimal | None, model: type[ProductOut] = ProductOut,

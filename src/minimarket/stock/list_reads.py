@@ -23,10 +23,13 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic import TypeAdapter
+from typing_extensions import TypedDict
+
 from minimarket.db import Database
 from minimarket.platform.read_cache import CATALOG, ReadCache, product_version
-from minimarket.stock.inventory import inventory_rows, row_out
-from minimarket.stock.schemas import ProductPage
+from minimarket.stock.inventory import inventory_rows, item_fields
+from minimarket.stock.schemas import ProductOut
 from minimarket.stock.totals import LOW_LISTS, OUT_LISTS
 
 
@@ -36,7 +39,7 @@ KEPT_LIMIT = 100  # larger pages (up to 500 items, ~250 kB) are read each time: 
 class PageCache:
     """Kept pages (a ReadCache) and, per page, the SKUs it held when last read."""
 
-    def __init__(self, cache: ReadCache, *, max_hints: int = 5_000):
+    def __init__(self, cache: ReadCache, *, max_hints: int = 1_000):
         self.cache = cache
         self._hints: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self._max_hints = max_hints
@@ -54,11 +57,17 @@ class PageCache:
                 self._hints.popitem(last=False)
 
 
+# ProductPage's shape as plain dicts: the same fields, types and serializers as the models (so the same bytes;
+# a test compares them), without building a model per item (0.8 instead of 1.2 ms of CPU for 50 items).
+_Item = TypedDict("_Item", {name: field.annotation for name, field in ProductOut.model_fields.items()})  # type: ignore[misc]
+_Page = TypedDict("_Page", {"items": list[_Item], "next_cursor": str | None})  # type: ignore[misc, valid-type]
+_PAGE = TypeAdapter(_Page)
+
+
 def page_body(rows: Sequence[Mapping[str, Any]], next_cursor: str | None) -> bytes:
-    """The JSON of ProductPage for these rows, built without validating each item again (the rows are typed
-    columns, shaped by stock.inventory.row_out as the documented schema says)."""
-    return ProductPage.model_construct(items=[row_out(row) for row in rows],
-                                       next_cursor=next_cursor).model_dump_json().encode()
+    """The JSON of ProductPage for these rows (typed columns from stock.inventory.inventory_rows, shaped by
+    item_fields as the documented schema says), without validating each item again."""
+    return _PAGE.dump_json({"items": [item_fields(row) for row in rows], "next_cursor": next_cursor})
 
 
 def _versions(filters: Mapping[str, Any], skus: Sequence[str]) -> list[str]:
