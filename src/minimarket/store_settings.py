@@ -48,6 +48,11 @@ def read_value(session: Session, key: str) -> str | None:
     return session.scalar(select(StoreSetting.value).where(StoreSetting.key == key))
 
 
+def value_query(key: str):  # noqa: ANN201
+    """`read_value` as a scalar subquery, to read a setting in the same statement as other rows."""
+    return select(StoreSetting.value).where(StoreSetting.key == key).scalar_subquery()
+
+
 def write_value(session: Session, key: str, value: str) -> None:
     """Set `key` (insert or update) in the caller's unit of work."""
     row = session.get(StoreSetting, key)

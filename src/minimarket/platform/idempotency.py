@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, Text, delete
+from sqlalchemy import Integer, String, Text, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -37,6 +37,9 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column("estado_http", Integer)
     response: Mapped[str] = mapped_column("respuesta", Text)
     created_at: Mapped[datetime] = mapped_column("creado_en", Timestamp, default=utcnow, index=True)
+
+
+_records = IdempotencyRecord.__table__
 
 
 @dataclass(frozen=True)
@@ -82,21 +85,18 @@ def run_once(
             status, body = operation(session)
         return Outcome(status, body, False)
 
-    with db.lookup() as session:  # one statement: no transaction around it
-        existing = session.get(IdempotencyRecord, key)
-        if existing is not None:
-            return _replay(existing, label, request_hash)
+    # No look-up before the claim: a new key (nearly every request) is one INSERT in the write's own
+    # transaction; a retry finds the key taken and replays (the claim waits for a twin still running).
     try:
         with db.write() as session:
-            record = IdempotencyRecord(key=key, request_hash=request_hash, status_code=0, response="")
-            session.add(record)
             try:
-                session.flush()
+                session.execute(insert(_records).values(clave=key, hash_solicitud=request_hash, estado_http=0,
+                                                        respuesta="", creado_en=utcnow()))
             except IntegrityError as exc:
                 raise _KeyTaken from exc
             status, body = operation(session)
-            record.status_code = status
-            record.response = json.dumps(body, ensure_ascii=False, default=str)
+            session.execute(update(_records).where(_records.c.clave == key)
+                            .values(estado_http=status, respuesta=json.dumps(body, ensure_ascii=False, default=str)))
         return Outcome(status, body, False)
     except _KeyTaken:
         with db.read() as session:

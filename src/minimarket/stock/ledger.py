@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from minimarket.stock.totals import add_to_totals
 from minimarket.types import utcnow
 
 _balances = Balance.__table__
+_movements = Movement.__table__
 
 
 @dataclass
@@ -69,6 +70,29 @@ def current_balance(session: Session, product_id: int, location_id: int, *, lock
     return Decimal("0") if value is None else Decimal(value).quantize(Decimal("0.001"))
 
 
+def _conditional_update(product: Product, location: Location, delta: Decimal, *, allow_negative: bool, field: str):  # noqa: ANN202
+    """The one rule that moves a balance: `UPDATE … SET cantidad = cantidad + d WHERE … AND (fits) RETURNING
+    cantidad`; no row back means no balance row yet, or refused (below zero, or outside its column)."""
+    check_result(delta, QUANTITY, field=field, subject=f"el movimiento de '{product.sku}' en {location.code}",
+                 details={"field": field, "sku": product.sku, "location": location.code})
+    new_qty = func.round(_balances.c.cantidad + delta, 3)
+    conditions = [_balances.c.producto_id == product.id, _balances.c.ubicacion_id == location.id,
+                  new_qty <= QUANTITY.maximum, new_qty >= -QUANTITY.maximum]
+    if delta < 0 and not allow_negative:
+        conditions.append(new_qty >= 0)
+    return (update(_balances).where(*conditions).values(cantidad=new_qty, actualizado_en=utcnow())
+            .returning(_balances.c.cantidad))
+
+
+def _refuse(session: Session, product: Product, location: Location, delta: Decimal, field: str) -> None:
+    """The update was refused: say why (outside the column, or not enough stock). Nothing was written."""
+    available = current_balance(session, product.id, location.id)
+    check_result(available + delta, QUANTITY, field=field, subject=f"el saldo de '{product.sku}' en {location.code}",
+                 details={"field": field, "sku": product.sku, "location": location.code})
+    STOCK_REFUSED.inc()
+    raise insufficient(sku=product.sku, location=location.code, available=available, requested=-delta)
+
+
 def apply_delta(session: Session, *, product: Product, location: Location, delta: Decimal,
                 allow_negative: bool, field: str = "quantity") -> Decimal:
     """Move the balance by `delta` atomically; returns the new balance.
@@ -76,31 +100,45 @@ def apply_delta(session: Session, *, product: Product, location: Location, delta
     Raises InsufficientStock below zero, OutOfRange when the movement or the balance would not
     fit its column; in both cases nothing was written.
     """
-    where = {"field": field, "sku": product.sku, "location": location.code}
-    check_result(delta, QUANTITY, field=field, subject=f"el movimiento de '{product.sku}' en {location.code}",
-                 details=where)
-    new_qty = func.round(_balances.c.cantidad + delta, 3)
-    conditions = [_balances.c.producto_id == product.id, _balances.c.ubicacion_id == location.id,
-                  new_qty <= QUANTITY.maximum, new_qty >= -QUANTITY.maximum]
-    if delta < 0 and not allow_negative:
-        conditions.append(new_qty >= 0)
-    stmt = (
-        update(_balances)
-        .where(*conditions)
-        .values(cantidad=new_qty, actualizado_en=utcnow())
-        .returning(_balances.c.cantidad)
-    )
+    stmt = _conditional_update(product, location, delta, allow_negative=allow_negative, field=field)
     after = session.execute(stmt).scalar()
     if after is None:  # no balance row yet (its first movement there), or refused: create it and try once more
         ensure_balance_row(session, product.id, location.id)
         after = session.execute(stmt).scalar()
     if after is None:
-        available = current_balance(session, product.id, location.id)
-        check_result(available + delta, QUANTITY, field=field,
-                     subject=f"el saldo de '{product.sku}' en {location.code}", details=where)
-        STOCK_REFUSED.inc()
-        raise insufficient(sku=product.sku, location=location.code, available=available, requested=-delta)
+        _refuse(session, product, location, delta, field)
     return Decimal(after).quantize(Decimal("0.001"))
+
+
+def _move_and_record(session: Session, leg: Leg, row: dict, *, allow_negative: bool) -> tuple[int, Decimal]:
+    """Apply one leg and append its ledger row (`row`: every column but the balance after); returns the
+    row's id and the balance after.
+
+    On PostgreSQL the conditional update and the ledger INSERT are one statement (a data-modifying
+    CTE: the row is written only from the update's RETURNING, so a refused update writes nothing);
+    SQLite has no such CTE and runs `apply_delta` and the INSERT. Same rule, same rows.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        after = apply_delta(session, product=leg.product, location=leg.location, delta=leg.delta,
+                            allow_negative=allow_negative, field=leg.field)
+        movement_id = session.execute(insert(_movements).values(**row, saldo_posterior=after)
+                                      .returning(_movements.c.id)).scalar_one()
+        return movement_id, after
+    moved = _conditional_update(leg.product, leg.location, leg.delta, allow_negative=allow_negative,
+                                field=leg.field).cte("moved")
+    columns = list(row)
+    stmt = (insert(_movements)
+            .from_select([*columns, "saldo_posterior"],
+                         select(*(literal(row[c], _movements.c[c].type) for c in columns), moved.c.cantidad))
+            .returning(_movements.c.id, _movements.c.saldo_posterior)
+            .add_cte(moved))
+    found = session.execute(stmt).first()
+    if found is None:  # no balance row yet (its first movement there), or refused: create it and try once more
+        ensure_balance_row(session, leg.product.id, leg.location.id)
+        found = session.execute(stmt).first()
+    if found is None:
+        _refuse(session, leg.product, leg.location, leg.delta, leg.field)
+    return found[0], Decimal(found[1]).quantize(Decimal("0.001"))
 
 
 def post_legs(session: Session, ctx: Context, legs: list[Leg], *, allow_negative: bool,
@@ -110,33 +148,25 @@ def post_legs(session: Session, ctx: Context, legs: list[Leg], *, allow_negative
     Legs are applied in (product, location) order so that two concurrent operations
     over the same balances take their row locks in the same order and cannot deadlock;
     then each product's total (stock.totals), in product order.
-    The returned movements follow the order of `legs`.
+    The returned movements (written with Core, not through the ORM's unit of work) follow the order of `legs`.
     """
     order = sorted(range(len(legs)), key=lambda i: (legs[i].product.id, legs[i].location.id))
     movements: list[Movement | None] = [None] * len(legs)
     when = occurred_at or utcnow()
     for i in order:
         leg = legs[i]
-        after = apply_delta(session, product=leg.product, location=leg.location, delta=leg.delta,
-                            allow_negative=allow_negative, field=leg.field)
-        movement = Movement(
-            product_id=leg.product.id,
-            location_id=leg.location.id,
-            type=leg.type,
-            quantity=leg.delta,
-            balance_after=after,
-            unit_cost=leg.unit_cost if leg.unit_cost is not None else leg.product.cost,
-            unit_price=leg.unit_price,
-            reason=leg.reason,
-            reference=leg.reference,
-            actor=ctx.actor,
-            idempotency_key=idempotency_key,
-            operation_id=operation_id,
-            created_at=when,
+        row = {"producto_id": leg.product.id, "ubicacion_id": leg.location.id, "tipo": leg.type,
+               "cantidad": leg.delta, "costo_unitario": leg.unit_cost if leg.unit_cost is not None else leg.product.cost,
+               "precio_unitario": leg.unit_price, "motivo": leg.reason, "referencia": leg.reference,
+               "actor": ctx.actor, "clave_idempotencia": idempotency_key, "operacion": operation_id,
+               "creado_en": when}
+        movement_id, after = _move_and_record(session, leg, row, allow_negative=allow_negative)
+        movements[i] = Movement(
+            id=movement_id, product_id=leg.product.id, location_id=leg.location.id, type=leg.type,
+            quantity=leg.delta, balance_after=after, unit_cost=row["costo_unitario"], unit_price=leg.unit_price,
+            reason=leg.reason, reference=leg.reference, actor=ctx.actor, idempotency_key=idempotency_key,
+            operation_id=operation_id, created_at=when,
         )
-        session.add(movement)
-        movements[i] = movement
-    session.flush()
     deltas: dict[int, Decimal] = {}
     for leg in legs:
         deltas[leg.product.id] = deltas.get(leg.product.id, Decimal(0)) + leg.delta

@@ -9,9 +9,19 @@ from minimarket.errors import InvalidInput
 from minimarket.stock.models import Location
 
 
-def resolve_location(session: Session, code: str) -> Location:
+def location_key(code: str) -> str:
     # Codes are ASCII: "ſal".upper() would be "SAL", a look-alike finding a real location.
-    key = code.strip().upper() if code.isascii() else code
+    return code.strip().upper() if code.isascii() else code
+
+
+def active_location_id(code: str):  # noqa: ANN201
+    """The id of the active location `code` as a scalar subquery (NULL when there is none), to read it in
+    the same statement as other rows; `resolve_location` says why when it is NULL."""
+    return select(Location.id).where(Location.code == location_key(code), Location.active.is_(True)).scalar_subquery()
+
+
+def resolve_location(session: Session, code: str) -> Location:
+    key = location_key(code)
     location = session.scalars(select(Location).where(Location.code == key)).first()
     if location is None or not location.active:
         known = session.scalars(select(Location.code).where(Location.active.is_(True))).all()

@@ -31,10 +31,10 @@ from minimarket.stock.ledger import (
     note_sale,
     post_legs,
 )
-from minimarket.stock.locations import resolve_location
+from minimarket.stock.locations import active_location_id, location_key, resolve_location
 from minimarket.stock.totals import open_totals, refresh_low
 from minimarket.stock.models import Balance, Location, Movement
-from minimarket.stock.policy import StockPolicy, load_stock_policy
+from minimarket.stock.policy import StockPolicy, load_stock_policy, negative_stock_setting, policy_from
 from minimarket.stock.sale_prices import Discount, audit_discounts, check_discounts
 from minimarket.stock.rules import check_unit_quantity, signed_quantity
 from minimarket.stock.schemas import (
@@ -78,14 +78,35 @@ class _Lookup:
 
     def prefetch(self, refs: Iterable[str]) -> None:
         """Load the products named by SKU in one query (a 100-line invoice: one SELECT, not 100)."""
-        skus = {ref.strip().upper() for ref in refs if ref.strip().isascii()} - self._products.keys()
-        for chunk in (sorted(skus)[i:i + 500] for i in range(0, len(skus), 500)):
+        for chunk in self._chunks(refs):
             for product in self.session.scalars(select(Product).where(Product.sku.in_(chunk))):
                 self._products[product.sku] = product
 
+    def _chunks(self, refs: Iterable[str]) -> list[list[str]]:
+        skus = {ref.strip().upper() for ref in refs if ref.strip().isascii()} - self._products.keys()
+        return [sorted(skus)[i:i + 500] for i in range(0, len(skus), 500)]
+
+    def start(self, refs: Iterable[str], location: str | None, settings: Settings) -> StockPolicy:
+        """`prefetch`, the stock policy and the location `location` (or the default) in one statement for a
+        movement of up to 500 products (a later chunk, a barcode or a bad location: their own queries)."""
+        chunks = self._chunks(refs)
+        stored, found = None, False
+        if chunks:
+            rows = self.session.execute(select(Product, negative_stock_setting(),
+                                               active_location_id(location or self.default_location))
+                                        .where(Product.sku.in_(chunks[0]))).all()
+            for product, stored, location_id in rows:
+                self._products[product.sku] = product
+                found = True
+            if found and location_id is not None:
+                key = location_key((location or self.default_location).strip())
+                self._locations[key] = Location(id=location_id, code=key, active=True)
+            self.prefetch(ref for chunk in chunks[1:] for ref in chunk)
+        return policy_from(stored, settings) if found else load_stock_policy(self.session, settings)
+
     def location(self, code: str | None) -> Location:
         raw = (code or self.default_location).strip()
-        key = raw.upper() if raw.isascii() else raw  # never fold a look-alike into a real code
+        key = location_key(raw)  # never fold a look-alike into a real code
         if key not in self._locations:
             self._locations[key] = resolve_location(self.session, raw)
         return self._locations[key]
@@ -117,25 +138,24 @@ def register_movements(session: Session, ctx: Context, *, batch: BatchIn, settin
     `refuse_negative` refuses any line that would leave stock below zero whatever the store's
     policy (taking back goods that came in: they must still be there).
     """
-    policy = load_stock_policy(session, settings)
-    if refuse_negative:
-        policy = replace(policy, allow_negative=False)
-    return _record_lines(session, ctx, batch.lines, policy, idempotency_key=idempotency_key,
-                         prefix=lambda i: f"lines[{i}].")
+    return _record_lines(session, ctx, batch.lines, settings, refuse_negative=refuse_negative,
+                         idempotency_key=idempotency_key, prefix=lambda i: f"lines[{i}].")
 
 
 def register_movement(session: Session, ctx: Context, *, line: BatchLine, settings: Settings,
                       idempotency_key: str | None = None) -> MovementOut:
     """Record one movement of one product (the product named in the URL: errors name `sku`, `quantity`)."""
-    result = _record_lines(session, ctx, [line], load_stock_policy(session, settings),
-                           idempotency_key=idempotency_key, prefix=lambda _i: "")
+    result = _record_lines(session, ctx, [line], settings, idempotency_key=idempotency_key, prefix=lambda _i: "")
     return result.movements[0]
 
 
-def _record_lines(session: Session, ctx: Context, lines: list[BatchLine], policy: StockPolicy, *,
-                  idempotency_key: str | None, prefix: Callable[[int], str]) -> BatchOut:
-    lookup = _Lookup(session, policy.default_location)
-    lookup.prefetch(line.sku for line in lines)
+def _record_lines(session: Session, ctx: Context, lines: list[BatchLine], settings: Settings, *,
+                  idempotency_key: str | None, prefix: Callable[[int], str], refuse_negative: bool = False) -> BatchOut:
+    lookup = _Lookup(session, settings.default_location)
+    # The products, the policy and the first line's location: one statement, not three.
+    policy = lookup.start((line.sku for line in lines), lines[0].location if lines else None, settings)
+    if refuse_negative:
+        policy = replace(policy, allow_negative=False)
     legs = []
     for i, line in enumerate(lines):
         field = prefix(i)
