@@ -7,9 +7,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.models import AuditEntry
+from minimarket.platform.deferred import defer
+from minimarket.types import utcnow
+
+_audit = AuditEntry.__table__
 
 
 @dataclass(frozen=True)
@@ -38,15 +43,14 @@ def record_audit(
     before: dict | None = None,
     after: dict | None = None,
 ) -> None:
-    """Append one audit row in the caller's transaction."""
-    session.add(
-        AuditEntry(
-            actor=ctx.actor,
-            action=action,
-            entity=entity,
-            entity_id=entity_id,
-            before=_jsonable(before) if before is not None else None,
-            after=_jsonable(after) if after is not None else None,
-            request_id=ctx.request_id,
-        )
-    )
+    """Append one audit row in the caller's transaction (sent with its commit: platform.deferred)."""
+    defer(session, insert(_audit).inline().values(
+        creado_en=utcnow(),
+        actor=ctx.actor,
+        accion=action,
+        entidad=entity,
+        entidad_id=entity_id,
+        antes=_jsonable(before) if before is not None else None,
+        despues=_jsonable(after) if after is not None else None,
+        request_id=ctx.request_id,
+    ))

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from minimarket.db import Base, Database
+from minimarket.platform.deferred import defer
 from minimarket.errors import IdempotencyMismatch, InvalidInput
 from minimarket.types import Timestamp, utcnow
 
@@ -95,8 +96,8 @@ def run_once(
             except IntegrityError as exc:
                 raise _KeyTaken from exc
             status, body = operation(session)
-            session.execute(update(_records).where(_records.c.clave == key)
-                            .values(estado_http=status, respuesta=json.dumps(body, ensure_ascii=False, default=str)))
+            defer(session, update(_records).where(_records.c.clave == key)  # sent with the commit
+                  .values(estado_http=status, respuesta=json.dumps(body, ensure_ascii=False, default=str)))
         return Outcome(status, body, False)
     except _KeyTaken:
         with db.read() as session:

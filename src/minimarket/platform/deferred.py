@@ -1,0 +1,61 @@
+"""Writes a unit of work sends together right before its commit.
+
+Statements whose result nobody reads back in the same unit of work — a product's total and its
+low flag, the audit row, the stored idempotent answer — are queued on the session with `defer`
+and sent, in the order queued, when the session commits: on PostgreSQL in one round trip (psycopg
+pipeline mode), on SQLite one after the other. They are still inside the transaction: a failure
+raises from the commit and rolls everything back, like any other statement. Inside a savepoint
+(`begin_nested`) nothing is deferred, so a rolled-back savepoint never leaves a queued write behind.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.sql.base import Executable
+
+_QUEUE = "deferred_statements"
+
+
+def defer(session: Session, statement: Executable) -> None:
+    """Run `statement` (no rows back: an INSERT must be `.inline()`) just before this session commits."""
+    if session.in_nested_transaction():
+        session.execute(statement)
+        return
+    session.info.setdefault(_QUEUE, []).append(statement)
+
+
+def send_deferred(session: Session) -> None:
+    """Send what `defer` queued, now (the commit does it by itself)."""
+    statements = session.info.pop(_QUEUE, None)
+    if not statements:
+        return
+    conn = session.connection()
+    if conn.dialect.name != "postgresql" or len(statements) == 1:
+        for statement in statements:
+            conn.execute(statement)
+        return
+    raw = conn.connection.driver_connection
+    try:
+        with raw.pipeline():
+            for statement in statements:
+                conn.execute(statement)
+    except psycopg.Error as exc:  # raised when the pipeline syncs, outside SQLAlchemy's own error handling
+        disconnected = conn.dialect.is_disconnect(exc, raw, None)
+        if disconnected:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(None, None, exc, psycopg.Error, connection_invalidated=disconnected,
+                                  dialect=conn.dialect) from exc
+
+
+@event.listens_for(Session, "before_commit")
+def _send_before_commit(session: Session) -> None:
+    send_deferred(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_on_rollback(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the whole unit of work ended (a commit already sent the queue)
+        session.info.pop(_QUEUE, None)
