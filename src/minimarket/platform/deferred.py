@@ -30,10 +30,16 @@ def defer(session: Session, statement: Executable) -> None:
 def send_deferred(session: Session) -> None:
     """Send what `defer` queued, now (the commit does it by itself)."""
     statements = session.info.pop(_QUEUE, None)
-    if not statements:
-        return
+    if statements:
+        send_together(session, statements)
+
+
+def send_together(session: Session, statements: list[Executable]) -> None:
+    """Run `statements` (no rows back) in order, in one round trip on PostgreSQL: psycopg's pipeline mode,
+    which also carries the transaction's BEGIN when they are its first statements. A failure raises the
+    same SQLAlchemy error as a plain `execute` (an IntegrityError for a duplicate key, …)."""
     conn = session.connection()
-    if conn.dialect.name != "postgresql" or len(statements) == 1:
+    if conn.dialect.name != "postgresql":
         for statement in statements:
             conn.execute(statement)
         return
