@@ -99,8 +99,10 @@ def _ping_after_idle(engine: Engine) -> None:
             return
         try:
             engine.dialect.do_ping(dbapi_conn)
-        except Exception as exc:  # any failure: drop this connection and every older one, then reconnect
-            raise sqlalchemy_exc.InvalidatePoolError(str(exc)) from exc
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_conn, None):  # as pool_pre_ping: every older one too
+                raise sqlalchemy_exc.InvalidatePoolError(str(exc)) from exc
+            raise sqlalchemy_exc.DisconnectionError(str(exc)) from exc  # this one only: the pool opens another
 
 
 CommitHook = Callable[[dict], None]
@@ -168,8 +170,17 @@ class Database:
             self.on_commit(info)
 
     def ping(self) -> None:
-        with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        """`SELECT 1` on a connection of the pool. A pooled connection found dead (the database restarted
+        or went away within the last second, so it was not pinged on checkout) invalidates the pool, and
+        the probe is retried once on a new connection: the answer is about the database, not a stale socket."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except sqlalchemy_exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()
