@@ -35,9 +35,9 @@ def send_deferred(session: Session) -> None:
 
 
 def send_together(session: Session, statements: list[Executable]) -> None:
-    """Run `statements` (no rows back) in order, in one round trip on PostgreSQL: psycopg's pipeline mode,
-    which also carries the transaction's BEGIN when they are its first statements. A failure raises the
-    same SQLAlchemy error as a plain `execute` (an IntegrityError for a duplicate key, …)."""
+    """Run `statements` (no rows back) in order, in one round trip on PostgreSQL (psycopg's pipeline mode;
+    psycopg still sends a transaction's BEGIN on its own). A failure raises the same SQLAlchemy error as a
+    plain `execute` (an IntegrityError for a duplicate key, an OperationalError for a lost connection)."""
     conn = session.connection()
     if conn.dialect.name != "postgresql":
         for statement in statements:

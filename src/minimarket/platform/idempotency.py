@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from minimarket.db import Base, Database
-from minimarket.platform.deferred import defer, send_together
+from minimarket.platform.deferred import defer
 from minimarket.errors import IdempotencyMismatch, InvalidInput
 from minimarket.types import Timestamp, utcnow
 
@@ -91,9 +91,8 @@ def run_once(
     try:
         with db.write() as session:
             try:
-                # with the transaction's BEGIN in one round trip on PostgreSQL
-                send_together(session, [insert(_records).values(clave=key, hash_solicitud=request_hash, estado_http=0,
-                                                                respuesta="", creado_en=utcnow())])
+                session.execute(insert(_records).values(clave=key, hash_solicitud=request_hash, estado_http=0,
+                                                        respuesta="", creado_en=utcnow()))
             except IntegrityError as exc:
                 raise _KeyTaken from exc
             status, body = operation(session)
