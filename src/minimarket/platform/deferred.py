@@ -1,7 +1,7 @@
 """Writes a unit of work sends together right before its commit.
 
-Statements whose result nobody reads back in the same unit of work — a product's total and its
-low flag, the audit row, the stored idempotent answer — are queued on the session with `defer`
+Statements whose result nobody reads back in the same unit of work — the audit row, the stored
+idempotent answer — are queued on the session with `defer`
 and sent, in the order queued, when the session commits: on PostgreSQL in one round trip (psycopg
 pipeline mode), on SQLite one after the other. They are still inside the transaction: a failure
 raises from the commit and rolls everything back, like any other statement. Inside a savepoint
