@@ -18,9 +18,21 @@ _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|e
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
 
 
+_SECRET_KEY_SEEN: dict[str, bool] = {}  # key -> whether it names a secret: a line has ~10 keys, from a small set
+
+
+def _is_secret_key(key: str) -> bool:
+    found = _SECRET_KEY_SEEN.get(key)
+    if found is None:
+        found = _SECRET_KEYS.search(key) is not None
+        if len(_SECRET_KEY_SEEN) < 4096:
+            _SECRET_KEY_SEEN[key] = found
+    return found
+
+
 def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     for key, value in list(event.items()):
-        if _SECRET_KEYS.search(key):
+        if _is_secret_key(key):
             event[key] = "***"
         elif isinstance(value, str) and "://" in value:
             event[key] = _URL_PASSWORD.sub(r"\1***@", value)
