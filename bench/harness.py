@@ -42,6 +42,41 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by `pid` and its children (uvicorn's supervisor and its workers), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        todo += children.get(current, [])
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def _settle(pid: int, timeout: float = 40.0) -> None:
+    """Wait until the server is idle: with --workers N it answers as soon as one worker is up, while the
+    others still import the app (seconds of CPU on a loaded machine) and would be measured starting."""
+    if not Path(f"/proc/{pid}/stat").exists():
+        return  # no /proc: nothing to watch
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = _tree_cpu_seconds(pid)
+        time.sleep(0.5)
+        if _tree_cpu_seconds(pid) - before < 0.05:
+            return
+
+
 class Servers:
     """uvicorn processes started for one measurement and always stopped (by their own pid)."""
 
@@ -62,6 +97,7 @@ class Servers:
                 raise RuntimeError(f"{cmd[0]} terminó al arrancar:\n{(self.workdir / log.name).read_text()[-2000:]}")
             try:
                 if httpx.get(base + ready, timeout=1).status_code < 500:
+                    _settle(proc.pid)
                     return base + "/"
             except httpx.HTTPError:
                 pass
