@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from minimarket.apps import create_app
+from minimarket.search import caseless
 from minimarket.stock import inventory, list_reads
 from minimarket.stock.list_reads import page_body
 from minimarket.stock.schemas import ProductPage
@@ -252,3 +253,21 @@ def test_a_kept_page_is_never_served_after_a_write_that_changed_it(pair, monkeyp
 def _cursor(client: TestClient, key: str, **params) -> str:  # noqa: ANN003
     response = client.get("/api/inventory", headers={"X-API-Key": key}, params={"limit": 2, **params})
     return response.json()["next_cursor"]
+
+
+def test_caseless_text_is_only_ascii_without_letters() -> None:
+    assert caseless("7790580000011") and caseless(" 1/2 ") and caseless("-77.5%") and caseless("_")
+    assert not any(caseless(t) for t in ("ALC-00", "x", "ñ", "1 kg", "\u0307", "²", "Ⅻ", "K"))
+
+
+@pytest.mark.parametrize("q", ["500", "7790580000011", "779058", "1/2", "-77", "3", "%", "_", " 2 "])
+def test_a_search_without_letters_finds_what_lowering_would(client, admin, q: str) -> None:  # noqa: ANN001
+    products = [("GAS-500", "Gaseosa 500 ml", "Manaos", "7790580000011"), ("COD-7790", "Ñandú 1/2 kg", "3M", None),
+                ("X-77", "İstanbul 2 pack", None, "7791234567898"), ("PCT-1", "Alcohol 70% 1_2", "Porta", None),
+                ("OTRO-1", "Sal fina", "Celusal", None)]
+    for sku, name, brand, barcode in products:
+        create_product(client, admin, sku, name=name, brand=brand, barcode=barcode)
+    term = q.strip().lower()
+    expected = sorted(sku for sku, name, brand, barcode in products
+                      if any(term in (v or "").lower() for v in (name, sku, brand)) or barcode == q.strip())
+    assert _walk(client, admin, 2, q=q) == expected

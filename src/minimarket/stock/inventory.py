@@ -15,7 +15,7 @@ from minimarket.ar.money import to_money, to_qty
 from minimarket.catalog.models import Category, Product
 from minimarket.stock.schemas import LocationStock, ProductDetail, ProductOut
 from minimarket.errors import InvalidInput, NotFound
-from minimarket.search import contains_text
+from minimarket.search import caseless, contains_text
 from minimarket.stock.models import Balance, Location, ProductStock
 from minimarket.suppliers.models import Supplier
 from minimarket.suppliers.service import supplier_matches
@@ -84,9 +84,11 @@ def product_out(product: Product, stock: Decimal | None, model: type[ProductOut]
     return _out(row, stock, model, **extra)
 
 
-def _matches(q: str):  # noqa: ANN202
-    return or_(contains_text(Product.name, q), contains_text(Product.sku, q), Product.barcode == q.strip(),
-               contains_text(Product.brand, q))
+def _matches(q: str, *, postgres: bool):  # noqa: ANN202
+    # On PostgreSQL always lower(): the trigram indexes are on lower(column).
+    fold = postgres or not caseless(q)
+    return or_(contains_text(Product.name, q, fold=fold), contains_text(Product.sku, q, fold=fold),
+               Product.barcode == q.strip(), contains_text(Product.brand, q, fold=fold))
 
 
 MAX_CANDIDATES = 5_000  # more matches than this: walking the SKU index fills a page sooner
@@ -111,7 +113,7 @@ def _filtered(*, q: str | None, category: str | None, supplier: str | None, low_
     elif low_stock is False or out_of_stock is False:
         stmt = stmt.outerjoin(ProductStock, ProductStock.product_id == Product.id)
     if q:
-        stmt = stmt.where(_matches(q))
+        stmt = stmt.where(_matches(q, postgres=postgres))
     if category:  # the id of that name, then productos.categoria_id
         stmt = stmt.where(Product.category_id.in_(
             select(Category.id).where(func.lower(Category.name) == category.strip().lower())))
