@@ -1,18 +1,27 @@
-"""Browser sessions of the dashboard: a random cookie token (only its SHA-256 stored) and a CSRF token."""
+"""Browser sessions of the dashboard: a random cookie token (only its SHA-256 stored) and a CSRF token.
+
+Every page looks its session up. `verified_session` keeps a verified session in this process (by the
+token's SHA-256, like api.gate keeps verified API keys) under the "auth" version, which a logout, a
+disabled user and a password reset bump after their commit (platform/read_cache.py): the next request
+in every process sharing the cache goes back to the database and finds the session gone. Only with
+Redis (the ReadCache is disabled otherwise): without it, another process could not tell this one.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context, record_audit
+from minimarket.accounts.keys import AUTH_VERSION
 from minimarket.accounts.models import User, WebSession
+from minimarket.platform.read_cache import ReadCache, note_changed, note_narrow
 from minimarket.types import utcnow
 
 SESSION_COOKIE = "mm_sesion"
@@ -57,21 +66,57 @@ def start_session(session: Session, *, user: User, ip: str | None) -> str:
     return token
 
 
-def load_session(session: Session, token: str | None) -> SessionUser | None:
-    """The active user behind a cookie token, or None (unknown, expired, or user disabled)."""
-    if not token or len(token) > 200:
-        return None
+def _lookup(session: Session, session_id: str) -> tuple[SessionUser, datetime, datetime] | None:
+    """(the user, when the session expires, when it was last seen), or None: unknown, expired or disabled."""
     row = session.execute(
         select(WebSession.id, WebSession.csrf, WebSession.expires_at, WebSession.last_seen_at, User.id,
                User.username, User.role, User.active)
         .join(User, User.id == WebSession.user_id)
-        .where(WebSession.id == _hash(token))
+        .where(WebSession.id == session_id)
     ).first()
     now = utcnow()
     if row is None or row.expires_at <= now or not row.active:
         return None
-    return SessionUser(session_id=row[0], user_id=row[4], username=row.username, role=row.role, csrf=row.csrf,
+    user = SessionUser(session_id=row[0], user_id=row[4], username=row.username, role=row.role, csrf=row.csrf,
                        refresh_due=now - row.last_seen_at > ACTIVITY_RESOLUTION)
+    return user, row.expires_at, row.last_seen_at
+
+
+def load_session(session: Session, token: str | None) -> SessionUser | None:
+    """The active user behind a cookie token, or None (unknown, expired, or user disabled)."""
+    if not token or len(token) > 200:
+        return None
+    found = _lookup(session, _hash(token))
+    return None if found is None else found[0]
+
+
+def verified_session(db, kept: ReadCache | None, token: str | None) -> SessionUser | None:  # noqa: ANN001
+    """The user behind a cookie token, from `kept` when it was verified moments ago; slides the idle
+    timeout when due (one write every ACTIVITY_RESOLUTION at most). None: no valid session."""
+    if not token or len(token) > 200:
+        return None
+    session_id = _hash(token)
+    value, version = kept.get(session_id, (AUTH_VERSION,)) if kept is not None else (None, None)
+    now = utcnow()
+    if value is not None and value[1] > now:  # a kept expiry in the past: the database may know a later one
+        user, expires_at, last_seen = value
+    else:
+        with db.read() as session:
+            found = _lookup(session, session_id)
+        if found is None:
+            if kept is not None:
+                kept.drop(session_id)
+            return None
+        user, expires_at, last_seen = found
+    if now - last_seen > ACTIVITY_RESOLUTION:
+        with db.write() as session:
+            refresh_session(session, session_id)
+            note_narrow(session.info)  # bookkeeping: no cached read depends on it
+        expires_at, last_seen = now + IDLE_TIMEOUT, now
+    user = replace(user, refresh_due=False)
+    if kept is not None:
+        kept.put(session_id, (user, expires_at, last_seen), version)
+    return user
 
 
 def refresh_session(session: Session, session_id: str) -> None:
@@ -83,5 +128,13 @@ def refresh_session(session: Session, session_id: str) -> None:
 
 
 def end_session(session: Session, token: str | None) -> None:
+    """Log out: the session row goes, and after the commit no process accepts it from its cache."""
     if token:
         session.execute(delete(WebSession).where(WebSession.id == _hash(token)))
+        note_changed(session.info, AUTH_VERSION)
+
+
+def end_user_sessions(session: Session, user_id: int) -> None:
+    """Every session of a user ends (disabled, new password), in every process after the commit."""
+    session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+    note_changed(session.info, AUTH_VERSION)

@@ -9,12 +9,13 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from prometheus_client import Counter
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from minimarket.accounts.audit import Context, record_audit
 from minimarket.accounts.keys import AUTH_VERSION
-from minimarket.accounts.models import ROLES, ApiKey, User, WebSession
+from minimarket.accounts.models import ROLES, ApiKey, User
+from minimarket.accounts.sessions import end_user_sessions
 from minimarket.errors import Conflict, InvalidInput, NotFound
 from minimarket.platform.read_cache import note_changed
 from minimarket.types import utcnow
@@ -102,9 +103,9 @@ def disable_user(session: Session, ctx: Context, *, username: str) -> User:
     """The user can no longer log in: their sessions end and their API keys are revoked."""
     user = get_user(session, username)
     user.active = False
-    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    end_user_sessions(session, user.id)  # their sessions leave every process's cache too
     now = utcnow()
-    note_changed(session.info, AUTH_VERSION)  # their keys and sessions leave every process's cache
+    note_changed(session.info, AUTH_VERSION)  # their keys leave every process's cache
     for key in session.scalars(select(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))):
         key.revoked_at = now
     record_audit(session, ctx, action="user.disable", entity="usuario", entity_id=str(user.id),
@@ -126,7 +127,7 @@ def reset_password(session: Session, ctx: Context, *, username: str, password: s
     check_password(password)
     user.password_hash = _hasher.hash(password)
     user.failed_logins, user.locked_until = 0, None
-    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    end_user_sessions(session, user.id)
     record_audit(session, ctx, action="user.reset_password", entity="usuario", entity_id=str(user.id))
     return user
 

@@ -12,8 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from minimarket.api.gate import AUTH_FAILURES, auth_failed
 from minimarket.accounts.audit import Context
-from minimarket.accounts.sessions import (SESSION_COOKIE, SessionUser, end_session, load_session, refresh_session,
-                                          start_session)
+from minimarket.accounts.sessions import SESSION_COOKIE, SessionUser, end_session, start_session, verified_session
 from minimarket.accounts.users import LoginRefused, verify_login
 from minimarket.ar.dates import format_datetime
 from minimarket.db import Database
@@ -42,8 +41,9 @@ def _db(request: Request) -> Database:
 
 
 def session_user(request: Request) -> SessionUser | None:
-    with _db(request).read() as session:
-        return load_session(session, request.cookies.get(SESSION_COOKIE))
+    """The signed-in user (kept verified sessions: accounts.sessions.verified_session); slides the idle timeout."""
+    return verified_session(_db(request), getattr(request.app.state, "session_cache", None),
+                            request.cookies.get(SESSION_COOKIE))
 
 
 def page_user(roles: frozenset[str]) -> Callable[..., SessionUser]:
@@ -57,10 +57,6 @@ def page_user(roles: frozenset[str]) -> Callable[..., SessionUser]:
         if user.role not in roles:  # counted and logged like a refused API call
             auth_failed(request.scope, "forbidden", None)
             raise PageForbidden(user, "Tu rol no puede usar esta página.")
-        if user.refresh_due:
-            with _db(request).write() as session:
-                refresh_session(session, user.session_id)
-                note_narrow(session.info)  # bookkeeping: no cached read depends on it
         return user
 
     return dependency
@@ -147,6 +143,7 @@ def login(
     with _db(request).write() as session:
         found = verify_login(session, username=username, password=password)
         token = start_session(session, user=found, ip=client_ip) if not isinstance(found, LoginRefused) else None
+        note_narrow(session.info)  # a login changes no cached read
     if isinstance(found, LoginRefused):
         status = 429 if found.reason == "locked" else 401
         return _login_page(request, error=_refusal_message(found), status=status, username=username, target=target)
@@ -161,6 +158,7 @@ def logout(request: Request, user: SessionUser = Depends(form_user(frozenset({"a
                                                                               "lectura"})))) -> Response:
     with _db(request).write() as session:
         end_session(session, request.cookies.get(SESSION_COOKIE))
+        note_narrow(session.info)  # only the session (its "auth" version): no catalogue read depends on it
     response = RedirectResponse("/ingresar", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

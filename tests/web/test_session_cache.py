@@ -1,0 +1,80 @@
+"""Verified sessions kept in the process (with Redis): a logout, a disabled user or a new password on one
+replica ends the session on the other at once; without Redis nothing is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from minimarket.accounts.audit import Context
+from minimarket.accounts.sessions import SESSION_COOKIE
+from minimarket.accounts.users import disable_user, reset_password
+from minimarket.apps import create_app
+from tests.helpers import REDIS_URL, make_settings, need_redis
+from tests.web.helpers import sign_in
+
+
+@pytest.fixture
+def replicas(database_url: str) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two app instances (each with its own kept sessions) on one database and one Redis."""
+    need_redis()
+    settings = make_settings(database_url, redis_url=REDIS_URL)
+    apps = [create_app("all", settings), create_app("all", settings)]
+    with TestClient(apps[0], follow_redirects=False) as first, TestClient(apps[1], follow_redirects=False) as second:
+        yield first, second
+    for app in apps:
+        app.state.db.dispose()
+
+
+def _signed_in_on_both(a: TestClient, b: TestClient, username: str) -> str:
+    csrf = sign_in(a.app, a, "encargado", username=username)
+    b.cookies.set(SESSION_COOKIE, a.cookies.get(SESSION_COOKIE))
+    for _ in range(2):  # the second request of b is answered from its kept session
+        assert b.get("/movimientos").status_code == 200
+    assert b.app.state.session_cache.enabled and b.app.state.session_cache._items  # noqa: SLF001
+    return csrf
+
+
+@pytest.mark.redis
+def test_a_logout_on_one_replica_ends_the_session_on_the_other_at_once(replicas) -> None:  # noqa: ANN001
+    a, b = replicas
+    csrf = _signed_in_on_both(a, b, "cajera")
+    out = a.post("/salir", data={"csrf": csrf})
+    assert out.status_code == 303 and out.headers["location"] == "/ingresar"
+    refused = b.get("/movimientos")
+    assert refused.status_code == 303 and refused.headers["location"].startswith("/ingresar")
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("change", ["disable", "reset_password"])
+def test_a_disabled_user_or_new_password_ends_the_session_on_every_replica(replicas, change: str) -> None:  # noqa: ANN001
+    a, b = replicas
+    _signed_in_on_both(a, b, "repositor")
+    with a.app.state.db.write() as session:  # as `minimarket user disable|reset-password` does it
+        if change == "disable":
+            disable_user(session, Context(actor="test"), username="repositor")
+        else:
+            reset_password(session, Context(actor="test"), username="repositor", password="otra-clave-larga-123")
+    refused = b.get("/movimientos")
+    assert refused.status_code == 303 and refused.headers["location"].startswith("/ingresar")
+
+
+@pytest.mark.redis
+def test_an_unrelated_write_keeps_the_session(replicas) -> None:  # noqa: ANN001
+    a, b = replicas
+    _signed_in_on_both(a, b, "deposito1")
+    sign_in(a.app, TestClient(a.app), "admin", username="otro-admin")  # somebody else logs in
+    assert b.get("/movimientos").status_code == 200
+
+
+def test_without_redis_no_session_is_kept_and_a_logout_is_seen_at_once(app, client) -> None:  # noqa: ANN001
+    assert not app.state.session_cache.enabled
+    csrf = sign_in(app, client, "lectura")
+    assert client.get("/movimientos", follow_redirects=False).status_code == 200
+    assert not app.state.session_cache._items  # noqa: SLF001
+    token = client.cookies.get(SESSION_COOKIE)
+    assert client.post("/salir", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    client.cookies.set(SESSION_COOKIE, token)  # the old cookie, replayed
+    assert client.get("/movimientos", follow_redirects=False).headers["location"].startswith("/ingresar")
