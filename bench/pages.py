@@ -1,6 +1,7 @@
 """Render time of the dashboard's pages on a big store, against a bare FastAPI HTML page, in one process.
 
     .venv/bin/python bench/pages.py [--products 100000] [--days 30] [--requests 40] [--database URL]
+                                    [--pages / /inventario …]
 
 Builds a demo store (SQLite in a temporary folder unless --database names an empty one), signs
 in an admin, and requests each page through the full app (middleware, session, templates) with
@@ -81,6 +82,7 @@ def main() -> None:
     args.add_argument("--days", type=int, default=30)
     args.add_argument("--requests", type=int, default=40)
     args.add_argument("--database", default=None)
+    args.add_argument("--pages", nargs="+", default=PAGES, help="only these paths ({sku}: the last product)")
     opts = args.parse_args()
     url = opts.database or f"sqlite:///{tempfile.mkdtemp(prefix='mm-bench-')}/bench.db"
     upgrade(url)
@@ -122,7 +124,7 @@ def main() -> None:
     app = create_app("all", Settings(_env_file=None, database_url=url, rate_limit_enabled=False))
     with TestClient(app) as client:
         client.cookies.set(SESSION_COOKIE, token)
-        for path in PAGES:
+        for path in opts.pages:
             path = path.format(sku=sku)
             values = timings(client, path, opts.requests)
             print(f"{path:42} {p(values, .5):8.2f} {p(values, .95):8.2f} {p(values, .5) / p(base, .5):8.1f}")

@@ -74,12 +74,16 @@ def app_workloads(base: str, store: dict, workers: int, run: dict) -> list[Resul
                              ("page /inventario?estado=bajo", ["/inventario?estado=bajo"]),
                              ("page /inventario/{sku}", [f"/inventario/{s}" for s in skus[:1000]]),
                              ("page /movimientos", ["/movimientos"])]:
-            started = time.perf_counter()  # the first visitor fills the KPI and chart caches, as in the store
+            started = time.perf_counter()  # the first visitor of the process, as in the store
             first = httpx.get(base + paths[0].lstrip("/"), headers={"Cookie": cookie.split(": ", 1)[1]}, timeout=300)
             seconds = time.perf_counter() - started
-            row = wrk(label, base, paths, run, header=cookie, baseline="hello")
-            row.note = f"first visit alone: {first.status_code} in {seconds * 1000:.0f} ms"
-            rows.append(row)
+            # One visitor at a time (the render time), a store's few (4) and the bench's connections.
+            for connections in sorted({1, 4, run["connections"]}):
+                row = wrk(f"{label}, {connections} conn.", base, paths, {**run, "connections": connections},
+                          header=cookie, baseline="hello")
+                if connections == 1:
+                    row.note = f"first visit alone: {first.status_code} in {seconds * 1000:.0f} ms"
+                rows.append(row)
     for row in rows:
         row.workers = workers
     return rows

@@ -11,6 +11,7 @@ from minimarket.platform import idempotency as idempotency_models  # noqa: F401
 from minimarket.platform import secrets_models  # noqa: F401
 from minimarket.pricing import models as pricing_models  # noqa: F401
 from minimarket.purchasing import models as purchasing_models  # noqa: F401
+from minimarket.reports import models as reports_models  # noqa: F401
 from minimarket.stock import models as stock_models  # noqa: F401
 from minimarket.suppliers import models as suppliers_models  # noqa: F401
 

@@ -25,6 +25,7 @@ def install_web(app: FastAPI) -> None:
     # Verified sessions kept in this process, only with Redis (see accounts/sessions.py, like app.state.key_cache).
     app.state.session_cache = ReadCache(app.state.cache, ttl=60, max_items=2_000,
                                         enabled=app.state.cache.kind == "redis")
+    app.state.charts = home.KeptCharts(app.state.db)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for router in PAGE_ROUTERS:
         app.include_router(router)

@@ -34,8 +34,13 @@ LABELS = {"category": "Categoría", "supplier": "Proveedor", "brand": "Marca", "
 Short = Annotated[str, Query(max_length=200)]
 
 
+def lagging_key(db, marker) -> str:  # noqa: ANN001
+    """The cache key of the lagging count for the catalogue as of `marker` (reports.kpis.change_marker)."""
+    return f"lagging:{db_tag(db)}:{marker.catalog_changed}"
+
+
 def _key(request: Request, session) -> str:  # noqa: ANN001
-    return f"lagging:{db_tag(request.app.state.db)}:{change_marker(session).catalog_changed}"
+    return lagging_key(request.app.state.db, change_marker(session))
 
 
 def lagging_count(request: Request) -> int | None:

@@ -40,6 +40,9 @@ def no_products(request: Request) -> bool:
 def render(request: Request, template: str, user: SessionUser | None, status_code: int = 200,
            **context: Any) -> HTMLResponse:
     """A full page: the template plus the signed-in user, the navigation they may use and their CSRF token."""
+    charts = getattr(request.app.state, "charts", None)
+    if charts is not None:
+        charts.warm()  # Inicio's charts are drawn before anybody opens Inicio (cheap once they are)
     html = env.get_template(template).render(
         request=request, user=user, nav=visible_pages(user.role) if user else [],
         csrf=user.csrf if user else "", current=request.url.path, **context,
