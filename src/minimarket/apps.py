@@ -19,7 +19,7 @@ from minimarket.config import Settings, csv_list, get_settings
 from minimarket.db import Database
 from minimarket.invoices import api as invoices_api
 from minimarket.migrations.runner import SchemaCheck
-from minimarket.api.gate import Caller, CallerGate, api_key_caller
+from minimarket.api.gate import Caller, CallerGate, api_key_caller, versions_wanted
 from minimarket.platform.cache import make_cache
 from minimarket.platform.read_cache import ReadCache, invalidate_after_commit
 from minimarket.stock.list_reads import PageCache
@@ -138,7 +138,8 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     # The first /health that reaches the database checks its revision (serve may start without it).
     app.state.schema = SchemaCheck()
     app.state.metrics = CollectorRegistry(auto_describe=False)
-    app.state.ratelimiter = make_limiter(settings.redis_url)
+    # One Redis round trip per request counts its window and reads its cache versions (the cache's batcher).
+    app.state.ratelimiter = make_limiter(settings.redis_url, batcher=getattr(app.state.cache, "batcher", None))
     app.state.metrics.register(LimiterCollector(app.state.ratelimiter))
     app.state.metrics.register(StoreCollector(service=service, db=app.state.db, cache=app.state.cache,
                                               cert_files=settings.cert_paths()))
@@ -186,8 +187,11 @@ def _add_middleware(app: FastAPI, service: str, settings: Settings, probes: Prob
     # Alertmanager's webhook brings its own bearer token instead of an API key.
     own_checks = ({alerts_api.WEBHOOK_PATH: alerts_api.webhook_caller}
                   if alerts_api.router in ROUTERS[service] else {})
-    app.add_middleware(CallerGate, checks=own_checks)
-    app.add_middleware(RateLimited, settings=settings, limiter=app.state.ratelimiter)
+    # A kept GET /api/inventory/{sku} is answered by the gate, on the event loop, before the router.
+    kept = [inventory_api.kept_product] if inventory_api.read_router in ROUTERS[service] else []
+    app.add_middleware(CallerGate, checks=own_checks, answers=kept)
+    app.add_middleware(RateLimited, settings=settings, limiter=app.state.ratelimiter, reads=versions_wanted(kept),
+                       version_key=getattr(app.state.cache, "version_key", str))
     if origins := csv_list(settings.cors_origins):
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-ID"],

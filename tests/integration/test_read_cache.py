@@ -3,21 +3,29 @@ replicas sharing one Redis, in one process without Redis, and through a Redis ou
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 import redis
+import structlog.testing
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from minimarket.accounts.audit import Context
 from minimarket.accounts.keys import revoke_api_key
+from minimarket.api.gate import Caller
 from minimarket.apps import create_app
 from minimarket.platform.cache import RedisCache
+from minimarket.platform.limiter import FallbackLimiter
 from tests.e2e.servers import TcpProxy, free_port
 from tests.helpers import REDIS_URL, make_settings, need_redis
 from tests.integration.helpers import assert_ledger_clean, create_product, metric_value
 from tests.integration.test_rate_limit_redis import new_key
+from tests.integration.test_redis_batch import sizes_of
 
 
 def _product(client: TestClient, key: str, sku: str) -> dict:
@@ -32,10 +40,13 @@ def _move(client: TestClient, key: str, sku: str, quantity: int) -> None:
     assert response.status_code == 201, response.text
 
 
-def _hits(client: TestClient) -> float:
+def _hits(client: TestClient, name: str = "minimarket_cache_hits_total") -> float:
     text = client.get("/metrics").text
-    return sum(metric_value(text, "minimarket_cache_hits_total", backend=b) for b in ("memory", "redis")
-               if f'backend="{b}"' in text)
+    return sum(metric_value(text, name, backend=b) for b in ("memory", "redis") if f'backend="{b}"' in text)
+
+
+def _misses(client: TestClient) -> float:
+    return _hits(client, "minimarket_cache_misses_total")
 
 
 @pytest.fixture
@@ -80,6 +91,149 @@ def test_a_key_revoked_on_one_replica_is_refused_by_the_other_at_once(replicas) 
     assert refused.status_code == 401, refused.text
 
 
+def _reading(client: TestClient, threads: int, read) -> tuple[threading.Event, list[threading.Thread]]:  # noqa: ANN001
+    """`threads` threads calling read() in a loop until the event is set: concurrent requests on one
+    replica's event loop, so they share Redis batches."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            read()
+
+    workers = [threading.Thread(target=loop, daemon=True) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    return stop, workers
+
+
+def _stop(stop: threading.Event, workers: list[threading.Thread]) -> None:
+    stop.set()
+    for worker in workers:
+        worker.join(timeout=60)
+
+
+@pytest.mark.redis
+def test_concurrent_reads_never_see_a_movement_older_than_its_answer(replicas) -> None:  # noqa: ANN001
+    """Movements one after another on replica a, six readers at once on replica b: every read that
+    starts after a movement's answer went out shows at least that stock, batched or not."""
+    a, b = replicas
+    key = new_key(a.app)
+    create_product(a, {"X-API-Key": key}, "MATE-LOTE", initial_stock=0)
+    answered = [Decimal(0)]  # the stock after the last movement whose answer went out
+    stale: list[tuple[Decimal, Decimal]] = []
+    reads = [0]
+    batches = sizes_of(b.app.state.cache.batcher)
+    hits_before = _hits(b)
+
+    def read() -> None:
+        floor = answered[0]  # read before the request starts
+        seen = Decimal(_product(b, key, "MATE-LOTE")["stock"])
+        reads[0] += 1
+        if seen < floor:
+            stale.append((floor, seen))
+
+    stop, workers = _reading(b, 6, read)
+    try:
+        for moved in range(1, 31):
+            _move(a, key, "MATE-LOTE", 1)
+            answered[0] = Decimal(moved)
+            time.sleep(0.01)  # a few reads between movements, some of them hits
+    finally:
+        _stop(stop, workers)
+    assert not stale, f"{len(stale)} reads older than an answered movement, e.g. {stale[:3]}"
+    assert reads[0] > 60, reads
+    assert max(batches) > 1, batches  # reads did share round trips
+    assert _hits(b) > hits_before  # and some were answered from what b kept
+    assert Decimal(_product(b, key, "MATE-LOTE")["stock"]) == 30
+    assert_ledger_clean(a.app)
+
+
+@pytest.mark.redis
+def test_no_request_started_after_a_revocation_passes_on_the_other_replica(replicas) -> None:  # noqa: ANN001
+    a, b = replicas
+    admin = new_key(a.app)
+    create_product(a, {"X-API-Key": admin}, "TE-CLAVE", initial_stock=1)
+    doomed = new_key(a.app, "lectura")
+    revoked = threading.Event()
+    late: list[int] = []
+    refused = [0]
+
+    def read() -> None:
+        after = revoked.is_set()  # the revocation's answer went out before this request started
+        status = b.get("/api/inventory/TE-CLAVE", headers={"X-API-Key": doomed}).status_code
+        if after and status != 401:
+            late.append(status)
+        refused[0] += after and status == 401
+
+    stop, workers = _reading(b, 6, read)
+    try:
+        time.sleep(0.5)  # b verifies and keeps the key, and the product
+        with a.app.state.db.write() as session:  # as Configuración › Claves does it on replica a
+            revoke_api_key(session, Context(actor="test"), ref="rl-lectura")
+        revoked.set()
+        deadline = time.monotonic() + 60  # the first refusal builds the OpenAPI table of route templates
+        while refused[0] < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        _stop(stop, workers)
+    assert not late, f"{len(late)} requests passed after the revocation: {late[:5]}"
+    assert refused[0] >= 10, refused
+
+
+@pytest.mark.redis
+def test_a_kept_product_is_answered_before_the_router_like_the_route_answers_it(replicas) -> None:  # noqa: ANN001
+    """The caller gate serves a hit: same status, headers and bytes as the route's answer, no database
+    work, the metrics and the log line named by the route template, the caller in the log."""
+    a, _ = replicas
+    key = new_key(a.app, "lectura")
+    create_product(a, {"X-API-Key": new_key(a.app)}, "YERBA-GATE", initial_stock=3)
+    checkouts: list[int] = []
+    event.listen(a.app.state.db.engine, "checkout", lambda *_: checkouts.append(1))
+    miss = a.get("/api/inventory/YERBA-GATE", headers={"X-API-Key": key})  # read by the route, and kept
+    kept_before = _hits(a)
+    checkouts.clear()
+    with structlog.testing.capture_logs() as logs:
+        hit = a.get("/api/inventory/yerba-gate", headers={"X-API-Key": key})
+    assert checkouts == [], "a kept answer needs no database connection"
+    assert _hits(a) == kept_before + 2  # the key and the product, both from what this process kept
+    assert hit.status_code == miss.status_code == 200
+    assert hit.content == miss.content
+    assert sorted(hit.headers.keys()) == sorted(miss.headers.keys())
+    for name in ("content-type", "cache-control", "content-security-policy", "x-content-type-options"):
+        assert hit.headers[name] == miss.headers[name], name
+    line = next(entry for entry in logs if entry["event"] == "request")
+    assert line["endpoint"] == "/api/inventory/{sku}" and line["status"] == 200, line
+    assert line["actor"] == "apikey:rl-lectura", line
+    metrics = a.get("/metrics").text
+    assert metric_value(metrics, "http_requests_total", service="all", method="GET", endpoint="/api/inventory/{sku}",
+                        status="200") >= 2
+    # The route is still the documented one; a HEAD, a barcode and an unknown SKU go through it.
+    assert "get" in a.get("/openapi.json").json()["paths"]["/api/inventory/{sku}"]
+    assert a.head("/api/inventory/YERBA-GATE", headers={"X-API-Key": key}).status_code in (200, 405)
+    assert a.get("/api/inventory/NO-EXISTE-GATE", headers={"X-API-Key": key}).status_code == 404
+    assert a.get("/api/inventory/YERBA-GATE", headers={"X-API-Key": "mm_00000000.mala"}).status_code == 401
+
+
+@pytest.mark.redis
+def test_the_kept_product_is_never_served_to_a_caller_without_the_routes_role(replicas) -> None:  # noqa: ANN001
+    from minimarket.stock.inventory_api import kept_product
+
+    a, _ = replicas
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/api/inventory/X", "app": a.app, "state": {}}
+    assert kept_product.depends_on(scope) is not None
+    outsider = Caller(actor="webhook:alertmanager", principal_id="webhook", role=None)
+    assert asyncio.run(kept_product.serve(scope, send, outsider)) is False
+    assert sent == []
+    for path, method in [("/api/inventory/X/movements", "GET"), ("/api/inventory/", "GET"),
+                         ("/api/inventory/X", "PATCH"), ("/api/inventory/" + "X" * 61, "GET")]:
+        assert kept_product.depends_on({**scope, "path": path, "method": method}) is None, (path, method)
+
+
 def test_one_process_without_redis_keeps_nothing_and_reads_fresh(client, admin) -> None:  # noqa: ANN001
     """Without Redis no other process (the CLI, another service) could say what it changed: no cache."""
     key = admin["X-API-Key"]
@@ -111,9 +265,13 @@ def test_a_redis_outage_serves_from_the_database_and_recovers(database_url: str)
             assert Decimal(_product(a, key, "FIDEOS-CACHE")["stock"]) == 4
             assert Decimal(_product(b, key, "FIDEOS-CACHE")["stock"]) == 4  # b keeps it; b never loses Redis
 
+            assert Decimal(_product(a, key, "FIDEOS-CACHE")["stock"]) == 4  # kept by a
             proxy.stop()
             _move(a, key, "FIDEOS-CACHE", 6)  # committed; its bump cannot reach Redis yet
-            assert Decimal(_product(a, key, "FIDEOS-CACHE")["stock"]) == 10  # from the database
+            hits, misses = _hits(a), _misses(a)
+            for _ in range(3):
+                assert Decimal(_product(a, key, "FIDEOS-CACHE")["stock"]) == 10  # from the database
+            assert _hits(a) == hits and _misses(a) >= misses + 3  # nothing served from what a kept
             health = a.get("/health")
             assert health.status_code == 503 and health.json()["failing"] == ["cache"], health.text
 
@@ -122,6 +280,11 @@ def test_a_redis_outage_serves_from_the_database_and_recovers(database_url: str)
             # a's first use of Redis sends the bump it owes; from then on every replica reads the write.
             assert Decimal(_product(a, key, "FIDEOS-CACHE")["stock"]) == 10
             assert Decimal(_product(b, key, "FIDEOS-CACHE")["stock"]) == 10
+            hits = _hits(a)
+            time.sleep(FallbackLimiter.RETRY_SECONDS + 0.2)  # past the pauses after a failure: a reads versions again
+            assert Decimal(_product(a, key, "FIDEOS-CACHE")["stock"]) == 10
+            assert Decimal(_product(a, key, "FIDEOS-CACHE")["stock"]) == 10
+            assert _hits(a) > hits, "a keeps and serves again once Redis answers"
     finally:
         proxy.stop()
         for app in apps:

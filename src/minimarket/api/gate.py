@@ -10,15 +10,20 @@ Most routes take an API key (`X-API-Key`); without one, the dashboard's session 
 (a write must also carry the session's `X-CSRF-Token`). A route with a credential of its own (a webhook
 with a shared secret) is given its check by exact path in `checks`: the check receives the
 ASGI scope and the app, runs in a worker thread, and returns the caller or a failure reason.
+
+A key verified moments ago is known on the event loop, without a thread: the "auth" version is read
+in the round trip that counted the request (platform/ratelimit.py) and the kept principal compared
+with it. A route that keeps its answers (`KeptAnswer`, e.g. GET /api/inventory/{sku}) is answered
+here on a hit, role checked, before FastAPI's router; a miss goes on to the route.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from anyio import to_thread
@@ -29,7 +34,7 @@ from minimarket.accounts.keys import (AUTH_VERSION, LAST_USED_RESOLUTION, Princi
                                       key_digest, key_prefix, touch_last_used)
 from minimarket.accounts.sessions import CSRF_HEADER, SESSION_COOKIE, load_session, refresh_session
 from minimarket.platform.errors import database_unavailable_body, error_body
-from minimarket.platform.read_cache import note_narrow
+from minimarket.platform.read_cache import note_narrow, request_versions, token_of
 
 log = structlog.get_logger("minimarket.auth")
 AUTH_FAILURES = Counter("minimarket_auth_failures_total", "/api requests refused by authentication or role",
@@ -76,17 +81,26 @@ def api_key_caller(scope: dict[str, Any], app: Any) -> Caller | Refusal:  # noqa
 
     A verified key is kept (by its SHA-256, never the key) in `app.state.key_cache` under the
     "auth" version, which every revocation bumps after its commit: a revoked key is refused by
-    the next request in every process sharing the cache. Refusals are never kept.
+    the next request in every process sharing the cache. Refusals are never kept. Blocking (it
+    reads the version itself): for worker threads; the gate checks a kept key on the event loop.
     """
     presented = header(scope, b"x-api-key")
     if not presented and session_token(scope):
         return session_caller(scope, app)
     if not presented:
         return Refusal("missing", MESSAGES["missing"])
-    db = app.state.db
     keys = getattr(app.state, "key_cache", None)
     digest = key_digest(presented)
     kept, token = keys.get(digest, (AUTH_VERSION,)) if keys is not None else (None, None)
+    return verified_key(app, presented, digest, kept, token)
+
+
+def verified_key(app: Any, presented: str, digest: str, kept: Any, token: tuple[str, ...] | None  # noqa: ANN401
+                 ) -> Caller | Refusal:
+    """The caller of a key, from what was kept under `token` (the "auth" version read before) or from
+    the database, then kept under `token`; writes the key's last use when it is due."""
+    db = app.state.db
+    keys = getattr(app.state, "key_cache", None)
     if kept is not None:
         principal, touched = kept
         if time.monotonic() - touched > LAST_USED_RESOLUTION.total_seconds():
@@ -103,18 +117,6 @@ def api_key_caller(scope: dict[str, Any], app: Any) -> Caller | Refusal:  # noqa
     if keys is not None:
         keys.put(digest, (principal, time.monotonic()), token)
     return _api_key_caller(principal)
-
-
-def kept_api_key_caller(scope: dict[str, Any], app: Any) -> Caller | None:  # noqa: ANN401
-    """The caller of a kept key when that needs no I/O (ReadCache.peek) and no last-use write; else None."""
-    presented = header(scope, b"x-api-key")
-    keys = getattr(app.state, "key_cache", None)
-    if not presented or keys is None:
-        return None
-    kept = keys.peek(key_digest(presented), (AUTH_VERSION,))
-    if kept is None or time.monotonic() - kept[1] > LAST_USED_RESOLUTION.total_seconds():
-        return None
-    return _api_key_caller(kept[0])
 
 
 def _api_key_caller(principal: Principal) -> Caller:
@@ -170,23 +172,37 @@ def _is_api(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+class KeptAnswer(Protocol):
+    """A route whose answers this process keeps (e.g. stock.product_reads.KeptProduct): the gate serves
+    a kept one on the event loop, before FastAPI's router; anything else goes on to the route."""
+
+    def depends_on(self, scope: dict[str, Any]) -> tuple[str, ...] | None:
+        """The cache versions this request's answer depends on; None: not this route."""
+
+    async def serve(self, scope: dict[str, Any], send: Any, caller: Caller) -> bool:  # noqa: ANN401
+        """Send the kept answer if there is one and `caller` may have it; False: the route answers."""
+
+
 class CallerGate:
     """Pure ASGI middleware: /api requests reach the app only with a valid credential."""
 
-    def __init__(self, app, *, checks: Mapping[str, CallerCheck] | None = None):  # noqa: ANN001
+    def __init__(self, app, *, checks: Mapping[str, CallerCheck] | None = None,  # noqa: ANN001
+                 answers: Sequence[KeptAnswer] = ()):
         self.app = app
         self.checks = dict(checks or {})
+        self.answers = tuple(answers)
+        self.wanted = versions_wanted(self.answers)
 
     async def __call__(self, scope, receive, send):  # noqa: ANN001
         if scope["type"] != "http" or not _is_api(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
-        check = self.checks.get(scope["path"], api_key_caller)
+        check = self.checks.get(scope["path"])
         try:
-            # A key verified moments ago and checked in memory needs no thread; anything that may touch the
-            # database or Redis goes to a worker thread, like FastAPI's sync dependencies.
-            outcome = (kept_api_key_caller(scope, scope["app"]) if check is api_key_caller else None) \
-                or await to_thread.run_sync(check, scope, scope["app"])
+            # The routes' own checks, sessions and keys not kept go to a worker thread (they may touch the
+            # database), like FastAPI's sync dependencies; a kept key is checked on the event loop.
+            outcome = await (to_thread.run_sync(check, scope, scope["app"]) if check is not None
+                             else _key_caller(scope, scope["app"], self.wanted))
         except (OperationalError, InterfaceError) as exc:
             log.error("database_unavailable", path=scope.get("path"), error=str(exc).splitlines()[0][:200])
             await _answer(send, 503, database_unavailable_body(), [(b"retry-after", b"5")])
@@ -202,7 +218,56 @@ class CallerGate:
         state = scope.setdefault("state", {})
         state["caller"] = outcome
         state["actor"] = outcome.actor
+        kept, _ = _kept_answer(scope, self.answers)
+        if kept is not None and await kept.serve(scope, send, outcome):
+            return
         await self.app(scope, receive, send)
+
+
+def versions_wanted(answers: Sequence[KeptAnswer]) -> Callable[[dict[str, Any]], tuple[str, ...]]:
+    """What the rate limiter's round trip reads for the gate: "auth" for a request with an API key
+    (while verified keys are kept), and the versions of a kept answer it may serve."""
+
+    def wanted(scope: dict[str, Any]) -> tuple[str, ...]:
+        keys = getattr(scope["app"].state, "key_cache", None)
+        if keys is None or not keys.enabled or not _is_api(scope.get("path", "")) or not header(scope, b"x-api-key"):
+            return ()
+        return (AUTH_VERSION, *_kept_answer(scope, answers)[1])
+
+    return wanted
+
+
+_KEPT = "kept_answer"  # scope["state"]: the KeptAnswer that may serve this request, and its versions
+
+
+def _kept_answer(scope: dict[str, Any], answers: Sequence[KeptAnswer]) -> tuple[KeptAnswer | None, tuple[str, ...]]:
+    state = scope.setdefault("state", {})
+    found = state.get(_KEPT)
+    if found is None:
+        found = (None, ())
+        for kept in answers:
+            names = kept.depends_on(scope)
+            if names is not None:
+                found = (kept, names)
+                break
+        state[_KEPT] = found
+    return found
+
+
+async def _key_caller(scope: dict[str, Any], app: Any,  # noqa: ANN401
+                      wanted: Callable[[dict[str, Any]], tuple[str, ...]]) -> Caller | Refusal:
+    presented = header(scope, b"x-api-key")
+    keys = getattr(app.state, "key_cache", None)
+    if not presented or keys is None or not keys.enabled:
+        return await to_thread.run_sync(api_key_caller, scope, app)
+    # One round trip for every version this request may need (none if the rate limiter read them).
+    versions = await request_versions(scope, app.state.cache, wanted(scope))
+    token = token_of(versions, (AUTH_VERSION,))
+    digest = key_digest(presented)
+    kept = keys.kept(digest, token)
+    if kept is not None and time.monotonic() - kept[1] <= LAST_USED_RESOLUTION.total_seconds():
+        return _api_key_caller(kept[0])
+    return await to_thread.run_sync(verified_key, app, presented, digest, kept, token)
 
 
 async def _answer(send, status: int, payload: dict, headers: list[tuple[bytes, bytes]]) -> None:  # noqa: ANN001

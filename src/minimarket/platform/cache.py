@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import redis
 
 from minimarket.platform.metrics import CACHE_HITS, CACHE_MISSES
+from minimarket.platform.redis_batch import RedisBatcher
 
 
 def _count(kind: str, value: Any | None) -> Any | None:
@@ -87,12 +88,27 @@ class MemoryCache:
 class RedisCache:
     kind = "redis"
 
+    # Bump each version; one that does not exist yet starts at a random number (like a first read does),
+    # never at 1, so a Redis that restarted empty cannot hand out a version some process kept before.
+    _BUMP = """
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCR', KEYS[i]) else redis.call('SET', KEYS[i], ARGV[1]) end
+end
+return #KEYS
+"""
+
     def __init__(self, url: str, prefix: str = "minimarket:"):
         self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._prefix = prefix
+        self._bump_script = self._client.register_script(self._BUMP)
         # Bumps that failed while Redis was down: sent before anything is read from it again.
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
+        # The event loop's way in (requests): versions read in shared batches, owed bumps sent first.
+        self.batcher = RedisBatcher(url, owed=self._take_pending, give_back=self._give_back)
+
+    def version_key(self, name: str) -> str:
+        return f"{self._prefix}v:{name}"
 
     def get_json(self, key: str) -> Any | None:
         try:
@@ -116,11 +132,13 @@ class RedisCache:
             pass
 
     def ping(self) -> None:
+        """Redis answers; the bumps owed since an outage go out with the first answer (as /health probes)."""
         self._client.ping()
+        self._flush_pending()
 
     def versions(self, names: list[str]) -> list[str] | None:
         """The current versions, or None when Redis does not answer (nothing cached may be trusted)."""
-        keys = [f"{self._prefix}v:{name}" for name in names]
+        keys = [self.version_key(name) for name in names]
         try:
             self._flush_pending()
             values = self._client.mget(keys)
@@ -140,13 +158,27 @@ class RedisCache:
             return
         try:
             self._flush_pending()
-            pipe = self._client.pipeline(transaction=False)
-            for name in names:
-                pipe.incr(f"{self._prefix}v:{name}")
-            pipe.execute()
+            self._bump_script(keys=[self.version_key(name) for name in names], args=[secrets.randbits(62)])
         except redis.RedisError:
             with self._pending_lock:
                 self._pending.update(names)
+
+    @property
+    def owes_bumps(self) -> bool:
+        return bool(self._pending)
+
+    def _take_pending(self) -> list[str]:
+        """The owed bumps as keys, handed to the next batch (RedisBatcher sends them before its reads)."""
+        if not self._pending:
+            return []
+        with self._pending_lock:
+            names, self._pending = sorted(self._pending), set()
+        return [self.version_key(name) for name in names]
+
+    def _give_back(self, keys) -> None:  # noqa: ANN001 - the batch that carried them failed
+        cut = len(self.version_key(""))
+        with self._pending_lock:
+            self._pending.update(key[cut:] for key in keys)
 
     def _flush_pending(self) -> None:
         if not self._pending:
@@ -154,10 +186,7 @@ class RedisCache:
         with self._pending_lock:
             names, self._pending = list(self._pending), set()
         try:
-            pipe = self._client.pipeline(transaction=False)
-            for name in names:
-                pipe.incr(f"{self._prefix}v:{name}")
-            pipe.execute()
+            self._bump_script(keys=[self.version_key(name) for name in names], args=[secrets.randbits(62)])
         except redis.RedisError:
             with self._pending_lock:
                 self._pending.update(names)

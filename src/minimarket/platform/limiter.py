@@ -7,18 +7,17 @@ counts in its own memory instead (the limits still hold, per process), says so i
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis
-import redis.asyncio
 import structlog
 from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
+
+from minimarket.platform.redis_batch import BackendDown, RedisBatcher
 
 log = structlog.get_logger("minimarket.ratelimit")
 
@@ -44,6 +43,12 @@ class Limiter(Protocol):
 
     async def hit(self, bucket: str, window: int) -> Window:
         """Add one to `bucket` (opening a window of `window` s if none) and return it."""
+        ...
+
+    async def hit_reading(self, bucket: str, window: int, keys: tuple[str, ...] | list[str]
+                          ) -> tuple[Window, list[str] | None]:
+        """`hit`, and the values of `keys` (cache versions) read from Redis in the same round trip;
+        None when they could not be read."""
         ...
 
     async def close(self) -> None: ...
@@ -73,61 +78,40 @@ class MemoryLimiter:
                 self._buckets.popitem(last=False)
             return Window(int(entry[0]), entry[1] - now)
 
+    async def hit_reading(self, bucket: str, window: int, keys: tuple[str, ...] | list[str]  # noqa: ARG002
+                          ) -> tuple[Window, None]:
+        return await self.hit(bucket, window), None  # no Redis: nothing to read
+
     async def close(self) -> None:
         return None
 
 
-# INCR and the expiry in one atomic step, so replicas share one window and a crash between
-# the two can never leave a counter without expiry.
-_HIT_LUA = """
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {n, ttl}
-"""
-
-
-class BackendDown(Exception):
-    """Redis did not answer."""
-
-
 class RedisLimiter:
-    """Windows in Redis under `minimarket:rl:`, shared by every replica and service."""
+    """Windows in Redis under `minimarket:rl:`, shared by every replica and service.
+
+    Counted through the app's RedisBatcher (platform/redis_batch.py): the INCR and the expiry in one
+    atomic script, in the same round trip as the cache versions the request's answer depends on
+    (`hit_reading`), shared with the other requests of the same event-loop turn.
+    """
 
     kind = "redis"
     degraded = False
 
-    def __init__(self, url: str, *, timeout: float = 0.25):
-        self._url = url
-        self._timeout = timeout
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: redis.asyncio.Redis | None = None
-        self._script = None
-
-    def _connection(self):  # noqa: ANN202
-        # An asyncio client belongs to one event loop; a new loop (a new TestClient) gets a new client.
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = redis.asyncio.Redis.from_url(self._url, socket_timeout=self._timeout,
-                                                        socket_connect_timeout=self._timeout)
-            self._script = self._client.register_script(_HIT_LUA)
-            self._loop = loop
-        return self._script
+    def __init__(self, url: str, *, timeout: float = 0.5, batcher: RedisBatcher | None = None):
+        self._batcher = batcher or RedisBatcher(url, timeout=timeout)
 
     async def hit(self, bucket: str, window: int) -> Window:
-        try:
-            n, ttl = await self._connection()(keys=[PREFIX + bucket], args=[window * 1000])
-        except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
-            raise BackendDown(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
-        return Window(int(n), int(ttl) / 1000)
+        counted, _ = await self.hit_reading(bucket, window, ())
+        return counted
+
+    async def hit_reading(self, bucket: str, window: int, keys: tuple[str, ...] | list[str]
+                          ) -> tuple[Window, list[str]]:
+        """Count one hit and read the values of `keys` (cache versions) in one round trip."""
+        count, reset_in, values = await self._batcher.run(PREFIX + bucket, window, keys)
+        return Window(int(count), reset_in), values
 
     async def close(self) -> None:
-        if self._client is not None and self._loop is asyncio.get_running_loop():
-            await self._client.aclose()
-        self._client = None
+        await self._batcher.close()
 
 
 class FallbackLimiter:
@@ -154,9 +138,16 @@ class FallbackLimiter:
         return self._down_since is not None
 
     async def hit(self, bucket: str, window: int) -> Window:
+        counted, _ = await self.hit_reading(bucket, window, ())
+        return counted
+
+    async def hit_reading(self, bucket: str, window: int, keys: tuple[str, ...] | list[str]
+                          ) -> tuple[Window, list[str] | None]:
+        """Count one hit and read `keys` from Redis; while Redis does not answer, count in memory and
+        read nothing (None)."""
         if self._down_since is None or time.monotonic() >= self._retry_at:
             try:
-                counted = await self._primary.hit(bucket, window)
+                counted = await self._primary.hit_reading(bucket, window, keys)
             except BackendDown as exc:
                 self._retry_at = time.monotonic() + self.RETRY_SECONDS
                 if self._down_since is None:  # one line per outage, not one per request
@@ -168,14 +159,15 @@ class FallbackLimiter:
                     self._down_since = None
                 return counted
         RATELIMIT_BACKEND_ERRORS.inc()
-        return await self._fallback.hit(bucket, window)
+        return await self._fallback.hit(bucket, window), None
 
     async def close(self) -> None:
         await self._primary.close()
 
 
-def make_limiter(redis_url: str | None) -> Limiter:
-    return FallbackLimiter(RedisLimiter(redis_url)) if redis_url else MemoryLimiter()
+def make_limiter(redis_url: str | None, *, batcher: RedisBatcher | None = None) -> Limiter:
+    """Redis (through `batcher`, the cache's, when given) with the memory fallback; memory alone without Redis."""
+    return FallbackLimiter(RedisLimiter(redis_url, batcher=batcher)) if redis_url else MemoryLimiter()
 
 
 class LimiterCollector:

@@ -6,6 +6,10 @@ app runs, so a refused request never reaches the database. The client IP's windo
 failed authentication: every 401 the app (its caller gate) answers. Once the IP's window is
 full, its 401s become 429s until the window ends; a valid key behind the same IP (every till
 behind the store's NAT) is never refused on the IP's account.
+
+The same round trip that counts a key's request reads the cache versions its answer will depend
+on (`reads`, platform/read_cache.py), so a kept answer costs one Redis round trip, shared with the
+other requests of the same event-loop turn.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import math
 import socket
 import time
+from collections.abc import Callable
 
 import structlog
 from prometheus_client import Counter
@@ -24,6 +29,7 @@ from prometheus_client import Counter
 from minimarket.config import Settings, csv_list
 from minimarket.platform.errors import error_body
 from minimarket.platform.limiter import Limiter, Window, make_limiter
+from minimarket.platform.read_cache import VERSIONS
 
 log = structlog.get_logger("minimarket.ratelimit")
 
@@ -82,6 +88,8 @@ class ClientAddress:
         self._resolved = found
 
     def _is_trusted(self, address: str) -> bool:
+        if not self._networks and not self._resolved:
+            return False  # no proxy configured (the default): nothing to parse
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
@@ -133,8 +141,13 @@ class RateLimited:
     """Pure ASGI middleware: 429 with Retry-After when the key's window is full, or for a failed
     authentication once the IP's window is full."""
 
-    def __init__(self, app, *, settings: Settings, limiter: Limiter | None = None):  # noqa: ANN001
+    def __init__(self, app, *, settings: Settings, limiter: Limiter | None = None,  # noqa: ANN001
+                 reads: Callable[[dict], tuple[str, ...]] | None = None, version_key: Callable[[str], str] = str):
+        """`reads(scope)`: the cache versions this request's answer will depend on, read in the round
+        trip that counts it (`version_key` names their Redis keys) and left in scope["state"]."""
         self.app = app
+        self.reads = reads
+        self.version_key = version_key
         self.enabled = settings.rate_limit_enabled
         self.per_key = settings.rate_limit_per_key
         self.per_ip = settings.rate_limit_per_ip
@@ -157,7 +170,13 @@ class RateLimited:
             return
         presented = _credential(scope)
         if presented:
-            mine = await self.limiter.hit(key_bucket(presented), self.window)
+            names = self.reads(scope) if self.reads is not None else ()
+            if names:
+                mine, values = await self.limiter.hit_reading(key_bucket(presented), self.window,
+                                                              [self.version_key(name) for name in names])
+                scope["state"][VERSIONS] = None if values is None else dict(zip(names, values, strict=True))
+            else:
+                mine = await self.limiter.hit(key_bucket(presented), self.window)
             if mine.count > self.per_key:
                 await self._refuse(send, "key", self.per_key, mine, ip=ip, prefix=key_prefix(presented),
                                    announce=mine.count == self.per_key + 1)

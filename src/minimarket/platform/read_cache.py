@@ -1,17 +1,22 @@
 """Cached reads on the hot path, correct across processes: a value is served only while the
 versions it was read under have not moved.
 
-A reader fetches the versions of what a value depends on (one MGET on Redis, a dict lookup in
-memory) *before* it reads the database, and keeps the value under them; a writer bumps them
-*after* its commit (`invalidate_after_commit`, wired into `Database.write`). So a read that
-starts after a write's answer went out never meets a value older than that write, in any
-process sharing the cache. The values themselves stay in this process (no decoding, no
-network for the value); only the versions are shared.
+A reader fetches the versions of what a value depends on *before* it reads the database, and keeps
+the value under them; a writer bumps them *after* its commit (`invalidate_after_commit`, wired into
+`Database.write`), before its answer goes out. So a read that starts after a write's answer went
+out never meets a value older than that write, in any process sharing the cache. The values
+themselves stay in this process (no decoding, no network for the value); only the versions are
+shared, in Redis.
+
+A request reads its versions on the event loop (`request_versions`): in the rate limiter's round trip
+when that one counts the request, else in a round trip of its own; both go in the open batch of
+platform/redis_batch.py, which is sent after the request joined it. Code in a worker thread reads
+them with `ReadCache.get` (one MGET).
 
 When the versions cannot be read (Redis down) nothing cached is served and everything kept is
 dropped: reads go to the database until Redis answers again. Bumps that failed meanwhile are sent
-first thing when it does (`RedisCache._flush_pending`); `ttl` bounds what a process that saw no
-request during the outage could still hold.
+first thing when it does; `ttl` bounds what a process that saw no request during the outage could
+still hold.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 from minimarket.platform.cache import Cache
 from minimarket.platform.metrics import CACHE_HITS, CACHE_MISSES
+from minimarket.platform.redis_batch import BackendDown
 
 # session.info keys a write unit of work uses to say what it changed (read by invalidate_after_commit).
 BUMP = "cache_bump"  # set of version names to bump
@@ -58,6 +64,37 @@ def invalidate_after_commit(cache: Cache) -> Callable[[dict], None]:
     return bump
 
 
+VERSIONS = "versions"  # scope["state"]: {name: version} read by this request; None: Redis did not answer
+
+
+def seen_versions(scope: dict) -> dict[str, str] | None:
+    """The versions this request has read so far ({} if none; None if Redis did not answer it)."""
+    return scope.get("state", {}).get(VERSIONS, {})
+
+
+async def request_versions(scope: dict, cache: Cache, names: tuple[str, ...]) -> dict[str, str] | None:
+    """The versions `names` for this request, read on the event loop after the request started (or
+    already read by the rate limiter's round trip); None when Redis does not answer."""
+    state = scope.setdefault("state", {})
+    seen = state.get(VERSIONS, {})
+    if seen is None:
+        return None
+    missing = [name for name in names if name not in seen]
+    if not missing:
+        return seen
+    batcher = getattr(cache, "batcher", None)
+    if batcher is None:
+        state[VERSIONS] = None
+        return None
+    try:
+        _, _, values = await batcher.run(None, 0, [cache.version_key(name) for name in missing])
+    except BackendDown:
+        state[VERSIONS] = None
+        return None
+    seen = state[VERSIONS] = {**seen, **dict(zip(missing, values, strict=True))}
+    return seen
+
+
 class ReadCache:
     """A bounded LRU of values kept under the versions they were read with."""
 
@@ -68,40 +105,43 @@ class ReadCache:
         self._max = max_items
         self._items: OrderedDict[str, tuple[float, tuple[str, ...], Any]] = OrderedDict()
         self._lock = threading.Lock()
+        self._hits = CACHE_HITS.labels(cache.kind)
+        self._misses = CACHE_MISSES.labels(cache.kind)
+        batcher = getattr(cache, "batcher", None)
+        if enabled and batcher is not None:
+            batcher.failure_listeners.append(self.clear)  # Redis stopped answering: trust nothing kept
 
     def get(self, key: str, depends_on: Iterable[str]) -> tuple[Any | None, tuple[str, ...] | None]:
-        """(the kept value or None, the token to `put` a fresh value with; None: do not keep it)."""
+        """(the kept value or None, the token to `put` a fresh value with; None: do not keep it).
+
+        Reads the versions itself (blocking: for worker threads); on the event loop use
+        `request_versions` and `kept`."""
         if not self.enabled:
             return None, None
         seen = self.cache.versions(list(depends_on))
         if seen is None:
             self.clear()
-            CACHE_MISSES.labels(self.cache.kind).inc()
+            self._misses.inc()
             return None, None
         token = tuple(seen)
-        now = time.monotonic()
-        with self._lock:
-            item = self._items.get(key)
-            if item is not None and item[0] > now and item[1] == token:
-                self._items.move_to_end(key)
-                CACHE_HITS.labels(self.cache.kind).inc()
-                return item[2], token
-        CACHE_MISSES.labels(self.cache.kind).inc()
-        return None, token
+        return self.kept(token=token, key=key), token
 
-    def peek(self, key: str, depends_on: Iterable[str]) -> Any | None:  # noqa: ANN401
-        """The kept value when it can be checked without I/O (in-process versions), else None: lets the
-        event loop answer a hit without a worker thread; with Redis the caller goes through `get`."""
-        if not self.enabled or self.cache.kind != "memory":
+    def kept(self, key: str, token: tuple[str, ...] | None, *, count: bool = True) -> Any | None:  # noqa: ANN401
+        """The value kept under exactly these versions, or None (a miss); no I/O."""
+        if token is None or not self.enabled:
+            if count:
+                self._misses.inc()
             return None
-        token = tuple(self.cache.versions(list(depends_on)) or ())
         with self._lock:
             item = self._items.get(key)
-            if item is None or item[0] <= time.monotonic() or item[1] != token:
-                return None
-            self._items.move_to_end(key)
-        CACHE_HITS.labels(self.cache.kind).inc()
-        return item[2]
+            if item is not None and item[1] == token and item[0] > time.monotonic():
+                self._items.move_to_end(key)
+                if count:
+                    self._hits.inc()
+                return item[2]
+        if count:
+            self._misses.inc()
+        return None
 
     def put(self, key: str, value: Any, token: tuple[str, ...] | None) -> None:  # noqa: ANN401
         if token is None or not self.enabled:
@@ -119,3 +159,13 @@ class ReadCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+def token_of(versions: dict[str, str] | None, names: Iterable[str]) -> tuple[str, ...] | None:
+    """The token (versions in `names` order) to keep or look up a value with; None: keep nothing."""
+    if versions is None:
+        return None
+    try:
+        return tuple(versions[name] for name in names)
+    except KeyError:
+        return None

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from minimarket.accounts.audit import Context
 from minimarket.accounts.permissions import CATALOG_WRITE, READ
@@ -51,12 +50,15 @@ async def list_inventory(
 @read_router.get("/inventory/{sku}", response_model=ProductDetail, summary="Un producto (por SKU o código de barras)")
 async def get_product(sku: Annotated[str, Path(max_length=60)], request: Request,
                       _ctx: Context = Depends(require(READ))) -> Response:
-    # The answer's bytes, kept until the product or the catalogue changes (stock.product_reads); a hit
-    # checked in memory is answered on the event loop, anything else in a worker thread.
-    state = request.app.state
-    body = product_reads.kept_json(state.product_cache, sku) or await run_in_threadpool(
-        product_reads.product_json, state.db, state.product_cache, sku)
-    return Response(body, media_type="application/json")
+    # A kept answer never gets here: the caller gate serves it (kept_product below). This is a miss: read
+    # in a worker thread and kept under the versions the request read before (stock.product_reads).
+    return Response(await product_reads.product_answer(request.scope, request.app.state, sku),
+                    media_type="application/json")
+
+
+# GET /api/inventory/{sku} answered from the kept bytes by the caller gate (apps.py registers it).
+kept_product = product_reads.KeptProduct(
+    route=next(r for r in read_router.routes if getattr(r, "endpoint", None) is get_product), permission=READ)
 
 
 @write_router.post("/inventory", status_code=201, response_model=ProductDetail, summary="Dar de alta un producto")

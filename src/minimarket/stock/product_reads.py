@@ -4,13 +4,30 @@ Kept under two versions: the product's own (`product:<SKU>`, bumped by every sto
 of it, after the commit: stock.ledger) and the whole catalogue's (`catalog`, bumped by any
 other write: prices, names, suppliers, categories). A barcode is answered from the database
 each time (its product's SKU, and so its version, is only known after the read).
+
+A hit is answered by the caller gate (`KeptProduct`, api/gate.py) on the event loop, before
+FastAPI's router, with the versions read in the request's one Redis round trip; a miss reaches the
+route, which reads the database in a worker thread and keeps the answer under those same versions
+(read before the database, so the kept answer is never older than they say).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+
 from minimarket.db import Database
-from minimarket.platform.read_cache import CATALOG, ReadCache, product_version
+from minimarket.platform.read_cache import CATALOG, ReadCache, product_version, request_versions, token_of
 from minimarket.stock.inventory import product_detail_by_ref
+
+if TYPE_CHECKING:
+    from minimarket.api.gate import Caller
+
+PREFIX = "/api/inventory/"
+MAX_REF = 60  # the route's Path(max_length=60): longer ones go on to be refused there
+_LOOKED = "product_cache_looked"  # scope["state"]: the gate already counted this request's hit or miss
+_HEADERS = (b"content-type", b"application/json")
 
 
 def _key(ref: str) -> tuple[str, str]:
@@ -19,18 +36,66 @@ def _key(ref: str) -> tuple[str, str]:
     return "product:" + sku, sku
 
 
-def kept_json(cache: ReadCache, ref: str) -> bytes | None:
-    """The kept answer when it can be checked without I/O (see ReadCache.peek), else None."""
-    key, sku = _key(ref)
-    return cache.peek(key, (CATALOG, product_version(sku)))
+def _depends_on(sku: str) -> tuple[str, str]:
+    return CATALOG, product_version(sku)
 
 
-def product_json(db: Database, cache: ReadCache, ref: str) -> bytes:
-    """The JSON of ProductDetail for a SKU or barcode; NotFound when neither exists."""
+class KeptProduct:
+    """GET /api/inventory/{sku} served from the kept answer by the caller gate (see api.gate.KeptAnswer).
+
+    `route` is the route it stands for (scope["route"]: the metrics and the log name its template, as
+    for any answer of the route); `permission` the roles the route requires."""
+
+    def __init__(self, route: Any, permission: frozenset[str]):  # noqa: ANN401
+        self.route = route
+        self.permission = permission
+
+    def depends_on(self, scope: dict[str, Any]) -> tuple[str, ...] | None:
+        path = scope["path"]
+        if scope["method"] != "GET" or not path.startswith(PREFIX):
+            return None
+        ref = path[len(PREFIX):]
+        if not ref or "/" in ref or len(ref) > MAX_REF:
+            return None
+        return _depends_on(_key(ref)[1])
+
+    async def serve(self, scope: dict[str, Any], send: Any, caller: "Caller") -> bool:  # noqa: ANN401
+        if caller.role not in self.permission:
+            return False  # the route refuses it (403, counted and logged there)
+        state = scope["app"].state
+        cache: ReadCache = state.product_cache
+        if not cache.enabled:
+            return False
+        key, sku = _key(scope["path"][len(PREFIX):])
+        names = _depends_on(sku)
+        body = cache.kept(key, token_of(await request_versions(scope, state.cache, names), names))
+        scope["state"][_LOOKED] = True
+        if body is None:
+            return False
+        scope["route"] = self.route
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode()), _HEADERS]})
+        await send({"type": "http.response.body", "body": body})
+        return True
+
+
+async def product_answer(scope: dict[str, Any], state: Any, ref: str) -> bytes:  # noqa: ANN401
+    """The JSON of ProductDetail for a SKU or barcode (kept, or read in a worker thread and kept);
+    NotFound when neither exists."""
+    cache: ReadCache = state.product_cache
     key, sku = _key(ref)
-    kept, token = cache.get(key, (CATALOG, product_version(sku)))
-    if kept is not None:
-        return kept
+    token = None
+    if cache.enabled:
+        names = _depends_on(sku)
+        token = token_of(await request_versions(scope, state.cache, names), names)
+        kept = cache.kept(key, token, count=not scope.get("state", {}).get(_LOOKED))
+        if kept is not None:
+            return kept
+    return await run_in_threadpool(_from_database, state.db, cache, ref, key, sku, token)
+
+
+def _from_database(db: Database, cache: ReadCache, ref: str, key: str, sku: str,
+                   token: tuple[str, ...] | None) -> bytes:
     with db.lookup() as session:
         detail = product_detail_by_ref(session, ref)
     body = detail.model_dump_json().encode()
