@@ -34,7 +34,7 @@ from minimarket.accounts.keys import (AUTH_VERSION, LAST_USED_RESOLUTION, Princi
                                       key_digest, key_prefix, touch_last_used)
 from minimarket.accounts.sessions import CSRF_HEADER, SESSION_COOKIE, load_session, refresh_session
 from minimarket.platform.errors import database_unavailable_body, error_body
-from minimarket.platform.read_cache import note_narrow, request_versions, token_of
+from minimarket.platform.read_cache import VERSIONS, note_narrow, request_versions, token_of
 
 log = structlog.get_logger("minimarket.auth")
 AUTH_FAILURES = Counter("minimarket_auth_failures_total", "/api requests refused by authentication or role",
@@ -237,6 +237,7 @@ def versions_wanted(answers: Sequence[KeptAnswer]) -> Callable[[dict[str, Any]],
     return wanted
 
 
+_UNREAD = object()
 _KEPT = "kept_answer"  # scope["state"]: the KeptAnswer that may serve this request, and its versions
 
 
@@ -261,7 +262,9 @@ async def _key_caller(scope: dict[str, Any], app: Any,  # noqa: ANN401
     if not presented or keys is None or not keys.enabled:
         return await to_thread.run_sync(api_key_caller, scope, app)
     # One round trip for every version this request may need (none if the rate limiter read them).
-    versions = await request_versions(scope, app.state.cache, wanted(scope))
+    versions = scope.setdefault("state", {}).get(VERSIONS, _UNREAD)
+    if versions is _UNREAD:
+        versions = await request_versions(scope, app.state.cache, wanted(scope))
     token = token_of(versions, (AUTH_VERSION,))
     digest = key_digest(presented)
     kept = keys.kept(digest, token)
