@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from minimarket.accounts.audit import Context
 from minimarket.accounts.permissions import CATALOG_WRITE, READ
