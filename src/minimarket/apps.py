@@ -25,7 +25,7 @@ from minimarket.platform.read_cache import ReadCache, invalidate_after_commit
 from minimarket.stock.list_reads import PageCache
 from minimarket.platform.docs import install_docs
 from minimarket.platform.errors import install_error_handlers
-from minimarket.platform.http import ObservedApp
+from minimarket.platform.http import ObservedApp, route_table
 from minimarket.platform.idempotency import purge_expired
 from minimarket.platform.limiter import LimiterCollector, make_limiter
 from minimarket.platform.ratelimit import RateLimited
@@ -152,6 +152,8 @@ def create_app(service: str = "all", settings: Settings | None = None) -> FastAP
     app.include_router(operator)
     for router in ROUTERS[service]:
         app.include_router(router)
+    # The templates of answers given before routing (401, 429, 413), listed now rather than at the first one.
+    app.state.route_templates = route_table([operator, *ROUTERS[service]])
     if service in WEB_SERVICES:
         install_web(app)  # `/` is Inicio (or the login page); the API documentation stays at /docs
     else:

@@ -198,3 +198,30 @@ def test_metric_series_past_the_cache_are_still_counted(database_url: str) -> No
             assert count("200") - ok == 3 and missing() - unmatched == 3
     finally:
         app.state.db.dispose()
+
+
+def test_answers_before_routing_are_labelled_without_building_the_openapi_schema(database_url: str) -> None:
+    """A 401 from the caller gate (and 429, 413) is counted under its route's template from the table
+    create_app lists; app.openapi() is never built on the event loop for it (it took seconds when loaded)."""
+    app = create_app("deposito", make_settings(database_url))
+
+    def no_schema() -> dict:
+        raise AssertionError("app.openapi() built to label an answer given before routing")
+
+    try:
+        app.openapi = no_schema
+        with TestClient(app) as client:
+            def refused(endpoint: str, method: str) -> float:
+                return REGISTRY.get_sample_value("http_requests_total", {
+                    "service": "deposito", "method": method, "endpoint": endpoint, "status": "401"}) or 0.0
+
+            before = (refused("/api/inventory/{sku}", "GET"), refused("/api/inventory/{sku}/movements", "POST"),
+                      refused("<sin_ruta>", "GET"))
+            assert client.get("/api/inventory/ABC-1").status_code == 401
+            assert client.post("/api/inventory/ABC-1/movements", json={}).status_code == 401
+            assert client.get("/api/no-existe").status_code == 401
+            after = (refused("/api/inventory/{sku}", "GET"), refused("/api/inventory/{sku}/movements", "POST"),
+                     refused("<sin_ruta>", "GET"))
+            assert [b - a for a, b in zip(before, after)] == [1, 1, 1]
+    finally:
+        app.state.db.dispose()
