@@ -40,13 +40,20 @@ TERMS = ["yerba", "galletitas", "coca", "aceite", "ALC-00", "lavandina", "queso"
 
 
 def prime(base: str, paths: list[str], header: str, workers: int) -> None:
-    """Read each path just before it is measured, as a store's busy hour reads its products: twice per
-    process (a list page is kept at its second read), on new connections so every worker gets some. A kept
-    answer lives 60 s (platform/read_cache), so each row reads its own paths right before its run."""
+    """Read each path just before it is measured, as a store's busy hour reads its products: at least twice
+    per process (a list page is kept at its second read). One kept-alive connection with 1 process; with
+    more, 6 per process, each reading every path once (each connection lands on one of the processes).
+    A kept answer lives 60 s (platform/read_cache), so each row reads its own paths right before its run."""
     name, value = header.split(": ", 1)
-    for _ in range(2 * workers + (2 if workers > 1 else 0)):
-        for path in paths:
-            httpx.get(base + path.lstrip("/"), headers={name: value}, timeout=60)
+    clients = [httpx.Client(headers={name: value}, timeout=60) for _ in range(1 if workers == 1 else 6 * workers)]
+    try:
+        for _ in range(2 if workers == 1 else 1):
+            for client in clients:
+                for path in paths:
+                    client.get(base + path.lstrip("/"))
+    finally:
+        for client in clients:
+            client.close()
 
 
 def app_workloads(base: str, store: dict, workers: int, run: dict) -> list[Result]:
