@@ -17,11 +17,22 @@ from minimarket.accounts.keys import create_api_key
 from minimarket.apps import create_app
 from minimarket.config import Settings
 from minimarket.migrations.runner import upgrade
-from tests.helpers import ReusedPgDatabase, create_pg_database, drop_pg_database, make_settings, need_postgres
+from tests.helpers import (
+    REDIS_URL,
+    ReusedPgDatabase,
+    create_pg_database,
+    drop_pg_database,
+    make_settings,
+    need_postgres,
+)
 
 
 TESTS = Path(__file__).parent
 SLOW_LAYERS = ("e2e", "deploy", "observability")  # each a marker: `pytest -m "not e2e and not deploy …"`
+
+
+def pytest_report_header() -> str:
+    return f"Redis de prueba: {REDIS_URL} (la corrida la toma mientras dura; tests/helpers.py)"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

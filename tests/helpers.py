@@ -7,9 +7,12 @@ that needs an unreachable one is skipped; with CI set it fails instead, so CI ne
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import socket
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,8 +30,69 @@ from minimarket.config import Settings
 from minimarket.db import Database
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = bool(os.environ.get("CI"))
+
+# A test run holds its Redis database: two runs on one database share the app's keys ("minimarket:…":
+# versions, kept answers, rate-limit counters of key id 1) and each sees the other's (a hit counted
+# twice, a 429 nobody asked for). The claim lives CLAIM_SECONDS and is renewed while the run lasts.
+REDIS_CLAIM = "minimarket-tests:run"  # who holds the database now (host:pid), with a TTL
+REDIS_MARK = "minimarket-tests:db"  # set once a test run used the database: another run may take it
+CLAIM_SECONDS = 60
+
+
+def _claim_redis_db(url: str) -> str:
+    """`url` if no other live test run holds its database, else the first other database (15 down to 0)
+    that is free and empty or used only by test runs; the one taken is held until this process exits.
+
+    Without Redis the URL is returned as is (need_redis() skips or fails the tests that need it).
+    """
+    first = make_url(url)
+    preferred = int(first.database or 0)
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    for number in [preferred, *(n for n in range(15, -1, -1) if n != preferred)]:
+        candidate = first.set(database=str(number)).render_as_string(hide_password=False)
+        try:
+            client = redis.Redis.from_url(candidate, socket_connect_timeout=1, socket_timeout=5)
+            if number != preferred and client.dbsize() and not client.exists(REDIS_MARK):
+                continue  # somebody's bench or app data, not a test run's
+            if not client.set(REDIS_CLAIM, me, nx=True, ex=CLAIM_SECONDS):
+                continue  # another run is using it right now
+        except redis.RedisError:
+            return url
+        client.set(REDIS_MARK, "1")
+        _hold(client, me)
+        return candidate
+    raise RuntimeError(f"ninguna base de Redis libre para las pruebas en {first.host}:{first.port} "
+                       "(cada corrida toma una mientras dura)")
+
+
+def _hold(client: redis.Redis, me: str) -> None:
+    """Renew the claim every third of its life while this process runs; drop it at exit."""
+    done = threading.Event()
+    renew = client.register_script("if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                   "return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0")
+    release = client.register_script("if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                     "return redis.call('DEL', KEYS[1]) end return 0")
+
+    def keep() -> None:
+        while not done.wait(CLAIM_SECONDS / 3):
+            try:
+                renew(keys=[REDIS_CLAIM], args=[me, CLAIM_SECONDS])
+            except redis.RedisError:
+                pass  # a Redis test cut the connection for a moment: the next round renews it
+
+    def drop() -> None:
+        done.set()
+        try:
+            release(keys=[REDIS_CLAIM], args=[me])
+        except redis.RedisError:
+            pass
+
+    threading.Thread(target=keep, name="redis-claim", daemon=True).start()
+    atexit.register(drop)
+
+
+REDIS_URL = _claim_redis_db(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 
 
 def _pg_url(url: str) -> str:
