@@ -189,8 +189,10 @@ def _add_middleware(app: FastAPI, service: str, settings: Settings, probes: Prob
     # Alertmanager's webhook brings its own bearer token instead of an API key.
     own_checks = ({alerts_api.WEBHOOK_PATH: alerts_api.webhook_caller}
                   if alerts_api.router in ROUTERS[service] else {})
-    # A kept GET /api/inventory/{sku} is answered by the gate, on the event loop, before the router.
-    kept = [inventory_api.kept_product] if inventory_api.read_router in ROUTERS[service] else []
+    # A kept GET /api/inventory/{sku} or page of GET /api/inventory is answered by the gate, on the event loop,
+    # before the router.
+    kept = ([inventory_api.kept_product, inventory_api.kept_list] if inventory_api.read_router in ROUTERS[service]
+            else [])
     app.add_middleware(CallerGate, checks=own_checks, answers=kept)
     app.add_middleware(RateLimited, settings=settings, limiter=app.state.ratelimiter, reads=versions_wanted(kept),
                        version_key=getattr(app.state.cache, "version_key", str))

@@ -113,10 +113,18 @@ def _stop(stop: threading.Event, workers: list[threading.Thread]) -> None:
         worker.join(timeout=60)
 
 
+def _listed(client: TestClient, key: str, sku: str) -> dict:
+    response = client.get("/api/inventory", headers={"X-API-Key": key}, params={"q": sku.lower(), "limit": 5})
+    assert response.status_code == 200, response.text
+    return next(item for item in response.json()["items"] if item["sku"] == sku)
+
+
 @pytest.mark.redis
-def test_concurrent_reads_never_see_a_movement_older_than_its_answer(replicas) -> None:  # noqa: ANN001
-    """Movements one after another on replica a, six readers at once on replica b: every read that
-    starts after a movement's answer went out shows at least that stock, batched or not."""
+@pytest.mark.parametrize("reader", [_product, _listed], ids=["product", "page"])
+def test_concurrent_reads_never_see_a_movement_older_than_its_answer(replicas, reader) -> None:  # noqa: ANN001
+    """Movements one after another on replica a, six readers at once on replica b (of the product, or of a
+    page of the list that shows it): every read that starts after a movement's answer went out shows at
+    least that stock, batched or not."""
     a, b = replicas
     key = new_key(a.app)
     create_product(a, {"X-API-Key": key}, "MATE-LOTE", initial_stock=0)
@@ -128,7 +136,7 @@ def test_concurrent_reads_never_see_a_movement_older_than_its_answer(replicas) -
 
     def read() -> None:
         floor = answered[0]  # read before the request starts
-        seen = Decimal(_product(b, key, "MATE-LOTE")["stock"])
+        seen = Decimal(reader(b, key, "MATE-LOTE")["stock"])
         reads[0] += 1
         if seen < floor:
             stale.append((floor, seen))
@@ -145,7 +153,7 @@ def test_concurrent_reads_never_see_a_movement_older_than_its_answer(replicas) -
     assert reads[0] > 60, reads
     assert max(batches) > 1, batches  # reads did share round trips
     assert _hits(b) > hits_before  # and some were answered from what b kept
-    assert Decimal(_product(b, key, "MATE-LOTE")["stock"]) == 30
+    assert Decimal(reader(b, key, "MATE-LOTE")["stock"]) == 30
     assert_ledger_clean(a.app)
 
 
@@ -233,6 +241,69 @@ def test_the_kept_product_is_never_served_to_a_caller_without_the_routes_role(re
     for path, method in [("/api/inventory/X/movements", "GET"), ("/api/inventory/", "GET"),
                          ("/api/inventory/X", "PATCH"), ("/api/inventory/" + "X" * 61, "GET")]:
         assert kept_product.depends_on({**scope, "path": path, "method": method}) is None, (path, method)
+
+
+@pytest.mark.redis
+def test_a_kept_page_is_answered_before_the_router_like_the_route_answers_it(replicas, monkeypatch) -> None:  # noqa: ANN001
+    """The caller gate serves a kept page of GET /api/inventory: same status, headers and bytes as the route's
+    answer, no database work, metrics and log under the route template; only a query string the route itself
+    accepted, and only to a caller with the route's role."""
+    from minimarket.stock import list_reads
+    from minimarket.stock.inventory_api import kept_list
+
+    a, _ = replicas
+    routed: list[int] = []
+    answer = list_reads.page_answer
+
+    async def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        routed.append(1)
+        return await answer(*args, **kwargs)
+
+    monkeypatch.setattr(list_reads, "page_answer", counted)
+    key = new_key(a.app, "lectura")
+    for n in (1, 2, 3):
+        create_product(a, {"X-API-Key": new_key(a.app)}, f"PAGINA-GATE-{n}", min_stock=5, initial_stock=n)
+    path = "/api/inventory?q=pagina-gate&low_stock=true&limit=2"
+    checkouts: list[int] = []
+    event.listen(a.app.state.db.engine, "checkout", lambda *_: checkouts.append(1))
+    first = a.get(path, headers={"X-API-Key": key})  # read by the route: its versions remembered
+    second = a.get(path, headers={"X-API-Key": key})  # read by the route under those versions, and kept
+    checkouts.clear()
+    routed.clear()
+    with structlog.testing.capture_logs() as logs:
+        hit = a.get(path, headers={"X-API-Key": key})
+    assert routed == [], "a kept page is answered before FastAPI's router"
+    assert checkouts == [], "a kept page needs no database connection"
+    assert hit.status_code == second.status_code == first.status_code == 200
+    assert hit.content == second.content == first.content
+    assert [item["sku"] for item in hit.json()["items"]] == ["PAGINA-GATE-1", "PAGINA-GATE-2"]
+    assert sorted(hit.headers.keys()) == sorted(second.headers.keys())
+    for name in ("content-type", "content-length", "cache-control", "content-security-policy"):
+        assert hit.headers[name] == second.headers[name], name
+    line = next(entry for entry in logs if entry["event"] == "request")
+    assert line["endpoint"] == "/api/inventory" and line["status"] == 200, line
+    assert line["actor"] == "apikey:rl-lectura", line
+    assert metric_value(a.get("/metrics").text, "http_requests_total", service="all", method="GET",
+                        endpoint="/api/inventory", status="200") >= 3
+    # What the route refuses is never known to the gate, whatever pages are kept.
+    for refused in ("limit=0", "limit=abc", "low_stock=quizas"):
+        assert a.get(f"/api/inventory?{refused}", headers={"X-API-Key": key}).status_code == 422, refused
+        assert a.get(f"/api/inventory?{refused}", headers={"X-API-Key": key}).status_code == 422, refused
+    assert a.get(path, headers={"X-API-Key": "mm_00000000.mala"}).status_code == 401
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/api/inventory", "app": a.app, "state": {},
+             "query_string": path.split("?", 1)[1].encode()}
+    assert kept_list.depends_on(scope) is not None
+    outsider = Caller(actor="webhook:alertmanager", principal_id="webhook", role=None)
+    assert asyncio.run(kept_list.serve(scope, send, outsider)) is False
+    assert sent == []
+    for other, method in [("/api/inventory/", "GET"), ("/api/inventory", "POST"), ("/api/inventoryx", "GET")]:
+        assert kept_list.depends_on({**scope, "path": other, "method": method, "state": {}}) is None, other
 
 
 def test_one_process_without_redis_keeps_nothing_and_reads_fresh(client, admin) -> None:  # noqa: ANN001

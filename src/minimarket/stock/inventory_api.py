@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from minimarket.accounts.audit import Context
 from minimarket.accounts.permissions import CATALOG_WRITE, READ
@@ -39,12 +38,11 @@ async def list_inventory(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     _ctx: Context = Depends(require(READ)),
 ) -> Response:
-    # The page's bytes, kept until a write changes what it lists or shows (stock.list_reads); read in a
-    # worker thread (the versions in Redis, then the database on a miss).
-    state = request.app.state
-    body = await run_in_threadpool(
-        list_reads.page_json, state.db, state.list_pages, q=q, category=category, supplier=supplier,
-        low_stock=low_stock, out_of_stock=out_of_stock, active=active, limit=limit, cursor=cursor)
+    # A kept page never gets here: the caller gate serves it (kept_list below). Kept or read in a worker thread
+    # and kept until a write changes what it lists or shows (stock.list_reads).
+    body = await list_reads.page_answer(request.scope, request.app.state, q=q, category=category, supplier=supplier,
+                                        low_stock=low_stock, out_of_stock=out_of_stock, active=active, limit=limit,
+                                        cursor=cursor)
     return Response(body, media_type="application/json")
 
 
@@ -60,6 +58,9 @@ async def get_product(sku: Annotated[str, Path(max_length=60)], request: Request
 # GET /api/inventory/{sku} answered from the kept bytes by the caller gate (apps.py registers it).
 kept_product = product_reads.KeptProduct(
     route=next(r for r in read_router.routes if getattr(r, "endpoint", None) is get_product), permission=READ)
+# GET /api/inventory answered from a kept page by the caller gate (apps.py registers it).
+kept_list = list_reads.KeptList(
+    route=next(r for r in read_router.routes if getattr(r, "endpoint", None) is list_inventory), permission=READ)
 
 
 @write_router.post("/inventory", status_code=201, response_model=ProductDetail, summary="Dar de alta un producto")

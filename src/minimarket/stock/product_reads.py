@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 
 from minimarket.db import Database
-from minimarket.platform.read_cache import CATALOG, ReadCache, product_version, request_versions, token_of
+from minimarket.platform.read_cache import (CATALOG, ReadCache, product_version, request_versions, send_kept_json,
+                                            token_of)
 from minimarket.stock.inventory import product_detail_by_ref
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 PREFIX = "/api/inventory/"
 MAX_REF = 60  # the route's Path(max_length=60): longer ones go on to be refused there
 _LOOKED = "product_cache_looked"  # scope["state"]: the gate already counted this request's hit or miss
-_HEADERS = (b"content-type", b"application/json")
 
 
 def _key(ref: str) -> tuple[str, str]:
@@ -72,10 +72,7 @@ class KeptProduct:
         scope["state"][_LOOKED] = True
         if body is None:
             return False
-        scope["route"] = self.route
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", str(len(body)).encode()), _HEADERS]})
-        await send({"type": "http.response.body", "body": body})
+        await send_kept_json(scope, send, self.route, body)
         return True
 
 
