@@ -3,29 +3,13 @@ replica ends the session on the other at once; without Redis nothing is kept."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from minimarket.accounts.audit import Context
 from minimarket.accounts.sessions import SESSION_COOKIE
 from minimarket.accounts.users import disable_user, reset_password
-from minimarket.apps import create_app
-from tests.helpers import REDIS_URL, make_settings, need_redis
 from tests.web.helpers import sign_in
-
-
-@pytest.fixture
-def replicas(database_url: str) -> Iterator[tuple[TestClient, TestClient]]:
-    """Two app instances (each with its own kept sessions) on one database and one Redis."""
-    need_redis()
-    settings = make_settings(database_url, redis_url=REDIS_URL)
-    apps = [create_app("all", settings), create_app("all", settings)]
-    with TestClient(apps[0], follow_redirects=False) as first, TestClient(apps[1], follow_redirects=False) as second:
-        yield first, second
-    for app in apps:
-        app.state.db.dispose()
 
 
 def _signed_in_on_both(a: TestClient, b: TestClient, username: str) -> str:

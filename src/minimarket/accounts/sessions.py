@@ -78,24 +78,46 @@ def _lookup(session: Session, session_id: str) -> tuple[SessionUser, datetime, d
     if row is None or row.expires_at <= now or not row.active:
         return None
     user = SessionUser(session_id=row[0], user_id=row[4], username=row.username, role=row.role, csrf=row.csrf,
-                       refresh_due=now - row.last_seen_at > ACTIVITY_RESOLUTION)
+                       refresh_due=_slide_due(row.last_seen_at, now))
     return user, row.expires_at, row.last_seen_at
 
 
 def load_session(session: Session, token: str | None) -> SessionUser | None:
     """The active user behind a cookie token, or None (unknown, expired, or user disabled)."""
+    session_id = session_id_of(token)
+    found = None if session_id is None else _lookup(session, session_id)
+    return None if found is None else found[0]
+
+
+def session_id_of(token: str | None) -> str | None:
+    """The stored id of a cookie token (its SHA-256); None for no token or one too long to be ours."""
     if not token or len(token) > 200:
         return None
-    found = _lookup(session, _hash(token))
-    return None if found is None else found[0]
+    return _hash(token)
+
+
+def _slide_due(last_seen: datetime, now: datetime) -> bool:
+    return now - last_seen > ACTIVITY_RESOLUTION
+
+
+def kept_session(kept: ReadCache, session_id: str, token: tuple[str, ...] | None) -> SessionUser | None:
+    """The user of a session `verified_session` kept under `token` (the "auth" version, read before),
+    if nothing is due: not expired, its idle timeout not due to slide. No I/O (for the event loop);
+    None: ask `verified_session`."""
+    value = kept.kept(session_id, token, count=False)
+    if value is None:
+        return None
+    user, expires_at, last_seen = value
+    now = utcnow()
+    return user if expires_at > now and not _slide_due(last_seen, now) else None
 
 
 def verified_session(db, kept: ReadCache | None, token: str | None) -> SessionUser | None:  # noqa: ANN001
     """The user behind a cookie token, from `kept` when it was verified moments ago; slides the idle
     timeout when due (one write every ACTIVITY_RESOLUTION at most). None: no valid session."""
-    if not token or len(token) > 200:
+    session_id = session_id_of(token)
+    if session_id is None:
         return None
-    session_id = _hash(token)
     value, version = kept.get(session_id, (AUTH_VERSION,)) if kept is not None else (None, None)
     now = utcnow()
     if value is not None and value[1] > now:  # a kept expiry in the past: the database may know a later one
@@ -108,7 +130,7 @@ def verified_session(db, kept: ReadCache | None, token: str | None) -> SessionUs
                 kept.drop(session_id)
             return None
         user, expires_at, last_seen = found
-    if now - last_seen > ACTIVITY_RESOLUTION:
+    if _slide_due(last_seen, now):
         with db.write() as session:
             refresh_session(session, session_id)
             note_narrow(session.info)  # bookkeeping: no cached read depends on it

@@ -27,6 +27,14 @@ def format_datetime(value: datetime | None) -> str:
     return "—" if value is None else f"{local(value):%d/%m/%Y %H:%M}"
 
 
+MONTHS_SHORT = ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic")  # es-AR (CLDR)
+
+
+def format_month(value: date) -> str:
+    """`nov 2026`: a month as es-AR abbreviates it."""
+    return f"{MONTHS_SHORT[value.month - 1]} {value.year}"
+
+
 def store_day_start(now: datetime | None = None) -> datetime:
     """Midnight today on the store's clock."""
     moment = (now or datetime.now(STORE_TZ)).astimezone(STORE_TZ)

@@ -75,8 +75,8 @@ def stock_value_by_category(session: Session, limit: int = 10) -> list[tuple[str
     return items
 
 
-def cost_inflation(session: Session, months: int = 12, now: datetime | None = None) -> list[tuple[str, Decimal | None]]:
-    """(`mm/aaaa`, % change of unit cost vs the month before) for the last `months` months.
+def cost_inflation(session: Session, months: int = 12, now: datetime | None = None) -> list[tuple[date, Decimal | None]]:
+    """(the month's first day, % change of unit cost vs the month before) for the last `months` months.
 
     For every product bought in two consecutive months, the ratio of its average unit cost;
     the month's figure is the average of those ratios weighted by the quantity bought, so a
@@ -110,7 +110,7 @@ def cost_inflation(session: Session, months: int = 12, now: datetime | None = No
     for month_label in labels[1:]:
         weighted, weight = found.get(month_label, (Decimal(0), Decimal(0)))
         change = ((weighted / weight - 1) * 100).quantize(Decimal("0.1")) if weight > 0 else None
-        result.append((f"{month_label[5:]}/{month_label[:4]}", change))
+        result.append((date(int(month_label[:4]), int(month_label[5:]), 1), change))
     return result
 
 

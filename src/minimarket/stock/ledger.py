@@ -29,6 +29,8 @@ from minimarket.stock.rules import insufficient
 from minimarket.stock.totals import add_to_totals
 from minimarket.types import utcnow
 
+LEDGER_VERSION = "ledger"  # bumped by every movement: what lists the ledger as a whole (web/kept_pages.py)
+
 _balances = Balance.__table__
 _movements = Movement.__table__
 
@@ -172,8 +174,8 @@ def post_legs(session: Session, ctx: Context, legs: list[Leg], *, allow_negative
         deltas[leg.product.id] = deltas.get(leg.product.id, Decimal(0)) + leg.delta
     add_to_totals(session, deltas)  # after every balance: the lock order is balances, then totals
     session.info.setdefault("movement_types", []).extend(leg.type for leg in legs)
-    # After the commit, every process drops what it kept of these products (platform.read_cache).
-    note_changed(session.info, *{product_version(leg.product.sku) for leg in legs})
+    # After the commit, every process drops what it kept of these products and of the ledger (platform.read_cache).
+    note_changed(session.info, LEDGER_VERSION, *{product_version(leg.product.sku) for leg in legs})
     return [m for m in movements if m is not None]
 
 

@@ -12,6 +12,7 @@ from minimarket.ar.money import format_number
 # Narrow viewBox and large type: the same SVG stays legible from a 360 px phone to a desktop.
 W, H = 480, 260
 PAD_L, PAD_R, PAD_T, PAD_B = 52, 14, 30, 30
+SUB = ' class="tick-sub"'  # a name's second line (a column's year): smaller
 
 
 def _svg(label: str, body: str, height: int = H) -> Markup:
@@ -63,26 +64,32 @@ def hbars(label: str, items: Sequence[tuple[str, Decimal]], fmt: Callable[[Decim
     return _svg(label, "".join(parts), height)
 
 
-def columns(label: str, items: Sequence[tuple[str, Decimal | None]], fmt: Callable[[Decimal], str]) -> Markup:
-    """Vertical columns around a zero line (negative values go down); None is drawn as a gap."""
-    values = [abs(v) for _, v in items if v is not None]
-    top = _scale(max(values, default=Decimal(0)))
-    zero = PAD_T + (H - PAD_T - PAD_B) / 2
-    half = (H - PAD_T - PAD_B) / 2
-    slot = (W - PAD_L - PAD_R) / max(len(items), 1)
+def columns(label: str, names: Sequence[tuple[str, str]], values: Sequence[Decimal | None],
+            fmt: Callable[[Decimal], str], value_fmt: Callable[[Decimal], str] | None = None) -> Markup:
+    """Vertical columns on a zero line (negative values go down; None is drawn as a gap). `names`: each
+    column's (full name, for its tooltip; what is written under it, lines split at a newline); its value is
+    written over it with `value_fmt` (short) and in its tooltip with `fmt`."""
+    value_fmt = value_fmt or fmt
+    up = max((v for v in values if v is not None and v > 0), default=Decimal(0))
+    down = max((-v for v in values if v is not None and v < 0), default=Decimal(0))
+    span = _scale(up + down)
+    top, bottom = PAD_T + 4, H - 44 - (16 if down else 0)  # room for the values over and under the columns
+    zero = top + (bottom - top) * float(up / span) if up + down > 0 else bottom
+    slot = (W - PAD_L - PAD_R) / max(len(values), 1)
     parts = [f'<line class="axis" x1="{PAD_L}" y1="{zero:.1f}" x2="{W - PAD_R}" y2="{zero:.1f}"/>']
-    for i, (name, value) in enumerate(items):
+    for i, ((name, written), value) in enumerate(zip(names, values, strict=True)):
         x = PAD_L + i * slot
-        if i % 3 == 0 or len(items) <= 4:
-            parts.append(f'<text class="tick" x="{x + slot / 2:.1f}" y="{H - 8}" text-anchor="middle">{escape(name)}</text>')
+        text = "".join(f'<tspan x="{x + slot / 2:.1f}" dy="{16 if k else 0}"{SUB if k else ""}>{escape(line)}</tspan>'
+                       for k, line in enumerate(written.split("\n")))
+        parts.append(f'<text class="tick" y="{H - 24}" text-anchor="middle">{text}</text>')
         if value is None:
             continue
-        height = max(float(abs(value) / top) * (half - 14), 1.0)
+        height = max(float(abs(value) / span) * (bottom - top), 1.0)
         y = zero - height if value >= 0 else zero
         css = "col-up" if value >= 0 else "col-down"
         parts.append(f'<rect class="{css}" x="{x + slot * 0.2:.1f}" y="{y:.1f}" width="{slot * 0.6:.1f}" '
                      f'height="{height:.1f}"><title>{escape(name)}: {escape(fmt(value))}</title></rect>')
-        ty = y - 4 if value >= 0 else y + height + 12
-        parts.append(f'<text class="tick" x="{x + slot / 2:.1f}" y="{ty:.1f}" text-anchor="middle">'
-                     f'{escape(fmt(value))}</text>')
+        ty = y - 4 if value >= 0 else y + height + 13
+        parts.append(f'<text class="col-value" x="{x + slot / 2:.1f}" y="{ty:.1f}" text-anchor="middle">'
+                     f'{escape(value_fmt(value))}</text>')
     return _svg(label, "".join(parts))

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator
+from datetime import date
 
 import structlog
 from fastapi import APIRouter, Depends, Request
@@ -16,14 +17,16 @@ from starlette.concurrency import run_in_threadpool
 
 from minimarket.accounts.permissions import READ
 from minimarket.accounts.sessions import SessionUser
-from minimarket.ar.dates import store_day_start, store_week_start
+from minimarket.ar.dates import MONTHS_SHORT, format_month, store_day_start, store_week_start
 from minimarket.ar.money import format_ars, format_percent, format_qty
 from minimarket.alerts.service import count_firing
 from minimarket.db import Database
 from minimarket.reports import series
 from minimarket.reports.kpis import FOLD_ROWS, Kpis, change_marker, compute_kpis, current_kpis, fold_aggregates
 from minimarket.web import charts
+from minimarket.types import utcnow
 from minimarket.web.auth import page_user, session_user
+from minimarket.web.kept_pages import home_key, keep
 from minimarket.web.prices import lagging_key
 from minimarket.web.templating import render
 
@@ -76,6 +79,13 @@ class KeptCharts:
             self.drawn.wait(FIRST_WAIT)
         return self.kept[2] if self.kept is not None else None
 
+    def fresh_stamp(self) -> float | None:
+        """When the kept drawing was made, if it is still served as it is (not due to be redrawn); no I/O."""
+        kept = self.kept
+        if kept is None or time.monotonic() - kept[0] > CHARTS_TTL or kept[1] != store_day_start().date():
+            return None
+        return kept[0]
+
     def warm(self, force: bool = False) -> bool:
         """Redraw in the background unless one is kept (or `force`) or a drawing is under way; cheap.
         True: this call started the drawing."""
@@ -104,12 +114,22 @@ class KeptCharts:
             "top": str(charts.hbars("Productos más vendidos, últimos 30 días ($)", [(n, a) for _, n, a in top],
                                     format_ars, links=[f"/inventario/{s}" for s, _, _ in top])),
             "categories": str(charts.hbars("Valor del stock al costo por categoría", categories, format_ars)),
-            "inflation": str(charts.columns("Inflación de costos mes a mes (%)", inflation,
-                                            lambda v: format_percent(v))),
+            "inflation": str(charts.columns("Inflación de costos mes a mes (%)",
+                                            month_names([m for m, _ in inflation]), [v for _, v in inflation],
+                                            format_percent, lambda v: format_percent(v).removesuffix(" %"))),
             "has_inflation": any(v is not None for _, v in inflation),
         }
-        self.kept = (time.monotonic(), day, rendered)
+        stamp = time.monotonic()
+        rendered["stamp"] = stamp
+        self.kept = (stamp, day, rendered)
         return rendered
+
+
+def month_names(months: list[date]) -> list[tuple[str, str]]:
+    """Each column's (name, what is written under it): `nov 2026`, written `nov` with the year under the
+    first month and under every January (twelve years side by side do not fit on a phone)."""
+    return [(format_month(m), MONTHS_SHORT[m.month - 1] + (f"\n{m.year}" if i == 0 or m.month == 1 else ""))
+            for i, m in enumerate(months)]
 
 
 def flow_chart(session: Session) -> str:
@@ -122,9 +142,11 @@ def flow_chart(session: Session) -> str:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, user: SessionUser = Depends(page_user(READ))) -> HTMLResponse:
     db = request.app.state.db
+    now = utcnow()
+    day = store_day_start(now).date()
     with db.read() as session:  # one unit of work for every number of the page
         marker = change_marker(session)
-        kpis, rows = compute_kpis(session, marker)
+        kpis, rows = compute_kpis(session, marker, now)
         lagging = request.app.state.cache.get_json(lagging_key(db, marker))
         firing = count_firing(session)
         empty = kpis.active_products == 0
@@ -133,9 +155,11 @@ def home(request: Request, user: SessionUser = Depends(page_user(READ))) -> HTML
         fold_aggregates(db)
     kept = None if empty else request.app.state.charts.get()
     shown = None if empty else {**(kept or {}), "pending": kept is None, "flow": flow}
-    return render(request, "home.html", user, kpis=kpi_texts(kpis), lagging=None if lagging is None else int(lagging),
-                  firing=firing, marker=kpis.marker, empty=empty, charts=shown,
-                  day=store_day_start().date(), week=store_week_start().date())
+    response = render(request, "home.html", user, kpis=kpi_texts(kpis),
+                      lagging=None if lagging is None else int(lagging), firing=firing, marker=kpis.marker,
+                      empty=empty, charts=shown, day=day, week=store_week_start(now).date())
+    # Kept (web/kept_pages.py) only as drawn for the day it counted and with the charts it shows.
+    return keep(request, response, key=home_key(day, kept["stamp"]) if kept is not None else "")
 
 
 @router.get("/eventos/inicio")

@@ -12,6 +12,7 @@ from minimarket.platform.read_cache import ReadCache
 from minimarket.web import (alerts, auth, forecast, home, inventory, invoice_entry, invoices, movements,
                             order_actions, orders, prices, reports, settings, stocktake, suppliers)
 from minimarket.web.auth import LoginRequired, PageForbidden, login_redirect
+from minimarket.web.kept_pages import install_kept_pages
 from minimarket.web.templating import render
 
 STATIC = Path(__file__).parent / "static"
@@ -29,6 +30,7 @@ def install_web(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for router in PAGE_ROUTERS:
         app.include_router(router)
+    install_kept_pages(app, PAGE_ROUTERS)  # the innermost middleware: a kept page is answered before FastAPI's router
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, _exc: LoginRequired) -> Response:

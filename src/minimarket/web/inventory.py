@@ -20,6 +20,7 @@ from minimarket.catalog.price_history import history_of
 from minimarket.stock import inventory, service
 from minimarket.suppliers.models import Supplier
 from minimarket.web.auth import page_user
+from minimarket.web.kept_pages import keep, product_sku
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -74,11 +75,13 @@ def inventory_list(
     filters = _filters(q, categoria, proveedor, estado)
     page_link = lambda n: "/inventario?" + urlencode({**filters, "orden": orden, **({"dir": "desc"} if dir == "desc" else {}),  # noqa: E731
                                                       "pagina": n})
-    return render(request, "inventory.html", user, items=items, more=more, page=pagina, q=q, categoria=categoria,
-                  proveedor=proveedor, estado=estado, orden=orden, desc=dir == "desc", categories=categories,
-                  suppliers=suppliers, error=error, columns=COLUMNS,
-                  sort_link=lambda col: sort_link(filters, col, orden, dir == "desc"), page_link=page_link,
-                  filtered=bool(filters), export_query=urlencode({k: v for k, v in filters.items()}))
+    response = render(request, "inventory.html", user, items=items, more=more, page=pagina, q=q,
+                      categoria=categoria, proveedor=proveedor, estado=estado, orden=orden, desc=dir == "desc",
+                      categories=categories, suppliers=suppliers, error=error, columns=COLUMNS,
+                      sort_link=lambda col: sort_link(filters, col, orden, dir == "desc"), page_link=page_link,
+                      filtered=bool(filters), export_query=urlencode({k: v for k, v in filters.items()}))
+    # Kept (web/kept_pages.py) under the versions of the products it lists; a refused filter is not.
+    return response if error else keep(request, response, skus=[item.sku for item in items])
 
 
 @router.get("/inventario/sugerencias")
@@ -108,9 +111,12 @@ def product_page(request: Request, sku: str, user: SessionUser = Depends(page_us
         history = service.list_movements(session, sku=product.sku, limit=30)
         prices = history_of(session, product.id, limit=60)[::-1]  # oldest first
         # Rendered inside the read: the history rows are read as the template walks them.
-        return render(request, "product.html", user, product=detail, history=history.items,
-                      can_move=user.role in STOCK_WRITE, more_history=history.next_cursor is not None,
-                      price_changes=prices[::-1][:10], price_chart=price_chart(prices) if prices else None)
+        response = render(request, "product.html", user, product=detail, history=history.items,
+                          can_move=user.role in STOCK_WRITE, more_history=history.next_cursor is not None,
+                          price_changes=prices[::-1][:10], price_chart=price_chart(prices) if prices else None)
+        by_sku = product.sku == product_sku(sku)
+    # Kept (web/kept_pages.py) under this product's version: only when the path named it by its SKU.
+    return keep(request, response) if by_sku else response
 
 
 def price_chart(changes) -> str:  # noqa: ANN001

@@ -21,6 +21,7 @@ from minimarket.stock.locations import list_locations
 from minimarket.stock.schemas import BatchLine, LedgerType, MovementOut
 from minimarket.web.auth import form_user, page_context, page_user
 from minimarket.web.forms import parse_decimal
+from minimarket.web.kept_pages import keep
 from minimarket.web.templating import no_products, render
 
 router = APIRouter(include_in_schema=False)
@@ -133,7 +134,8 @@ def ledger(
             items, next_cursor = page.items, page.next_cursor
         except DomainError as exc:
             items, next_cursor, error = [], None, exc.message
-    return render(request, "movements.html", user, items=items, error=error, filters=filters,
-                  next_link="/movimientos?" + urlencode({**filters, "antes": next_cursor}) if next_cursor else None,
-                  export_query=urlencode(filters), locations=locations, types=LedgerType.__args__,
-                  can_write=user.role in STOCK_WRITE)
+    response = render(request, "movements.html", user, items=items, error=error, filters=filters,
+                      next_link="/movimientos?" + urlencode({**filters, "antes": next_cursor}) if next_cursor else None,
+                      export_query=urlencode(filters), locations=locations, types=LedgerType.__args__,
+                      can_write=user.role in STOCK_WRITE)
+    return response if error else keep(request, response)  # web/kept_pages.py: until the next movement

@@ -22,6 +22,7 @@ from minimarket.reports.kpis import change_marker, db_tag
 from minimarket.suppliers.models import Supplier
 from minimarket.web.auth import form_user, page_context, page_user
 from minimarket.web.forms import build, new_form_key, parse_decimal, write_once
+from minimarket.web.kept_pages import LAGGING_VERSION
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -64,8 +65,9 @@ def lagging_page(request: Request, user: SessionUser = Depends(page_user(READ)),
             found = lagging_prices(session, limit=SHOWN, offset=(pagina - 1) * SHOWN, category=categoria or None)
         except DomainError as exc:
             error = exc.message.replace("category:", "Categoría:")
-        if not categoria:  # Inicio's number is the whole store's
+        if not categoria:  # Inicio's number is the whole store's; a kept Inicio shows it from now on
             request.app.state.cache.set_json(_key(request, session), found["count"], 3600)
+            request.app.state.cache.bump([LAGGING_VERSION])
         choices = _choices(session)
     query = {"categoria": categoria} if categoria else {}
     return render(request, "lagging.html", user, status_code=422 if error else 200, count=found["count"],
