@@ -102,6 +102,34 @@ def module_start_server(request: pytest.FixtureRequest, tmp_path_factory: pytest
         server.stop()
 
 
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def shared_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server per backend for a module whose tests each write only their own rows (their own SKUs,
+    barcodes, names, tickets and idempotency keys) and check only those, or `minimarket verify`, which
+    holds for all of them: a process start (and for SQLite the migrations) once per module instead of
+    once per test. The rate limit is raised, never off (the tests send hundreds of requests a minute)."""
+    folder = tmp_path_factory.mktemp(f"shared-{request.param}")
+    if request.param == "postgresql":
+        need_postgres()
+        database = create_pg_database(request.getfixturevalue("pg_template"))
+    else:
+        database = f"sqlite:///{folder / 'e2e.db'}"
+    start, servers = _server_factory(request, folder)
+    try:
+        yield start(database, RATE_LIMIT_PER_KEY="1000000")
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        if request.param == "postgresql":
+            drop_pg_database(database)
+
+
+@pytest.fixture(scope="module")
+def shared_key(shared_server: Server) -> str:
+    """An admin key of shared_server (one `minimarket apikey create` per server)."""
+    return shared_server.create_key("e2e-compartida")
+
+
 @pytest.fixture
 def pg_database(pg_template: str) -> Iterator[str]:
     """A fresh PostgreSQL database copied from the session's migrated template (what `minimarket db

@@ -1,4 +1,7 @@
-"""The `minimarket` command as an operator runs it: keys, verify, refusing unsafe config, service split."""
+"""The `minimarket` command as an operator runs it: keys, verify, refusing unsafe config, service split.
+
+The key and verify commands run against one store per backend for the module (`shared_server`): each
+test writes its own products and keys and checks only those."""
 
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from tests.e2e.servers import Server, StartServer, clean_env, free_port, measure
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_apikey_create_json_works_and_revoke_locks_it_out(server: Server) -> None:
+def test_apikey_create_json_works_and_revoke_locks_it_out(shared_server: Server) -> None:
+    server = shared_server
     result = server.cli("apikey", "create", "--name", "caja-1", "--role", "admin", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)  # the whole stdout is one JSON document
@@ -46,7 +50,9 @@ def test_apikey_create_json_works_and_revoke_locks_it_out(server: Server) -> Non
     assert again.returncode == 1  # nothing active left with that prefix
 
 
-def test_apikey_list_shows_state_never_secrets(sqlite_server: Server) -> None:
+@pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)
+def test_apikey_list_shows_state_never_secrets(shared_server: Server) -> None:
+    sqlite_server = shared_server
     active = json.loads(sqlite_server.cli("apikey", "create", "--name", "activa", "--role", "lectura", "--json").stdout)
     gone = json.loads(sqlite_server.cli("apikey", "create", "--name", "vieja", "--role", "admin", "--json").stdout)
     assert sqlite_server.cli("apikey", "revoke", "vieja").returncode == 0
@@ -58,15 +64,15 @@ def test_apikey_list_shows_state_never_secrets(sqlite_server: Server) -> None:
     assert active["key"] not in listed.stdout and gone["key"] not in listed.stdout
 
 
-def test_apikey_create_refuses_unknown_role(server: Server) -> None:
-    result = server.cli("apikey", "create", "--name", "x", "--role", "superusuario", "--json")
+def test_apikey_create_refuses_unknown_role(shared_server: Server) -> None:
+    result = shared_server.cli("apikey", "create", "--name", "x", "--role", "superusuario", "--json")
     assert result.returncode == 2
     assert result.stdout == ""  # nothing a script could mistake for a key
     assert "superusuario" in result.stderr
 
 
-def test_verify_detects_tampered_balance(server: Server) -> None:
-    key = server.create_key("verify")
+def test_verify_detects_tampered_balance(shared_server: Server, shared_key: str) -> None:
+    server, key = shared_server, shared_key
     with server.client(key) as client:
         r = client.post("/api/inventory", json={"sku": "VER-1", "name": "Fideos", "initial_stock": 12})
         assert r.status_code == 201, r.text
@@ -76,19 +82,25 @@ def test_verify_detects_tampered_balance(server: Server) -> None:
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "OK" in ok.stdout
 
-    engine = create_engine(server.database_url)
-    try:
-        with engine.begin() as conn:
-            changed = conn.execute(text("UPDATE existencias SET cantidad = cantidad + 1")).rowcount
-    finally:
-        engine.dispose()
-    assert changed == 1
+    def tamper(by: int) -> None:  # VER-1's one balance only: the module's other tests share the store
+        engine = create_engine(server.database_url)
+        try:
+            with engine.begin() as conn:
+                changed = conn.execute(text(
+                    "UPDATE existencias SET cantidad = cantidad + :by "
+                    "WHERE producto_id = (SELECT id FROM productos WHERE sku = 'VER-1')"), {"by": by}).rowcount
+        finally:
+            engine.dispose()
+        assert changed == 1
 
+    tamper(+1)
     bad = server.cli("verify")
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "VER-1" in bad.stdout and "DEP" in bad.stdout
     assert "8" in bad.stdout and "7" in bad.stdout  # balance 8 against a ledger sum of 7
     assert "1 diferencia(s)" in bad.stdout
+    tamper(-1)  # put back: verify agrees again
+    assert server.cli("verify").returncode == 0
 
 
 @pytest.mark.parametrize("key", [None, "", "0" * 64, "changeme"])

@@ -1,7 +1,7 @@
 """Concurrent writers against a real server over real HTTP: no oversell, no lost update, one effect per key.
 
-Every scenario runs on PostgreSQL and on the embedded SQLite (the `server` fixture is
-parametrized): PostgreSQL re-checks the conditional UPDATE after taking the row lock,
+Every scenario runs on PostgreSQL and on the embedded SQLite (`shared_server`, one per backend
+for the module: each scenario writes and checks only its own products): PostgreSQL re-checks the conditional UPDATE after taking the row lock,
 SQLite queues writers on BEGIN IMMEDIATE; either way the ledger and the balances agree
 and `minimarket verify` exits 0.
 """
@@ -108,8 +108,8 @@ def assert_chained(rows: list[dict]) -> None:
         assert Decimal(row["balance_after"]) >= 0, row
 
 
-def test_fifty_clients_cannot_oversell(server: Server) -> None:
-    key = server.create_key("oversell")
+def test_fifty_clients_cannot_oversell(shared_server: Server, shared_key: str) -> None:
+    server, key = shared_server, shared_key
     sku = "OVER-1"
     with server.client(key) as client:
         create_product(client, sku, 20)
@@ -145,8 +145,8 @@ def test_fifty_clients_cannot_oversell(server: Server) -> None:
     assert_verify_ok(server)
 
 
-def test_concurrent_mixed_batches_keep_balances_exact(server: Server) -> None:
-    key = server.create_key("batches")
+def test_concurrent_mixed_batches_keep_balances_exact(shared_server: Server, shared_key: str) -> None:
+    server, key = shared_server, shared_key
     skus = ["MIX-1", "MIX-2", "MIX-3"]
     with server.client(key) as client:
         for sku in skus:
@@ -205,8 +205,8 @@ def test_concurrent_mixed_batches_keep_balances_exact(server: Server) -> None:
     assert_verify_ok(server)
 
 
-def test_same_ticket_from_twenty_threads_sells_once(server: Server) -> None:
-    key = server.create_key("caja-1")
+def test_same_ticket_from_twenty_threads_sells_once(shared_server: Server, shared_key: str) -> None:
+    server, key = shared_server, shared_key
     with server.client(key) as client:
         create_product(client, "TICK-1", 10)
         create_product(client, "TICK-2", 10)
@@ -240,8 +240,8 @@ def test_same_ticket_from_twenty_threads_sells_once(server: Server) -> None:
     assert_verify_ok(server)
 
 
-def test_same_idempotency_key_from_twenty_threads_applies_once(server: Server) -> None:
-    key = server.create_key("idem")
+def test_same_idempotency_key_from_twenty_threads_applies_once(shared_server: Server, shared_key: str) -> None:
+    server, key = shared_server, shared_key
     sku = "IDEM-1"
     with server.client(key) as client:
         create_product(client, sku, 10)

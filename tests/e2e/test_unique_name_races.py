@@ -4,7 +4,8 @@ Before: on PostgreSQL, 12 product creates naming the same new category answered 
 (`uq_categorias_nombre`), the same with a new supplier, and 12 PATCHes giving the same new
 barcode to different products answered 9 × 500. Now the category or supplier is created
 once and shared, and a barcode taken by a concurrent twin is a 409 `codigo_barras_duplicado`.
-SQLite (writers queue) must give the same answers.
+SQLite (writers queue) must give the same answers. One server per backend for the module
+(`shared_server`): each race is over its own new name or barcode and its own SKUs.
 """
 
 from __future__ import annotations
@@ -45,11 +46,12 @@ def statuses(responses: list[httpx.Response]) -> Counter:
 
 
 @pytest.mark.parametrize("field", ["category", "supplier"])
-def test_concurrent_creates_share_one_new_category_or_supplier(server: Server, field: str) -> None:
-    key = server.create_key("carrera", role="admin")
+def test_concurrent_creates_share_one_new_category_or_supplier(shared_server: Server, shared_key: str,
+                                                              field: str) -> None:
+    server, key = shared_server, shared_key
     name = {"category": "Almacén Nuevo", "supplier": "Distribuidora Nueva SRL"}[field]
     answers = together(server, key, lambda client, i: client.post(
-        "/api/inventory", json={"sku": f"CARR-{i:02d}", "name": f"Producto {i}", field: name}))
+        "/api/inventory", json={"sku": f"CARR-{field[:3].upper()}-{i:02d}", "name": f"Producto {i}", field: name}))
     assert statuses(answers) == Counter({201: CLIENTS}), [r.text[:200] for r in answers if r.status_code != 201]
     assert {r.json()[field] for r in answers} == {name}
     with server.client(key) as client:
@@ -60,8 +62,8 @@ def test_concurrent_creates_share_one_new_category_or_supplier(server: Server, f
         assert len(listed) == CLIENTS
 
 
-def test_concurrent_patches_to_one_new_barcode_give_it_to_one_product(server: Server) -> None:
-    key = server.create_key("carrera", role="admin")
+def test_concurrent_patches_to_one_new_barcode_give_it_to_one_product(shared_server: Server, shared_key: str) -> None:
+    server, key = shared_server, shared_key
     barcode = "7790895000997"
     with server.client(key) as client:
         for i in range(CLIENTS):
@@ -79,8 +81,8 @@ def test_concurrent_patches_to_one_new_barcode_give_it_to_one_product(server: Se
         assert client.get(f"/api/inventory/{barcode}").json()["sku"] == winner
 
 
-def test_concurrent_creates_with_one_new_barcode_are_one_201_and_409s(server: Server) -> None:
-    key = server.create_key("carrera", role="admin")
+def test_concurrent_creates_with_one_new_barcode_are_one_201_and_409s(shared_server: Server, shared_key: str) -> None:
+    server, key = shared_server, shared_key
     barcode = "7790387000016"
     answers = together(server, key, lambda client, i: client.post(
         "/api/inventory", json={"sku": f"DUP-{i:02d}", "name": f"Producto {i}", "barcode": barcode,
