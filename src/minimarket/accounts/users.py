@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -34,7 +35,16 @@ for _reason in ("invalid", "locked", "disabled"):
     LOGIN_FAILURES.labels(_reason)
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("minimarket-no-such-user")
+
+
+@cache
+def dummy_hash() -> str:
+    """What a login naming no user is checked against, so it takes as long as a wrong password.
+
+    Made once per process when first asked (an argon2 hash is ~0.2 s of CPU, which every `minimarket`
+    command paid at import); an app serving the login page asks at start (web/install.py).
+    """
+    return _hasher.hash("minimarket-no-such-user")
 
 
 @dataclass(frozen=True)
@@ -144,7 +154,7 @@ def verify_login(session: Session, *, username: str, password: str, now: datetim
     now = now or utcnow()
     user = session.scalars(select(User).where(User.username == normalise_username(username)).with_for_update()).first()
     if user is None or not user.password_hash:
-        _verify(_DUMMY_HASH, password)  # same time as a real check: names cannot be probed by timing
+        _verify(dummy_hash(), password)  # same time as a real check: names cannot be probed by timing
         LOGIN_FAILURES.labels("invalid").inc()
         return LoginRefused("invalid")
     if user.locked_until is not None and user.locked_until > now:

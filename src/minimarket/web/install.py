@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from minimarket.accounts.users import dummy_hash
 from minimarket.platform.read_cache import ReadCache
 from minimarket.web import (alerts, auth, forecast, home, inventory, invoice_entry, invoices, movements,
                             order_actions, orders, prices, reports, settings, stocktake, suppliers)
@@ -23,6 +24,7 @@ PAGE_ROUTERS = [auth.router, home.router, inventory.router, movements.router, st
 
 
 def install_web(app: FastAPI) -> None:
+    dummy_hash()  # made before the first login, so the first unknown name is no slower than the rest
     # Verified sessions kept in this process, only with Redis (see accounts/sessions.py, like app.state.key_cache).
     app.state.session_cache = ReadCache(app.state.cache, ttl=60, max_items=2_000,
                                         enabled=app.state.cache.kind == "redis")
