@@ -15,6 +15,7 @@ from minimarket.platform.deferred import defer
 from minimarket.types import utcnow
 
 _audit = AuditEntry.__table__
+_RECORD = insert(_audit).inline()  # built once, sent with each row's values
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,13 @@ def record_audit(
     after: dict | None = None,
 ) -> None:
     """Append one audit row in the caller's transaction (sent with its commit: platform.deferred)."""
-    defer(session, insert(_audit).inline().values(
-        creado_en=utcnow(),
-        actor=ctx.actor,
-        accion=action,
-        entidad=entity,
-        entidad_id=entity_id,
-        antes=_jsonable(before) if before is not None else None,
-        despues=_jsonable(after) if after is not None else None,
-        request_id=ctx.request_id,
-    ))
+    defer(session, _RECORD, {
+        "creado_en": utcnow(),
+        "actor": ctx.actor,
+        "accion": action,
+        "entidad": entity,
+        "entidad_id": entity_id,
+        "antes": _jsonable(before) if before is not None else None,
+        "despues": _jsonable(after) if after is not None else None,
+        "request_id": ctx.request_id,
+    })

@@ -19,12 +19,13 @@ from sqlalchemy.sql.base import Executable
 _QUEUE = "deferred_statements"
 
 
-def defer(session: Session, statement: Executable) -> None:
-    """Run `statement` (no rows back: an INSERT must be `.inline()`) just before this session commits."""
+def defer(session: Session, statement: Executable, parameters: dict | None = None) -> None:
+    """Run `statement` (no rows back: an INSERT must be `.inline()`) with `parameters` just before this session
+    commits."""
     if session.in_nested_transaction():
-        session.execute(statement)
+        session.execute(statement, parameters)
         return
-    session.info.setdefault(_QUEUE, []).append(statement)
+    session.info.setdefault(_QUEUE, []).append((statement, parameters))
 
 
 def send_deferred(session: Session) -> None:
@@ -34,20 +35,20 @@ def send_deferred(session: Session) -> None:
         send_together(session, statements)
 
 
-def send_together(session: Session, statements: list[Executable]) -> None:
-    """Run `statements` (no rows back) in order, in one round trip on PostgreSQL (psycopg's pipeline mode;
+def send_together(session: Session, statements: list[tuple[Executable, dict | None]]) -> None:
+    """Run `statements` (each with its parameters; no rows back) in order, in one round trip on PostgreSQL (psycopg's pipeline mode;
     psycopg still sends a transaction's BEGIN on its own). A failure raises the same SQLAlchemy error as a
     plain `execute` (an IntegrityError for a duplicate key, an OperationalError for a lost connection)."""
     conn = session.connection()
     if conn.dialect.name != "postgresql":
-        for statement in statements:
-            conn.execute(statement)
+        for statement, parameters in statements:
+            conn.execute(statement, parameters)
         return
     raw = conn.connection.driver_connection
     try:
         with raw.pipeline():
-            for statement in statements:
-                conn.execute(statement)
+            for statement, parameters in statements:
+                conn.execute(statement, parameters)
     except psycopg.Error as exc:  # raised when the pipeline syncs, outside SQLAlchemy's own error handling
         disconnected = conn.dialect.is_disconnect(exc, raw, None)
         if disconnected:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 
-from sqlalchemy import event, func, insert, literal, select, update
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,7 +28,7 @@ from minimarket.platform.metrics import SALES_REVENUE, SALES_TICKETS, STOCK_MOVE
 from minimarket.stock.models import Balance, Location, Movement
 from minimarket.stock.rules import insufficient
 from minimarket.stock.totals import add_to_totals
-from minimarket.types import utcnow
+from minimarket.types import Quantity, Timestamp, utcnow
 
 LEDGER_VERSION = "ledger"  # bumped by every movement: what lists the ledger as a whole (web/kept_pages.py)
 
@@ -72,18 +73,49 @@ def current_balance(session: Session, product_id: int, location_id: int, *, lock
     return Decimal("0") if value is None else Decimal(value).quantize(Decimal("0.001"))
 
 
-def _conditional_update(product: Product, location: Location, delta: Decimal, *, allow_negative: bool, field: str):  # noqa: ANN202
-    """The one rule that moves a balance: `UPDATE … SET cantidad = cantidad + d WHERE … AND (fits) RETURNING
-    cantidad`; no row back means no balance row yet, or refused (below zero, or outside its column)."""
+# The ledger's statements are built once and sent with their values as parameters: a statement object keeps
+# its compiled-cache key, so a movement no longer pays for constructing and hashing each statement (more
+# Python time than sending it; docs/PERFORMANCE.md "Movimientos").
+@cache
+def _balance_update(floor: bool):  # noqa: ANN202
+    """`UPDATE existencias SET cantidad = round(cantidad + :delta, 3) WHERE (this balance) AND (fits) [AND >= 0]
+    RETURNING cantidad`, with `floor` the below-zero refusal."""
+    new_qty = func.round(_balances.c.cantidad + bindparam("delta", type_=Quantity), 3)
+    conditions = [_balances.c.producto_id == bindparam("product_id"), _balances.c.ubicacion_id == bindparam("location_id"),
+                  new_qty <= QUANTITY.maximum, new_qty >= -QUANTITY.maximum]
+    if floor:
+        conditions.append(new_qty >= 0)
+    return (update(_balances).where(*conditions).values(cantidad=new_qty, actualizado_en=bindparam("now", type_=Timestamp))
+            .returning(_balances.c.cantidad))
+
+
+def _conditional_update(product: Product, location: Location, delta: Decimal, *, allow_negative: bool,
+                        field: str) -> tuple[bool, dict]:
+    """The one rule that moves a balance (`_balance_update`: `UPDATE … SET cantidad = cantidad + d WHERE … AND (fits)
+    RETURNING cantidad`), as (whether it refuses below zero, its parameters); no row back means no balance row
+    yet, or refused (below zero, or outside its column)."""
     check_result(delta, QUANTITY, field=field, subject=f"el movimiento de '{product.sku}' en {location.code}",
                  details={"field": field, "sku": product.sku, "location": location.code})
-    new_qty = func.round(_balances.c.cantidad + delta, 3)
-    conditions = [_balances.c.producto_id == product.id, _balances.c.ubicacion_id == location.id,
-                  new_qty <= QUANTITY.maximum, new_qty >= -QUANTITY.maximum]
-    if delta < 0 and not allow_negative:
-        conditions.append(new_qty >= 0)
-    return (update(_balances).where(*conditions).values(cantidad=new_qty, actualizado_en=utcnow())
-            .returning(_balances.c.cantidad))
+    return delta < 0 and not allow_negative, {"delta": delta, "product_id": product.id, "location_id": location.id,
+                                              "now": utcnow()}
+
+
+# A ledger row's columns but its balance after, in the order `_move_and_record` sends them.
+_ROW_COLUMNS = ("producto_id", "ubicacion_id", "tipo", "cantidad", "costo_unitario", "precio_unitario", "motivo",
+                "referencia", "actor", "clave_idempotencia", "operacion", "creado_en")
+
+
+@cache
+def _moved_and_recorded(floor: bool):  # noqa: ANN202
+    """PostgreSQL: `_balance_update` and the ledger INSERT in one statement (a data-modifying CTE whose INSERT
+    takes its row only from the UPDATE's RETURNING); the row's values are the parameters `row_<column>`."""
+    moved = _balance_update(floor).cte("moved")
+    values = select(*(bindparam(f"row_{c}", type_=_movements.c[c].type) for c in _ROW_COLUMNS), moved.c.cantidad)
+    return (insert(_movements).from_select([*_ROW_COLUMNS, "saldo_posterior"], values)
+            .returning(_movements.c.id, _movements.c.saldo_posterior).add_cte(moved))
+
+
+_RECORD = insert(_movements).returning(_movements.c.id)  # SQLite: the ledger row after `apply_delta`
 
 
 def _refuse(session: Session, product: Product, location: Location, delta: Decimal, field: str) -> None:
@@ -102,11 +134,12 @@ def apply_delta(session: Session, *, product: Product, location: Location, delta
     Raises InsufficientStock below zero, OutOfRange when the movement or the balance would not
     fit its column; in both cases nothing was written.
     """
-    stmt = _conditional_update(product, location, delta, allow_negative=allow_negative, field=field)
-    after = session.execute(stmt).scalar()
+    floor, params = _conditional_update(product, location, delta, allow_negative=allow_negative, field=field)
+    stmt = _balance_update(floor)
+    after = session.execute(stmt, params).scalar()
     if after is None:  # no balance row yet (its first movement there), or refused: create it and try once more
         ensure_balance_row(session, product.id, location.id)
-        after = session.execute(stmt).scalar()
+        after = session.execute(stmt, params).scalar()
     if after is None:
         _refuse(session, product, location, delta, field)
     return Decimal(after).quantize(Decimal("0.001"))
@@ -123,21 +156,16 @@ def _move_and_record(session: Session, leg: Leg, row: dict, *, allow_negative: b
     if session.get_bind().dialect.name != "postgresql":
         after = apply_delta(session, product=leg.product, location=leg.location, delta=leg.delta,
                             allow_negative=allow_negative, field=leg.field)
-        movement_id = session.execute(insert(_movements).values(**row, saldo_posterior=after)
-                                      .returning(_movements.c.id)).scalar_one()
+        movement_id = session.execute(_RECORD, {**row, "saldo_posterior": after}).scalar_one()
         return movement_id, after
-    moved = _conditional_update(leg.product, leg.location, leg.delta, allow_negative=allow_negative,
-                                field=leg.field).cte("moved")
-    columns = list(row)
-    stmt = (insert(_movements)
-            .from_select([*columns, "saldo_posterior"],
-                         select(*(literal(row[c], _movements.c[c].type) for c in columns), moved.c.cantidad))
-            .returning(_movements.c.id, _movements.c.saldo_posterior)
-            .add_cte(moved))
-    found = session.execute(stmt).first()
+    floor, params = _conditional_update(leg.product, leg.location, leg.delta, allow_negative=allow_negative,
+                                        field=leg.field)
+    params.update({f"row_{c}": row[c] for c in _ROW_COLUMNS})
+    stmt = _moved_and_recorded(floor)
+    found = session.execute(stmt, params).first()
     if found is None:  # no balance row yet (its first movement there), or refused: create it and try once more
         ensure_balance_row(session, leg.product.id, leg.location.id)
-        found = session.execute(stmt).first()
+        found = session.execute(stmt, params).first()
     if found is None:
         _refuse(session, leg.product, leg.location, leg.delta, leg.field)
     return found[0], Decimal(found[1]).quantize(Decimal("0.001"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import Session
 
 from minimarket.errors import InvalidInput
@@ -14,10 +14,12 @@ def location_key(code: str) -> str:
     return code.strip().upper() if code.isascii() else code
 
 
-def active_location_id(code: str):  # noqa: ANN201
-    """The id of the active location `code` as a scalar subquery (NULL when there is none), to read it in
-    the same statement as other rows; `resolve_location` says why when it is NULL."""
-    return select(Location.id).where(Location.code == location_key(code), Location.active.is_(True)).scalar_subquery()
+def active_location_id():  # noqa: ANN201
+    """The id of the active location whose code is the parameter `location_code` (a `location_key`) as a scalar
+    subquery (NULL when there is none), to read it in the same statement as other rows; `resolve_location`
+    says why when it is NULL."""
+    return (select(Location.id).where(Location.code == bindparam("location_code", type_=String), Location.active.is_(True))
+            .scalar_subquery())
 
 
 def resolve_location(session: Session, code: str) -> Location:

@@ -10,8 +10,9 @@ from dataclasses import replace
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from minimarket.ar.dates import STORE_TZ
@@ -57,6 +58,14 @@ from minimarket.stock.schemas import (
 MAX_SALE_DELAY = timedelta(days=90)
 
 
+@cache
+def _start_statement():  # noqa: ANN202
+    """Built once (each movement sends only its parameters): the products named in `skus`, the stored
+    negative-stock setting and the id of the active location `location_code`."""
+    return (select(Product, negative_stock_setting(), active_location_id())
+            .where(Product.sku.in_(bindparam("skus", expanding=True))))
+
+
 class _Lookup:
     """Products and locations resolved once per operation."""
 
@@ -92,14 +101,12 @@ class _Lookup:
         chunks = self._chunks(refs)
         stored, found = None, False
         if chunks:
-            rows = self.session.execute(select(Product, negative_stock_setting(),
-                                               active_location_id(location or self.default_location))
-                                        .where(Product.sku.in_(chunks[0]))).all()
+            key = location_key((location or self.default_location).strip())
+            rows = self.session.execute(_start_statement(), {"skus": chunks[0], "location_code": key}).all()
             for product, stored, location_id in rows:
                 self._products[product.sku] = product
                 found = True
             if found and location_id is not None:
-                key = location_key((location or self.default_location).strip())
                 self._locations[key] = Location(id=location_id, code=key, active=True)
             self.prefetch(ref for chunk in chunks[1:] for ref in chunk)
         return policy_from(stored, settings) if found else load_stock_policy(self.session, settings)

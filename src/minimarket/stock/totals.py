@@ -11,8 +11,9 @@ its own UPDATE of the product) either waits for this row or is seen by that stat
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cache
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Integer, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -34,17 +35,31 @@ LOW_LISTS = "lists:low"
 OUT_LISTS = "lists:out"
 
 
+# Built once per dialect (like the ledger's statements): each movement sends them with its parameters.
+@cache
+def _add_statement(dialect: str):  # noqa: ANN202
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_totals).values(
+        producto_id=bindparam("product_id", type_=Integer), cantidad=bindparam("delta", type_=_totals.c.cantidad.type),
+        bajo_minimo=False)
+    return stmt.on_conflict_do_update(
+        index_elements=["producto_id"], set_={"cantidad": func.round(_totals.c.cantidad + stmt.excluded.cantidad, 3)},
+    ).returning(_totals.c.cantidad, _totals.c.bajo_minimo)
+
+
+_REFRESH_LOW = (update(_totals).where(_totals.c.producto_id == bindparam("product_id", type_=Integer))
+                .values(bajo_minimo=_totals.c.cantidad <= select(Product.min_stock)
+                        .where(Product.id == bindparam("product_id", type_=Integer)).scalar_subquery())
+                .returning(_totals.c.bajo_minimo))
+
+
 def add_to_totals(session: Session, deltas: dict[int, Decimal]) -> None:
     """Add each product's net change to its total and recompute its low flag (one product at a time, in id order);
     note the list versions (LOW_LISTS, OUT_LISTS) whose membership that changed."""
     flipped: set[str] = set()
+    add = _add_statement(session.get_bind().dialect.name)
     for product_id in sorted(deltas):
         delta = deltas[product_id]
-        stmt = _insert(session).values(producto_id=product_id, cantidad=delta, bajo_minimo=False)
-        total, was_low = session.execute(stmt.on_conflict_do_update(
-            index_elements=["producto_id"],
-            set_={"cantidad": func.round(_totals.c.cantidad + stmt.excluded.cantidad, 3)},
-        ).returning(_totals.c.cantidad, _totals.c.bajo_minimo)).one()
+        total, was_low = session.execute(add, {"product_id": product_id, "delta": delta}).one()
         is_low = refresh_low(session, product_id)
         total = Decimal(total)
         # A total equal to the change: the row was just inserted (in no list before) or was 0; either way, say so.
@@ -60,11 +75,7 @@ def add_to_totals(session: Session, deltas: dict[int, Decimal]) -> None:
 def refresh_low(session: Session, product_id: int) -> bool:
     """Recompute the low flag from the committed minimum (after a movement, or after the minimum changed); the
     flag as written (False when the product has no row)."""
-    minimum = select(Product.min_stock).where(Product.id == product_id).scalar_subquery()
-    low = session.execute(update(_totals).where(_totals.c.producto_id == product_id)
-                          .values(bajo_minimo=_totals.c.cantidad <= minimum)
-                          .returning(_totals.c.bajo_minimo)).scalar_one_or_none()
-    return bool(low)
+    return bool(session.execute(_REFRESH_LOW, {"product_id": product_id}).scalar_one_or_none())
 
 
 def open_totals(session: Session, product_id: int) -> None:
