@@ -13,7 +13,7 @@ from decimal import Decimal
 from functools import cache
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from minimarket.ar.dates import STORE_TZ
 from minimarket.accounts.audit import Context, record_audit
@@ -61,9 +61,11 @@ MAX_SALE_DELAY = timedelta(days=90)
 @cache
 def _start_statement():  # noqa: ANN202
     """Built once (each movement sends only its parameters): the products named in `skus`, the stored
-    negative-stock setting and the id of the active location `location_code`."""
+    negative-stock setting and the id of the active location `location_code`. Without the product's category
+    and supplier (joined by default; a movement shows neither, and they load if something asks)."""
     return (select(Product, negative_stock_setting(), active_location_id())
-            .where(Product.sku.in_(bindparam("skus", expanding=True))))
+            .where(Product.sku.in_(bindparam("skus", expanding=True)))
+            .options(lazyload(Product.category), lazyload(Product.supplier)))
 
 
 class _Lookup:
