@@ -285,6 +285,11 @@ def test_a_kept_page_is_answered_before_the_router_like_the_route_answers_it(rep
     assert line["actor"] == "apikey:rl-lectura", line
     assert metric_value(a.get("/metrics").text, "http_requests_total", service="all", method="GET",
                         endpoint="/api/inventory", status="200") >= 3
+    # A query string too long to keep (the route ignores unknown parameters) is read by the route every time.
+    routed.clear()
+    padded = f"{path}&relleno={'x' * 2_100}"
+    assert all(a.get(padded, headers={"X-API-Key": key}).content == hit.content for _ in range(3))
+    assert routed == [1, 1, 1]
     # What the route refuses is never known to the gate, whatever pages are kept.
     for refused in ("limit=0", "limit=abc", "low_stock=quizas"):
         assert a.get(f"/api/inventory?{refused}", headers={"X-API-Key": key}).status_code == 422, refused

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 PATH = "/api/inventory"
 KEPT_LIMIT = 100  # larger pages (up to 500 items, ~250 kB) are read each time: they are exports, not screens
+# The route ignores parameters it does not know, so a query string can be long; a longer one is read each time
+# (what this process remembers stays bounded: 1,000 hints and 500 pages of at most this much key).
+MAX_QUERY_BYTES = 2_048
 _PAGE = "list_page"  # scope["state"]: (key, versions) of this request's page, fixed at its first look
 _LOOKED = "list_page_looked"  # scope["state"]: the gate already counted this request's hit or miss
 
@@ -91,14 +94,16 @@ def _versions(filters: Mapping[str, Any], skus: Sequence[str]) -> tuple[str, ...
     return (*names, *(product_version(sku) for sku in skus))
 
 
-def _page_of(scope: dict[str, Any], pages: PageCache) -> tuple[str, tuple[str, ...] | None]:
-    """This request's page key (its raw query string) and the versions its kept answer depends on (None: not
-    known yet); fixed at the first look, so the gate and the route use the versions the request read."""
+def _page_of(scope: dict[str, Any], pages: PageCache) -> tuple[str | None, tuple[str, ...] | None]:
+    """This request's page key (its raw query string; None: too long to keep) and the versions its kept answer
+    depends on (None: not known yet); fixed at the first look, so the gate and the route use the versions the
+    request read."""
     state = scope.setdefault("state", {})
     found = state.get(_PAGE)
     if found is None:
-        key = "list:" + scope.get("query_string", b"").decode("latin-1")
-        found = state[_PAGE] = (key, pages.hint(key))
+        query = scope.get("query_string", b"")
+        key = "list:" + query.decode("latin-1") if len(query) <= MAX_QUERY_BYTES else None
+        found = state[_PAGE] = (key, None if key is None else pages.hint(key))
     return found
 
 
