@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.helpers import skip_outside_ci
-from tests.e2e.servers import Server, StartServer, TcpProxy, clean_env, measure, via_proxy
+from tests.e2e.servers import Server, StartServer, TcpProxy, clean_env, cli_command, measure, via_proxy
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -57,9 +57,10 @@ def guide_blocks() -> list[str]:
     return blocks
 
 
-def run_tool(server_url: str, *args: str) -> tuple[int, dict | str]:
-    env = clean_env(MINIMARKET_API_KEY=None, MINIMARKET_LOAD_USER=None, MINIMARKET_LOAD_PASSWORD=None)
-    done = subprocess.run([sys.executable, str(SCRIPT), "--url", server_url, "--duration", FAILING_SECONDS,
+def run_tool(server_url: str, *args: str, seconds: str = FAILING_SECONDS, password: str | None = None,
+             ) -> tuple[int, dict | str]:
+    env = clean_env(MINIMARKET_API_KEY=None, MINIMARKET_LOAD_USER=None, MINIMARKET_LOAD_PASSWORD=password)
+    done = subprocess.run([sys.executable, str(SCRIPT), "--url", server_url, "--duration", seconds,
                            "--connections", "2", *args], capture_output=True, text=True, timeout=120,
                           env=env, check=False)
     if "--json" in args and done.stdout.strip():
@@ -134,10 +135,18 @@ def test_the_guide_passes_on_a_live_store_and_a_slow_or_failing_target_fails(sto
     env = {**store.env, "PATH": f"{Path(sys.executable).parent}:{store.env.get('PATH', '/usr/bin:/bin')}"}
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=150, check=False)
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n--- servidor\n{store.log_tail()}"
+    failed = f"{done.stdout}\n{done.stderr}\n--- servidor\n{store.log_tail()}"
     rows = [ln for ln in done.stdout.splitlines() if ln.split(" ")[0] in load_run_module().SCENARIOS]
-    assert len(rows) == 5 and all(ln.rstrip().endswith("OK") for ln in rows), done.stdout
-    measure("load guide, 5 scenarios × 2 s on PostgreSQL", f"{time.monotonic() - started:.1f} s\n" + done.stdout)
+    assert len(rows) == 5, failed
+    # Errors never pass. A row over its P95 limit and nothing else is measured again (the same tool, limits
+    # and run), at most twice: on a 2-core box shared by a team a 2 s run can catch a stall of the machine;
+    # a store that is really slow is slow on every run.
+    slow = [ln.split(" ")[0] for ln in rows if not ln.rstrip().endswith("OK") and only_over_p95(ln)]
+    assert all(ln.rstrip().endswith("OK") for ln in rows if ln.split(" ")[0] not in slow), failed
+    assert done.returncode == (1 if slow else 0), failed  # the tool's verdict says the same
+    again = rerun_slow(store, slow)
+    measure("load guide, 5 scenarios × 2 s on PostgreSQL", f"{time.monotonic() - started:.1f} s\n" + done.stdout
+            + "".join(f"{name}: P95 over its limit on the guide's run, OK on run {n + 1}\n" for name, n in again.items()))
     verify = store.cli("verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr  # the write scenario kept the ledger whole
 
@@ -165,6 +174,39 @@ def test_the_guide_passes_on_a_live_store_and_a_slow_or_failing_target_fails(sto
     failing = result["results"][0]
     assert not failing["passed"] and failing["error_rate"] > 0.5 and "503" in str(failing["statuses"]), failing
     assert any(p.startswith("errores") for p in failing["problems"]), failing
+
+
+def only_over_p95(row: str) -> bool:
+    """A FALLA row whose only problem is its P95 (no errors, no missing answers)."""
+    problems = row.split("FALLA: ", 1)[1].split("; ")
+    return len(problems) == 1 and problems[0].startswith("P95 ")
+
+
+def rerun_slow(store: Server, names: list[str]) -> dict[str, int]:
+    """Each scenario in `names` run again (at most twice) until it passes; returns the runs it took."""
+    runs: dict[str, int] = {}
+    if not names:
+        return runs
+    key = store.create_key("carga-repetida", "encargado")
+    password = "clave-de-carga-repetida"
+    made = subprocess.run(cli_command() + ["user", "create", "--username", "carga2", "--role", "lectura",
+                                           "--password-stdin"], input=password + "\n", env=store.env, cwd=store.cwd,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    for name in names:
+        results = []
+        for n in range(1, 3):
+            code, result = run_tool(store.base_url, "--scenario", name, "--api-key", key, "--username", "carga2",
+                                    "--json", seconds=SECONDS, password=password)
+            results.append(result)
+            if code == 0:
+                runs[name] = n
+                break
+            (row,) = result["results"]
+            assert row["error_rate"] == 0 and all(p.startswith("P95") for p in row["problems"]), row
+        else:
+            raise AssertionError(f"{name}: P95 over its limit on three runs: {results}")
+    return runs
 
 
 def test_the_tool_refuses_what_it_cannot_run(tmp_path: Path):
