@@ -13,6 +13,7 @@ limits) and test_nginx_tls.py (TLS, redirects, headers). The live stack is one p
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import shutil
 import signal
@@ -21,7 +22,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -239,6 +240,22 @@ class Stack:
 
         with ThreadPoolExecutor(max_workers=len(SERVICES)) as pool:
             return dict(zip(SERVICES, pool.map(scrape, SERVICES)))
+
+    def upstreams(self, request_ids: Iterable[str], timeout: float = 10.0) -> dict[str, str | None]:
+        """Request id -> the service nginx sent it to, from the `upstream` of its access-log line (None: nginx
+        answered itself); waits (bounded) until every id is logged."""
+        wanted, by_address = set(request_ids), {f"127.0.0.1:{s.port}": name for name, s in self.servers.items()}
+        deadline = time.monotonic() + timeout
+        while True:
+            found = {}
+            for line in self.access_log.read_text(encoding="utf-8").splitlines():
+                entry = json.loads(line)
+                if entry["request_id"] in wanted:
+                    upstream = entry["upstream"]
+                    found[entry["request_id"]] = by_address.get(upstream, upstream) if upstream else None
+            if len(found) == len(wanted) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
 
     def nginx_log(self) -> str:
         return tail(self.directory / "logs" / "error.log")

@@ -89,6 +89,39 @@ def test_the_requests_reader_agrees_with_the_exposition_parser(stack):
         assert sorted((sorted(labels.items()), value) for labels, value in requests_samples(text)) == parsed
 
 
+# The route tables send faster than nginx's 20 r/s per address: each client address sends fewer than
+# the burst (so nginx never answers 429 itself) and is never used again (its bucket is full).
+ROUTING_ADDRESSES = (f"127.0.1.{n}" for n in range(1, 255))
+PER_ADDRESS = BURST - 10
+
+
+def routed(stack, sends: list[tuple[str, str, str, dict]], key: str | None = None) -> list[str]:  # noqa: ANN001
+    """Send each (method, path, owner, request arguments) with an X-Request-ID of its own; returns what went
+    wrong: a request that nginx's access log shows sent elsewhere (its `upstream`; None: nginx answered it
+    itself), or a process whose own http_requests_total did not grow by what nginx sent it (the three
+    scraped once before and once after)."""
+    before = stack.served()
+    sent = {}
+    for start in range(0, len(sends), PER_ADDRESS):
+        transport = httpx.HTTPTransport(local_address=next(ROUTING_ADDRESSES), verify=stack.tls())
+        with httpx.Client(base_url=f"https://127.0.0.1:{stack.https_port}", transport=transport, timeout=30,
+                          trust_env=False, headers={"X-API-Key": key} if key else {}) as client:
+            for method, path, owner, arguments in sends[start:start + PER_ADDRESS]:
+                request_id = uuid.uuid4().hex
+                client.request(method, path, headers={"X-Request-ID": request_id}, **arguments)
+                sent[request_id] = (method, path, owner)
+    after = stack.served()
+    landed = stack.upstreams(sent)
+    wrong = [f"{method} {path}: esperado {owner}, llegó a {landed.get(request_id, 'sin línea en el registro')}"
+             for request_id, (method, path, owner) in sent.items() if landed.get(request_id) != owner]
+    for method in sorted({method for method, _, _ in sent.values()}):
+        expected = {s: float(sum(1 for m, _, owner in sent.values() if m == method and owner == s)) for s in SERVICES}
+        counted = served_between(before, after, method)
+        if counted != expected:
+            wrong.append(f"{method}: los procesos contaron {counted}, les correspondía {expected}")
+    return wrong
+
+
 def test_every_app_route_lands_on_the_service_that_serves_it(stack):
     routes = app_routes()
     assert {s for s in routes.values()} == {"dashboard", "deposito", "negocio"}
@@ -96,31 +129,18 @@ def test_every_app_route_lands_on_the_service_that_serves_it(stack):
     assert routes[("GET", "/api/prices/{sku}/history")] == "negocio"
     assert routes[("POST", "/api/suppliers/{supplier_id}/merge")] == "negocio"
     assert routes[("POST", "/api/alerts/webhook")] == routes[("GET", "/api/alerts")] == "negocio"
-    wrong = []
-    with stack.https("clave-invalida") as client:  # 401 wherever it lands: nothing changes
-        before = stack.served()  # each route's "after" is the next one's "before": nothing else asks between
-        for (method, template), owner in sorted(routes.items()):
-            path = re.sub(r"\{[^}]+\}", "NGX-RUTA", template)
-            body = {} if method in {"POST", "PATCH", "PUT"} else None
-            client.request(method, path, json=body)
-            after = stack.served()
-            got = served_between(before, after, method)
-            before = after
-            expected = {s: (1 if s == owner else 0) for s in SERVICES}
-            if got != expected:
-                wrong.append(f"{method} {path}: esperado {owner}, llegó a {got}")
+    sends = [(method, re.sub(r"\{[^}]+\}", "NGX-RUTA", template), owner,
+              {"json": {} if method in {"POST", "PATCH", "PUT"} else None})
+             for (method, template), owner in sorted(routes.items())]
+    wrong = routed(stack, sends, key="clave-invalida")  # 401 wherever it lands: nothing changes
     assert not wrong, "\n".join(wrong)
 
 
 def test_negocio_areas_land_on_negocio(stack):
-    with stack.https(stack.key) as client:
-        for area in NEGOCIO_AREAS:
-            for path in (f"/api/{area}", f"/api/{area}/1"):
-                landed = stack.landing("GET", lambda path=path: client.get(path))
-                assert landed == {"dashboard": 0, "deposito": 0, "negocio": 1}, path
-        # A prefix look-alike is not negocio's.
-        assert stack.landing("GET", lambda: client.get("/api/suppliersx")) == {"dashboard": 1, "deposito": 0,
-                                                                               "negocio": 0}
+    sends = [("GET", path, "negocio", {}) for area in NEGOCIO_AREAS for path in (f"/api/{area}", f"/api/{area}/1")]
+    sends.append(("GET", "/api/suppliersx", "dashboard", {}))  # a prefix look-alike is not negocio's
+    wrong = routed(stack, sends, key=stack.key)
+    assert not wrong, "\n".join(wrong)
 
 
 def test_health_answers_on_both_ports_and_metrics_stays_inside(stack):
@@ -254,17 +274,11 @@ def test_every_dashboard_page_lands_on_the_dashboard(stack):
     """Each page route (from the dashboard's page-role table), /static and the event stream reach `dashboard`."""
     from tests.web.test_page_roles import PAGE_ROLES, PUBLIC_PAGES
 
-    wrong = []
-    with stack.https() as client:  # no session: pages answer 303 to /ingresar, actions the same; nothing changes
-        before = stack.served()  # each page's "after" is the next one's "before": nothing else asks between
-        for method, template in sorted(set(PAGE_ROLES) | PUBLIC_PAGES):
-            path = re.sub(r"\{formato\}", "csv", re.sub(r"\{[^}]+\}", "NGX-RUTA", template))
-            client.request(method, path, data={} if method == "POST" else None)
-            after = stack.served()
-            got = served_between(before, after, method)
-            before = after
-            if got != {"dashboard": 1, "deposito": 0, "negocio": 0}:
-                wrong.append(f"{method} {path}: llegó a {got}")
+    sends = [(method, re.sub(r"\{formato\}", "csv", re.sub(r"\{[^}]+\}", "NGX-RUTA", template)), "dashboard",
+              {"data": {} if method == "POST" else None})
+             for method, template in sorted(set(PAGE_ROLES) | PUBLIC_PAGES)]
+    wrong = routed(stack, sends)  # no session: pages answer 303 to /ingresar, actions the same; nothing changes
+    with stack.https() as client:
         for path in ("/static/app.css", "/static/app.js"):
             answer = client.get(path)
             assert answer.status_code == 200 and len(answer.content) > 500, path
