@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from minimarket.accounts.audit import Context
 from minimarket.catalog.service import find_product
 from minimarket.pricing.service import record_cost_change
@@ -160,7 +162,17 @@ def _random_store(session, rng) -> None:  # noqa: ANN001
     session.execute(insert(PriceChange.__table__), history)
 
 
-def test_the_query_and_the_walk_agree_on_a_random_store(app):
+@pytest.fixture
+def frozen_days(monkeypatch):  # noqa: ANN001, ANN201
+    """Days since the last purchase (2 decimals) read one clock: the walk and the query run a moment apart."""
+    from minimarket.pricing import service
+    from minimarket.types import utcnow
+
+    now = utcnow()
+    monkeypatch.setattr(service, "utcnow", lambda: now)
+
+
+def test_the_query_and_the_walk_agree_on_a_random_store(app, frozen_days):
     import random
 
     from minimarket.pricing.lagging import lagging_prices
@@ -189,3 +201,72 @@ def test_lagging_pages_over_the_api(client, admin):
     assert first["count"] == rest["count"] == 5
     assert [i["sku"] for i in first["items"] + rest["items"]] == [f"PAG-{i}" for i in range(5)]
     error_of(client.get("/api/prices/lagging?offset=-1", headers=admin), 422, mentions="offset")
+
+
+def test_the_kept_list_follows_every_input_whoever_writes_it(app, frozen_days):
+    """Every input of the lagging rows (migration 0014's triggers), changed by the services and by bare SQL:
+    after each change the list is the walk over every product, item for item."""
+    import random
+
+    from sqlalchemy import text
+
+    from minimarket.pricing.lagging import lagging_prices
+    from minimarket.pricing.settings import update_pricing_settings
+
+    db, ctx = app.state.db, Context(actor="t")
+    with db.write() as session:
+        _random_store(session, random.Random(7))
+
+    def settings(**changes) -> None:  # noqa: ANN003
+        with db.write() as session:
+            update_pricing_settings(session, ctx, changes=changes)
+
+    def sql(statement: str) -> None:
+        with db.write() as session:
+            session.execute(text(statement))
+
+    changes = [
+        lambda: sql("UPDATE productos SET costo = ROUND(costo * 1.5, 2) WHERE id % 3 = 0"),
+        lambda: sql("UPDATE productos SET precio = ROUND(precio * 1.25, 2) WHERE id % 4 = 0"),
+        lambda: sql("UPDATE productos SET iva = 27 WHERE iva = 0"),
+        lambda: sql("UPDATE productos SET margen = 80 WHERE margen IS NULL AND id % 5 = 0"),
+        lambda: sql("UPDATE productos SET margen = NULL WHERE margen = 12.25"),
+        lambda: sql("UPDATE productos SET categoria_id = (SELECT id FROM categorias WHERE nombre = 'Cat 4') "
+                    "WHERE id % 7 = 0"),
+        lambda: sql("UPDATE productos SET activo = NOT activo WHERE id % 11 = 0"),
+        lambda: sql("UPDATE productos SET sku = 'Z-' || sku WHERE id % 13 = 0"),
+        lambda: settings(category_markups={"Cat 2": D("60")}),
+        lambda: settings(category_markups={"Cat 1": None, "Cat 0": D("5")}),
+        lambda: settings(default_markup=D("50")),
+        lambda: settings(rounding="termina_0"),
+        lambda: settings(rounding="100", default_markup=D("20")),
+        lambda: settings(monthly_inflation=D("9")),  # not an input of the list, but of its summaries
+        lambda: sql("DELETE FROM ajustes WHERE clave = 'precios.redondeo'"),
+        lambda: sql("INSERT INTO productos (sku, nombre, unidad, costo, precio, iva, stock_minimo, activo, creado_en, "
+                    "actualizado_en) VALUES ('NUEVO-1', 'Nuevo', 'u', 1000, 100, 21, 0, TRUE, "
+                    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+        lambda: sql("DELETE FROM productos WHERE sku = 'NUEVO-1'"),
+    ]
+    counts, firsts = [], []
+    for step, change in enumerate([lambda: None, *changes]):
+        change()
+        with db.read() as session:
+            walked = walk_every_product(session, limit=1000)
+            assert lagging_prices(session, limit=1000) == walked, step
+            assert lagging_prices(session, limit=7, offset=30) == {"count": walked["count"],
+                                                                   "items": walked["items"][30:37]}
+            in_category = [i for i in walked["items"] if i["sku"] in _skus_of(session, "Cat 2")]
+            assert lagging_prices(session, limit=1000, category="Cat 2") == {"count": len(in_category),
+                                                                             "items": in_category}
+        counts.append(walked["count"])
+        firsts.append([i["sku"] for i in walked["items"][:20]])
+    assert len(set(counts)) > 8 and len({tuple(f) for f in firsts}) > 8  # the changes did move the list
+
+
+def _skus_of(session, category: str) -> set[str]:  # noqa: ANN001
+    from sqlalchemy import select
+
+    from minimarket.catalog.models import Category, Product
+
+    return set(session.scalars(select(Product.sku).join(Category, Category.id == Product.category_id)
+                               .where(Category.name == category)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, Numeric, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from minimarket.db import Base
@@ -35,3 +35,23 @@ class PriceBatch(Base):
     undone_at: Mapped[datetime | None] = mapped_column("deshecho_en", Timestamp)
     undone_by: Mapped[int | None] = mapped_column("deshecho_por_lote", ForeignKey("lotes_precios.id"))
     undoes: Mapped[int | None] = mapped_column("deshace_lote", ForeignKey("lotes_precios.id"))
+
+
+class LaggingPrice(Base):
+    """A product whose shelf price gives less than its target markup, kept by database triggers (migration
+    0014) in the transaction of every write to its inputs: the list of pricing.lagging reads a page of it."""
+
+    __tablename__ = "precios_atrasados"
+    __table_args__ = (
+        Index("ix_precios_atrasados_orden", "proporcion", "sku"),
+        Index("ix_precios_atrasados_categoria", "categoria_id", "proporcion", "sku"),
+    )
+
+    product_id: Mapped[int] = mapped_column("producto_id", Integer, primary_key=True, autoincrement=False)
+    category_id: Mapped[int | None] = mapped_column("categoria_id", Integer)
+    sku: Mapped[str] = mapped_column(String(40))
+    price: Mapped[Decimal] = mapped_column("precio", Numeric(14, 2))
+    vat_rate: Mapped[Decimal] = mapped_column("iva", Numeric(4, 1))
+    suggested: Mapped[Decimal] = mapped_column("sugerido", Numeric(20, 2))
+    # price ÷ suggested (< 1): the order of those that lose nothing a day. A REAL on SQLite (never read back).
+    ratio: Mapped[Decimal] = mapped_column("proporcion", Numeric(44, 30))

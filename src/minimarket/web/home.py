@@ -21,13 +21,13 @@ from minimarket.ar.dates import MONTHS_SHORT, format_month, store_day_start, sto
 from minimarket.ar.money import format_ars, format_percent, format_qty
 from minimarket.alerts.service import count_firing
 from minimarket.db import Database
+from minimarket.pricing.lagging import count_lagging
 from minimarket.reports import series
 from minimarket.reports.kpis import FOLD_ROWS, Kpis, change_marker, compute_kpis, current_kpis, fold_aggregates
 from minimarket.web import charts
 from minimarket.types import utcnow
 from minimarket.web.auth import page_user, session_user
 from minimarket.web.kept_pages import home_key, keep
-from minimarket.web.prices import lagging_key
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -147,7 +147,7 @@ def home(request: Request, user: SessionUser = Depends(page_user(READ))) -> HTML
     with db.read() as session:  # one unit of work for every number of the page
         marker = change_marker(session)
         kpis, rows = compute_kpis(session, marker, now)
-        lagging = request.app.state.cache.get_json(lagging_key(db, marker))
+        lagging = count_lagging(session)
         firing = count_firing(session)
         empty = kpis.active_products == 0
         flow = None if empty else flow_chart(session)
@@ -156,7 +156,7 @@ def home(request: Request, user: SessionUser = Depends(page_user(READ))) -> HTML
     kept = None if empty else request.app.state.charts.get()
     shown = None if empty else {**(kept or {}), "pending": kept is None, "flow": flow}
     response = render(request, "home.html", user, kpis=kpi_texts(kpis),
-                      lagging=None if lagging is None else int(lagging), firing=firing, marker=kpis.marker,
+                      lagging=lagging, firing=firing, marker=kpis.marker,
                       empty=empty, charts=shown, day=day, week=store_week_start(now).date())
     # Kept (web/kept_pages.py) only as drawn for the day it counted and with the charts it shows.
     return keep(request, response, key=home_key(day, kept["stamp"]) if kept is not None else "")

@@ -6,8 +6,8 @@ versions of what it shows, read in the request's Redis round trip *before* the r
 and bumped by every writer *after* its commit; so a page requested after a write's answer went out never
 shows the store as it was before that write, in any process sharing Redis. What each page depends on:
 
-* Inicio: `catalog` (any write but a stock movement: products, prices, alerts, settings), `ledger` (every
-  stock movement, stock.ledger), `lagging` (the lagging-prices count its page stores), and, in its key, the
+* Inicio: `catalog` (any write but a stock movement: products, prices, alerts, settings — the lagging-prices
+  count too, pricing.lagging), `ledger` (every stock movement, stock.ledger), and, in its key, the
   store's day (sales of the day and the week) and the drawing of the charts it shows (web/home.py);
 * a list of Inventario: `catalog`, the `product:<SKU>` of each product it lists and, filtered by low or no
   stock, `lists:low` and `lists:out` (stock.totals). Which products a page lists is known only after reading
@@ -44,7 +44,6 @@ from minimarket.platform.read_cache import CATALOG, ReadCache, product_version, 
 from minimarket.stock.ledger import LEDGER_VERSION
 from minimarket.stock.totals import LOW_LISTS, OUT_LISTS
 
-LAGGING_VERSION = "lagging"  # bumped when the lagging-prices page stores Inicio's count (web/prices.py)
 _PENDING = "kept_page"  # scope["state"]: (stored key, the names' token) the route may keep its page under
 _HEADERS = [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")]
 
@@ -103,7 +102,7 @@ def _home(scope: dict[str, Any], store: PageStore) -> Wanted | None:
     stamp = scope["app"].state.charts.fresh_stamp()
     if stamp is None:  # no drawing yet, or one due to be redrawn: the route starts it
         return None
-    return Wanted(home_key(store_day_start().date(), stamp), (CATALOG, LEDGER_VERSION, LAGGING_VERSION))
+    return Wanted(home_key(store_day_start().date(), stamp), (CATALOG, LEDGER_VERSION))
 
 
 def _inventory(scope: dict[str, Any], store: PageStore) -> Wanted | None:

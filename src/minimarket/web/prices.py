@@ -1,6 +1,6 @@
 """Precios: a bulk change by filters (preview → apply as one batch → undo), the recent batches, and the
-lagging prices behind Inicio's number. Every rule is pricing's (bulk.preview_bulk, bulk.apply_bulk,
-batches.undo_batch, lagging.lagging_prices); this module only reads the form and shows the answer."""
+lagging prices. Every rule is pricing's (bulk.preview_bulk, bulk.apply_bulk, batches.undo_batch,
+lagging.lagging_prices); this module only reads the form and shows the answer."""
 
 from __future__ import annotations
 
@@ -18,11 +18,9 @@ from minimarket.errors import DomainError
 from minimarket.pricing import batches, bulk
 from minimarket.pricing.lagging import lagging_prices
 from minimarket.pricing.schemas import BulkChangeIn
-from minimarket.reports.kpis import change_marker, db_tag
 from minimarket.suppliers.models import Supplier
 from minimarket.web.auth import form_user, page_context, page_user
 from minimarket.web.forms import build, new_form_key, parse_decimal, write_once
-from minimarket.web.kept_pages import LAGGING_VERSION
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -35,26 +33,6 @@ LABELS = {"category": "Categoría", "supplier": "Proveedor", "brand": "Marca", "
 Short = Annotated[str, Query(max_length=200)]
 
 
-def lagging_key(db, marker) -> str:  # noqa: ANN001
-    """The cache key of the lagging count for the catalogue as of `marker` (reports.kpis.change_marker)."""
-    return f"lagging:{db_tag(db)}:{marker.catalog_changed}"
-
-
-def _key(request: Request, session) -> str:  # noqa: ANN001
-    return lagging_key(request.app.state.db, change_marker(session))
-
-
-def lagging_count(request: Request) -> int | None:
-    """How many products sell below their target markup, as last computed for the current catalogue.
-
-    None until the list has been computed: on a big catalogue it takes seconds (pricing.lagging reads
-    every active product), so Inicio never computes it inline; the list page does, and stores it.
-    """
-    with request.app.state.db.read() as session:
-        cached = request.app.state.cache.get_json(_key(request, session))
-    return None if cached is None else int(cached)
-
-
 @router.get("/precios/atrasados", response_class=HTMLResponse)
 def lagging_page(request: Request, user: SessionUser = Depends(page_user(READ)),
                  categoria: Annotated[str, Query(max_length=100)] = "",
@@ -65,9 +43,6 @@ def lagging_page(request: Request, user: SessionUser = Depends(page_user(READ)),
             found = lagging_prices(session, limit=SHOWN, offset=(pagina - 1) * SHOWN, category=categoria or None)
         except DomainError as exc:
             error = exc.message.replace("category:", "Categoría:")
-        if not categoria:  # Inicio's number is the whole store's; a kept Inicio shows it from now on
-            request.app.state.cache.set_json(_key(request, session), found["count"], 3600)
-            request.app.state.cache.bump([LAGGING_VERSION])
         choices = _choices(session)
     query = {"categoria": categoria} if categoria else {}
     return render(request, "lagging.html", user, status_code=422 if error else 200, count=found["count"],
