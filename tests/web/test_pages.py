@@ -211,13 +211,14 @@ def test_product_page_shows_the_price_history(client, app, shop, admin):
 def test_lagging_prices_number_links_to_its_list(client, app, shop, admin):
     sign_in(app, client, "lectura")
     kpi_of = lambda html: re.search(r'href="/precios/atrasados".*?kpi-value">([^<]+)<', html, re.S).group(1)  # noqa: E731
-    assert kpi_of(client.get("/").text) == "Ver"  # never computed inline on Inicio: the list computes it
-    low = client.patch("/api/inventory/YERBA-1", json={"price": "1300.00"}, headers=admin)  # far below any target
+    listed = lambda: int(re.search(r"<p>(\d+) producto\(s\)", client.get("/precios/atrasados").text).group(1))  # noqa: E731
+    before = kpi_of(client.get("/").text)  # the kept count (pricing.lagging), current without opening the list
+    assert before == str(listed())
+    low = client.patch("/api/inventory/BAJA-1", json={"price": "12.00"}, headers=admin)  # below 10 × 1.35 × 1.21
     assert low.status_code == 200, low.text
+    assert kpi_of(client.get("/").text) == str(int(before) + 1)  # Inicio follows the write at once
     listing = client.get("/precios/atrasados").text
-    count = int(re.search(r"<p>(\d+) producto\(s\)", listing).group(1))
-    assert count >= 1 and "YERBA-1" in listing and "$ 1.300,00" in listing
-    assert kpi_of(client.get("/").text) == str(count)  # now Inicio shows the number for this catalogue
+    assert "BAJA-1" in listing and "$ 12,00" in listing and listed() == int(before) + 1
 
 
 def test_configuracion_sets_markup_rounding_and_inflation(client, app, admin):

@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 CHECKSUM_ALGORITHM = "sha256/json-canonico-v1"
-# The revision is recorded on its own; Inicio's aggregates (reports.models) are derived: triggers rebuild
-# them as `migrate-to` copies the rows they sum (copying them too would count everything twice).
-SKIPPED_TABLES = frozenset({"alembic_version", "kpi_existencias", "kpi_dias"})
+# The revision is recorded on its own; Inicio's aggregates (reports.models) and the lagging prices
+# (pricing.models.LaggingPrice) are derived: triggers rebuild them as `migrate-to` or a restore copies the
+# rows they come from (copying the aggregates too would count everything twice).
+SKIPPED_TABLES = frozenset({"alembic_version", "kpi_existencias", "kpi_dias", "precios_atrasados"})
 FETCH_BATCH = 2000
 
 BACKUP_APP_NAME = "minimarket-respaldo"  # how backup/restore sessions show in pg_stat_activity
