@@ -63,6 +63,37 @@ def _pg_round(value: str, rule: str) -> str:
     return f"CASE WHEN {value} <= 0 THEN 0 ELSE CASE {rule} {steps} {endings} END END"
 
 
+def _pg_refresh(rows: str) -> tuple[str, str]:
+    """(CTEs, INSERT) recomputing the kept rows of the products `rows` gives (alias p: productos' columns).
+
+    The rule is pricing.lagging's: active, with a cost, and price < cost × (1 + markup) × (1 + IVA), the
+    markup the product's own, else its category's target, else the store default."""
+    hundred = "CAST(100 AS NUMERIC(30, 10))"
+    ctes = f"""fila AS MATERIALIZED (
+    SELECT p.id, p.categoria_id, p.sku, p.precio, p.iva, a.regla, p.activo AND p.costo > 0 AS cuenta,
+           p.costo * (1 + COALESCE(p.margen, c.margen_objetivo, a.margen) / {hundred}) * (1 + p.iva / {hundred}) AS bruto
+    FROM {rows} LEFT JOIN categorias c ON c.id = p.categoria_id CROSS JOIN precios_ajustes() a
+  ), atrasado AS MATERIALIZED (
+    SELECT id, categoria_id, sku, precio, iva, {_pg_round('bruto', 'regla')} AS sugerido
+    FROM fila WHERE cuenta AND precio < bruto
+  ), quitados AS (
+    DELETE FROM precios_atrasados k USING fila f
+    WHERE k.producto_id = f.id AND NOT (f.cuenta AND f.precio < f.bruto)
+  )"""
+    insert = f"""INSERT INTO precios_atrasados ({_KEPT_COLUMNS})
+  SELECT id, categoria_id, sku, precio, iva, sugerido, CAST(precio AS NUMERIC(44, 30)) / sugerido FROM atrasado
+  ON CONFLICT (producto_id) DO UPDATE SET categoria_id = EXCLUDED.categoria_id, sku = EXCLUDED.sku,
+      precio = EXCLUDED.precio, iva = EXCLUDED.iva, sugerido = EXCLUDED.sugerido, proporcion = EXCLUDED.proporcion
+    WHERE (precios_atrasados.categoria_id, precios_atrasados.sku, precios_atrasados.precio, precios_atrasados.iva,
+           precios_atrasados.sugerido) IS DISTINCT FROM
+          (EXCLUDED.categoria_id, EXCLUDED.sku, EXCLUDED.precio, EXCLUDED.iva, EXCLUDED.sugerido)"""
+    return ctes, insert
+
+
+# Hash joins over the transition tables (PostgreSQL estimates their join at n² rows: a merge join with
+# two sorts, or JIT compilation), with room in memory for 100,000 rows.
+_TRIGGER_SETTINGS = "SET jit = off SET enable_mergejoin = off SET work_mem = '64MB'"
+
 _PG_FUNCTIONS = [
     # The store's default markup and rounding rule as pricing.settings.load_pricing_settings reads them.
     ("precios_ajustes()", f"""
@@ -72,80 +103,65 @@ SELECT COALESCE((SELECT CASE WHEN valor ~ '^-?[0-9]+(\\.[0-9]+)?$' THEN valor::n
        COALESCE((SELECT valor FROM ajustes WHERE clave = '{ROUNDING_KEY}' AND valor IN ({_RULES_SQL})), '10')
 $$"""),
     # Recompute the kept rows of `ids` (NULL: every product).
-    ("precios_atrasados_refrescar(integer[])", f"""
-CREATE FUNCTION precios_atrasados_refrescar(ids integer[]) RETURNS void LANGUAGE plpgsql SET jit = off AS $$
+    ("precios_atrasados_refrescar(integer[])", """
+CREATE FUNCTION precios_atrasados_refrescar(ids integer[]) RETURNS void LANGUAGE plpgsql {settings} AS $$
 BEGIN
   IF ids IS NULL THEN
     DELETE FROM precios_atrasados;
+    WITH {every_ctes}
+    {every_insert};
+  ELSE
+    WITH {some_ctes}
+    {some_insert};
   END IF;
-  WITH fila AS MATERIALIZED (
-    SELECT p.id, p.categoria_id, p.sku, p.precio, p.iva, a.regla,
-           p.activo AND p.costo > 0 AS cuenta,
-           p.costo * (1 + COALESCE(p.margen, c.margen_objetivo, a.margen) / CAST(100 AS NUMERIC(30, 10)))
-             * (1 + p.iva / CAST(100 AS NUMERIC(30, 10))) AS bruto
-    FROM productos p LEFT JOIN categorias c ON c.id = p.categoria_id CROSS JOIN precios_ajustes() a
-    WHERE ids IS NULL
-    UNION ALL
-    SELECT p.id, p.categoria_id, p.sku, p.precio, p.iva, a.regla,
-           p.activo AND p.costo > 0,
-           p.costo * (1 + COALESCE(p.margen, c.margen_objetivo, a.margen) / CAST(100 AS NUMERIC(30, 10)))
-             * (1 + p.iva / CAST(100 AS NUMERIC(30, 10)))
-    FROM unnest(ids) AS u(id) JOIN productos p ON p.id = u.id LEFT JOIN categorias c ON c.id = p.categoria_id
-         CROSS JOIN precios_ajustes() a
-    WHERE ids IS NOT NULL
-  ), atrasado AS MATERIALIZED (
-    SELECT id, categoria_id, sku, precio, iva, {_pg_round('bruto', 'regla')} AS sugerido
-    FROM fila WHERE cuenta AND precio < bruto
-  ), quitados AS (
-    DELETE FROM precios_atrasados k USING fila f
-    WHERE k.producto_id = f.id AND NOT EXISTS (SELECT 1 FROM atrasado x WHERE x.id = f.id)
-  )
-  INSERT INTO precios_atrasados ({_KEPT_COLUMNS})
-  SELECT id, categoria_id, sku, precio, iva, sugerido, CAST(precio AS NUMERIC(44, 30)) / sugerido FROM atrasado
-  ON CONFLICT (producto_id) DO UPDATE SET categoria_id = EXCLUDED.categoria_id, sku = EXCLUDED.sku,
-      precio = EXCLUDED.precio, iva = EXCLUDED.iva, sugerido = EXCLUDED.sugerido, proporcion = EXCLUDED.proporcion
-    WHERE (precios_atrasados.categoria_id, precios_atrasados.sku, precios_atrasados.precio, precios_atrasados.iva,
-           precios_atrasados.sugerido) IS DISTINCT FROM
-          (EXCLUDED.categoria_id, EXCLUDED.sku, EXCLUDED.precio, EXCLUDED.iva, EXCLUDED.sugerido);
 END
-$$"""),
+$$""".format(settings=_TRIGGER_SETTINGS,
+             every_ctes=_pg_refresh("productos p")[0], every_insert=_pg_refresh("productos p")[1],
+             some_ctes=_pg_refresh("unnest(ids) AS u(id) JOIN productos p ON p.id = u.id")[0],
+             some_insert=_pg_refresh("unnest(ids) AS u(id) JOIN productos p ON p.id = u.id")[1])),
 ]
 
 
 def _pg_product_change() -> str:
-    """productos UPDATE: one join of the transition tables; the KPI delta and the lagging rows from it."""
+    """productos UPDATE: one join of the transition tables gives the changed rows; their lagging rows and,
+    for those whose cost, price or active flag changed, the KPI delta come from it."""
     pg = "postgresql"
-    old = "o"  # unnest of the old values of the products whose cost, price or active flag changed
-    new_p = _kpi._contribution(pg, "n", "t.cantidad", "t.bajo_minimo")
-    old_p = _kpi._contribution(pg, old, "t.cantidad", "t.bajo_minimo")
-    kpi_changed = "(n.activo, n.costo, n.precio) IS DISTINCT FROM (o.activo, o.costo, o.precio)"
+    new_p = _kpi._contribution(pg, "c", "t.cantidad", "t.bajo_minimo")
+    old_p = [x.replace("c.", "c.viejo_") for x in new_p]
+    kpi_changed = "(activo, costo, precio) IS DISTINCT FROM (viejo_activo, viejo_costo, viejo_precio)"
     inputs = ", ".join(f"n.{c}" for c in _INPUTS), ", ".join(f"o.{c}" for c in _INPUTS)
+    lists = ("ids", "activo", "costo", "precio", "viejo_activo", "viejo_costo", "viejo_precio")
     sums = _kpi._stock_delta(pg, new_p, old_p,
-                             "FROM unnest(kpi_ids, viejo_activo, viejo_costo, viejo_precio) AS o(id, activo, costo, precio) "
-                             "JOIN productos n ON n.id = o.id LEFT JOIN existencias_totales t ON t.producto_id = o.id")
+                             f"FROM unnest({', '.join('k_' + x for x in lists)}) AS c({', '.join(('id', *lists[1:]))}) "
+                             "LEFT JOIN existencias_totales t ON t.producto_id = c.id")
+    ctes, insert = _pg_refresh("cambios p")
     return f"""
-CREATE FUNCTION productos_cambio() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$
+CREATE FUNCTION productos_cambio() RETURNS trigger LANGUAGE plpgsql {_TRIGGER_SETTINGS} AS $$
 DECLARE
-  kpi_ids integer[]; viejo_activo boolean[]; viejo_costo numeric[]; viejo_precio numeric[]; atraso_ids integer[];
+  k_ids integer[]; k_activo boolean[]; k_costo numeric[]; k_precio numeric[];
+  k_viejo_activo boolean[]; k_viejo_costo numeric[]; k_viejo_precio numeric[];
 BEGIN
-  SELECT array_agg(n.id ORDER BY n.id) FILTER (WHERE {kpi_changed}),
-         array_agg(o.activo ORDER BY n.id) FILTER (WHERE {kpi_changed}),
-         array_agg(o.costo ORDER BY n.id) FILTER (WHERE {kpi_changed}),
-         array_agg(o.precio ORDER BY n.id) FILTER (WHERE {kpi_changed}),
-         array_agg(n.id)
-    INTO kpi_ids, viejo_activo, viejo_costo, viejo_precio, atraso_ids
+  -- One aggregate: every array gets the rows in the same order.
+  WITH cambios AS MATERIALIZED (
+    SELECT n.id, n.categoria_id, n.sku, n.activo, n.costo, n.precio, n.iva, n.margen,
+           o.activo AS viejo_activo, o.costo AS viejo_costo, o.precio AS viejo_precio
     FROM nuevos n JOIN viejos o ON o.id = n.id
-   WHERE ({inputs[0]}) IS DISTINCT FROM ({inputs[1]});
-  IF atraso_ids IS NULL THEN
-    RETURN NULL;
-  END IF;
-  IF kpi_ids IS NOT NULL THEN
-    -- A movement of one of these products either committed before (read its stock below) or waits.
-    PERFORM 1 FROM existencias_totales t JOIN unnest(kpi_ids) AS u(id) ON u.id = t.producto_id
+    WHERE ({inputs[0]}) IS DISTINCT FROM ({inputs[1]})
+  ), {ctes}, puestos AS (
+  {insert}
+  )
+  SELECT array_agg(id) FILTER (WHERE {kpi_changed}), array_agg(activo) FILTER (WHERE {kpi_changed}),
+         array_agg(costo) FILTER (WHERE {kpi_changed}), array_agg(precio) FILTER (WHERE {kpi_changed}),
+         array_agg(viejo_activo) FILTER (WHERE {kpi_changed}), array_agg(viejo_costo) FILTER (WHERE {kpi_changed}),
+         array_agg(viejo_precio) FILTER (WHERE {kpi_changed})
+    INTO {', '.join('k_' + x for x in lists)}
+    FROM cambios;
+  IF k_ids IS NOT NULL THEN
+    -- A movement of one of these products either committed before (its stock is read below) or waits.
+    PERFORM 1 FROM existencias_totales t JOIN unnest(k_ids) AS u(id) ON u.id = t.producto_id
       ORDER BY t.producto_id FOR SHARE OF t;
     {sums};
   END IF;
-  PERFORM precios_atrasados_refrescar(atraso_ids);
   RETURN NULL;
 END
 $$"""
@@ -268,7 +284,7 @@ def upgrade() -> None:
         for _signature, statement in _PG_FUNCTIONS:
             op.execute(statement)
         for function, body in _PG_TRIGGER_BODIES.items():
-            op.execute(f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$\n"
+            op.execute(f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql {_TRIGGER_SETTINGS} AS $$\n"
                        f"BEGIN\n{body}\nRETURN NULL;\nEND\n$$")
         for _function, trigger, _table, clause in _pg_triggers():
             op.execute(f"CREATE TRIGGER {trigger} {clause} EXECUTE FUNCTION {_function}()")
