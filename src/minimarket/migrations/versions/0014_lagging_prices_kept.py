@@ -23,9 +23,10 @@ quotient while suggested prices stay under ~$ 670.000; only that key is read fro
 Also: `kpi_productos_cambio` (0013) joined the new and old transition tables twice (once to lock the
 changed products' totals, once to sum), each join estimated at n² rows, so PostgreSQL compiled it
 with JIT and sorted on disk: 5-7 s for `UPDATE productos SET precio = precio * 1.01` over 100,000
-products even when nothing changed. Now one function `productos_cambio` joins them once, keeps the
-changed products' old values in arrays (only rows whose cost, price or active flag changed count
-for the KPIs), locks and sums from those, refreshes their lagging rows, and runs without JIT.
+products even when nothing changed. Now one function `productos_cambio` runs one statement: a
+materialized CTE joins them once and keeps only the rows where an input changed; the KPI delta (rows
+whose cost, price or active flag changed) is summed over those products' totals as its locking CTE
+returns them, and their lagging rows are refreshed from the same CTE; without JIT, with hash joins.
 """
 
 from __future__ import annotations
@@ -123,45 +124,34 @@ $$""".format(settings=_TRIGGER_SETTINGS,
 
 
 def _pg_product_change() -> str:
-    """productos UPDATE: one join of the transition tables gives the changed rows; their lagging rows and,
-    for those whose cost, price or active flag changed, the KPI delta come from it."""
+    """productos UPDATE, one statement: one join of the transition tables gives the rows where an input
+    changed; from it, the lagging rows and, for those whose cost, price or active flag changed, the KPI
+    delta, summed over their `existencias_totales` rows as locked (FOR SHARE returns each row's latest
+    version: a movement of one of these products either committed before, and its stock is summed, or
+    waits for this transaction, and its own trigger reads the new price)."""
     pg = "postgresql"
     new_p = _kpi._contribution(pg, "c", "t.cantidad", "t.bajo_minimo")
     old_p = [x.replace("c.", "c.viejo_") for x in new_p]
-    kpi_changed = "(activo, costo, precio) IS DISTINCT FROM (viejo_activo, viejo_costo, viejo_precio)"
+    kpi_changed = "(c.activo, c.costo, c.precio) IS DISTINCT FROM (c.viejo_activo, c.viejo_costo, c.viejo_precio)"
     inputs = ", ".join(f"n.{c}" for c in _INPUTS), ", ".join(f"o.{c}" for c in _INPUTS)
-    lists = ("ids", "activo", "costo", "precio", "viejo_activo", "viejo_costo", "viejo_precio")
     sums = _kpi._stock_delta(pg, new_p, old_p,
-                             f"FROM unnest({', '.join('k_' + x for x in lists)}) AS c({', '.join(('id', *lists[1:]))}) "
-                             "LEFT JOIN existencias_totales t ON t.producto_id = c.id")
+                             f"FROM cambios c LEFT JOIN bloqueados t ON t.producto_id = c.id WHERE {kpi_changed}")
     ctes, insert = _pg_refresh("cambios p")
     return f"""
 CREATE FUNCTION productos_cambio() RETURNS trigger LANGUAGE plpgsql {_TRIGGER_SETTINGS} AS $$
-DECLARE
-  k_ids integer[]; k_activo boolean[]; k_costo numeric[]; k_precio numeric[];
-  k_viejo_activo boolean[]; k_viejo_costo numeric[]; k_viejo_precio numeric[];
 BEGIN
-  -- One aggregate: every array gets the rows in the same order.
   WITH cambios AS MATERIALIZED (
     SELECT n.id, n.categoria_id, n.sku, n.activo, n.costo, n.precio, n.iva, n.margen,
            o.activo AS viejo_activo, o.costo AS viejo_costo, o.precio AS viejo_precio
     FROM nuevos n JOIN viejos o ON o.id = n.id
     WHERE ({inputs[0]}) IS DISTINCT FROM ({inputs[1]})
+  ), bloqueados AS (
+    SELECT t.producto_id, t.cantidad, t.bajo_minimo FROM existencias_totales t JOIN cambios c ON c.id = t.producto_id
+    WHERE {kpi_changed} ORDER BY t.producto_id FOR SHARE OF t
   ), {ctes}, puestos AS (
   {insert}
   )
-  SELECT array_agg(id) FILTER (WHERE {kpi_changed}), array_agg(activo) FILTER (WHERE {kpi_changed}),
-         array_agg(costo) FILTER (WHERE {kpi_changed}), array_agg(precio) FILTER (WHERE {kpi_changed}),
-         array_agg(viejo_activo) FILTER (WHERE {kpi_changed}), array_agg(viejo_costo) FILTER (WHERE {kpi_changed}),
-         array_agg(viejo_precio) FILTER (WHERE {kpi_changed})
-    INTO {', '.join('k_' + x for x in lists)}
-    FROM cambios;
-  IF k_ids IS NOT NULL THEN
-    -- A movement of one of these products either committed before (its stock is read below) or waits.
-    PERFORM 1 FROM existencias_totales t JOIN unnest(k_ids) AS u(id) ON u.id = t.producto_id
-      ORDER BY t.producto_id FOR SHARE OF t;
-    {sums};
-  END IF;
+  {sums};
   RETURN NULL;
 END
 $$"""
