@@ -4,6 +4,8 @@ session; without Redis nothing is kept."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -55,7 +57,7 @@ def test_a_kept_page_is_served_until_a_write_in_another_process_changes_it(repli
     create_product(a, key, "BAJA-1", name="Producto sin stock", cost="10", price="20", min_stock=2)
     sign_in(b.app, b, "admin", username="dueno")
     kept = {path: _kept(b, path) for path in PAGES}
-    assert "YERBA-1" not in kept["/inventario?estado=bajo"] and "Ver</span>" in kept["/"]
+    assert "YERBA-1" not in kept["/inventario?estado=bajo"] and _lagging_of(kept["/"]) == "1"  # YERBA-1
     for sql, _ in {sql for sql in SNEAKED.values()}:
         _sneak(b, sql)
     for path in PAGES:  # nothing bumped: the kept page (the proof that it was kept)
@@ -72,10 +74,16 @@ def test_a_kept_page_is_served_until_a_write_in_another_process_changes_it(repli
         assert SNEAKED[path][1] in fresh, f"{path} still shows what it kept before the movement"
     assert "YERBA-1" in b.get("/inventario?estado=bajo").text  # it entered the list: no version of its own there
 
-    # The lagging-prices page stores Inicio's count in the other process: Inicio shows it at once.
-    assert "Ver</span>" in _kept(b, "/")
-    assert a.get("/precios/atrasados", cookies={SESSION_COOKIE: b.cookies.get(SESSION_COOKIE)}).status_code == 200
-    assert "Ver</span>" not in b.get("/").text
+    # The sneaked cost of 1000 took YERBA-1 out of the lagging prices; a price in the other process puts BAJA-1
+    # below its target (10 × 1.35 × 1.21): Inicio's count follows at once.
+    assert _lagging_of(_kept(b, "/")) == "0"
+    lowered = a.patch("/api/inventory/BAJA-1", json={"price": "12.00"}, headers=key)
+    assert lowered.status_code == 200, lowered.text
+    assert _lagging_of(b.get("/").text) == "1"
+
+
+def _lagging_of(html: str) -> str:
+    return re.search(r'href="/precios/atrasados".*?kpi-value">([^<]+)<', html, re.S).group(1)
 
 
 @pytest.mark.redis

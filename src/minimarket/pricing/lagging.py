@@ -20,11 +20,12 @@ follows every change of an input.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Numeric, Select, Subquery, cast, func, literal, literal_column, select, union_all
+from sqlalchemy import (Integer, Numeric, Select, Subquery, bindparam, cast, func, literal, literal_column, select,
+                        union_all)
 from sqlalchemy.orm import Session
 
 from minimarket.catalog.models import Category, Product
@@ -54,11 +55,11 @@ def _in_category(stmt: Select, category_id: int | None) -> Select:
     return stmt if category_id is None else stmt.where(_kept.c.categoria_id == category_id)
 
 
-def _sold(category_id: int | None) -> Subquery:
-    """Units sold in the last 30 days by each lagging product that sold (one pass over the window's sales)."""
+def _sold(category_id: int | None, since: datetime) -> Subquery:
+    """Units sold since `since` by each lagging product that sold (one pass over the window's sales)."""
     stmt = (select(_movements.c.producto_id, (-func.sum(_movements.c.cantidad)).label("sold"))
             .join(_kept, _kept.c.producto_id == _movements.c.producto_id)
-            .where(_movements.c.tipo == SALE, _movements.c.creado_en >= utcnow() - timedelta(days=SALES_DAYS))
+            .where(_movements.c.tipo == SALE, _movements.c.creado_en >= since)
             .group_by(_movements.c.producto_id))
     return _in_category(stmt, category_id).subquery("ventas")
 
@@ -68,9 +69,10 @@ def count_lagging(session: Session, category_id: int | None = None) -> int:
     return session.scalar(_in_category(select(func.count()).select_from(_kept), category_id))
 
 
-def _page_postgresql(session: Session, category_id: int | None, *, limit: int, offset: int) -> list[int]:
+def _page_postgresql(session: Session, category_id: int | None, since: datetime, *, limit: int,
+                     offset: int) -> list[int]:
     """The page's product ids, ranked by PostgreSQL in exact NUMERIC (the loss as rules.daily_loss computes it)."""
-    sold = _sold(category_id)
+    sold = _sold(category_id, since)
     per_day = func.round(sold.c.sold / sql_number(SALES_DAYS), 3)
     lost = func.round(func.greatest(_kept.c.sugerido - _kept.c.precio, 0)
                       / (1 + _kept.c.iva / sql_number(100)) * per_day, 2)
@@ -93,9 +95,10 @@ def _page_postgresql(session: Session, category_id: int | None, *, limit: int, o
                                                              ranked.c.sku).offset(offset).limit(limit)))
 
 
-def _page_python(session: Session, category_id: int | None, count: int, *, limit: int, offset: int) -> list[int]:
+def _page_python(session: Session, category_id: int | None, since: datetime, count: int, *, limit: int,
+                 offset: int) -> list[int]:
     """SQLite: the loss and its order in Decimal (rules.daily_loss) for the few that sold; the rest from the index."""
-    sold = _sold(category_id)
+    sold = _sold(category_id, since)
     rows = session.execute(select(_kept.c.producto_id, _kept.c.sku, _kept.c.sugerido, _kept.c.precio, _kept.c.iva,
                                   sold.c.sold)
                            .select_from(sold.join(_kept, _kept.c.producto_id == sold.c.producto_id))).all()
@@ -110,7 +113,8 @@ def _page_python(session: Session, category_id: int | None, count: int, *, limit
     rest = count - len(losing) - len(negative)  # those that lose nothing a day, in the kept order
     start = max(0, offset - len(losing))
     if len(ids) < limit and start < rest:
-        skip = [pid for _, pid in losing + negative]
+        # Written into the statement: they may be more than SQLite takes as parameters.
+        skip = bindparam("skip", [pid for _, pid in losing + negative], expanding=True, literal_execute=True)
         stmt = (select(_kept.c.producto_id).where(_kept.c.producto_id.not_in(skip))
                 .order_by(_kept.c.proporcion, _kept.c.sku).offset(start).limit(limit - len(ids)))
         ids += session.scalars(_in_category(stmt, category_id)).all()
@@ -119,12 +123,11 @@ def _page_python(session: Session, category_id: int | None, count: int, *, limit
     return ids
 
 
-def _details(session: Session, ids: list[int]) -> dict[int, Any]:
-    """Each page product's columns, 30 days' sales, last purchase (latest `entrada`) and last cost change."""
-    since = utcnow() - timedelta(days=SALES_DAYS)
+def _details(session: Session, ids: list[int], since: datetime) -> dict[int, Any]:
+    """Each page product's columns, sales since `since`, last purchase (latest `entrada`) and last cost change."""
     product_id = _products.c.id
     sold = (select(-func.sum(_movements.c.cantidad)).where(_movements.c.producto_id == product_id,
-                                                           _movements.c.tipo == "venta",
+                                                           _movements.c.tipo == SALE,
                                                            _movements.c.creado_en >= since)
             .scalar_subquery())
     bought = (select(func.max(_movements.c.creado_en))
@@ -160,11 +163,12 @@ def lagging_prices(session: Session, *, limit: int, offset: int = 0, category: s
     count = count_lagging(session, category_id)
     if offset >= count:
         return {"count": count, "items": []}
+    since = utcnow() - timedelta(days=SALES_DAYS)
     if session.get_bind().dialect.name == "postgresql":
-        ids = _page_postgresql(session, category_id, limit=limit, offset=offset)
+        ids = _page_postgresql(session, category_id, since, limit=limit, offset=offset)
     else:
-        ids = _page_python(session, category_id, count, limit=limit, offset=offset)
-    rows = _details(session, ids) if ids else {}
+        ids = _page_python(session, category_id, since, count, limit=limit, offset=offset)
+    rows = _details(session, ids, since) if ids else {}
     items = []
     for r in (rows[i] for i in ids):
         item = summary_of(sku=r.sku, name=r.nombre, cost=r.costo, price=r.precio, vat=r.iva, own_markup=r.margen,
