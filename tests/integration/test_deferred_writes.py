@@ -102,3 +102,18 @@ def test_the_policy_and_location_read_with_the_product_are_the_ones_in_force(cli
     assert stock_by_location(client, admin, "YERBA-D") == {"DEP": 1, "SAL": 4}
     assert _audits(app.state.db, "stock.movements")  # each movement's audit row, sent with its commit
     assert_ledger_clean(app)
+
+
+def test_orm_changes_and_the_queue_commit_together_or_not_at_all(app) -> None:  # noqa: ANN001
+    """The COMMIT travels with the queue (PostgreSQL): the ORM's pending objects are flushed before it, in the
+    same transaction as the queued rows — committed with them, and a failing one undoes them."""
+    db = app.state.db
+    with db.write() as session:
+        session.add(AuditEntry(actor="prueba", action="deferred.orm", entity="t", entity_id="pending"))
+        defer(session, _row("deferred.orm", "queued"))
+    assert sorted(_audits(db, "deferred.orm")) == ["pending", "queued"]
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the driver's integrity error, wrapped by SQLAlchemy
+        with db.write() as session:
+            defer(session, _row("deferred.orm-failed", "queued"))
+            session.add(AuditEntry(actor=None, action="deferred.orm-failed", entity="t"))  # NOT NULL: fails on flush
+    assert _audits(db, "deferred.orm-failed") == []

@@ -2,10 +2,11 @@
 
 Statements whose result nobody reads back in the same unit of work — the audit row, the stored
 idempotent answer — are queued on the session with `defer`
-and sent, in the order queued, when the session commits: on PostgreSQL in one round trip (psycopg
-pipeline mode), on SQLite one after the other. They are still inside the transaction: a failure
-raises from the commit and rolls everything back, like any other statement. Inside a savepoint
-(`begin_nested`) nothing is deferred, so a rolled-back savepoint never leaves a queued write behind.
+and sent, in the order queued, when the session commits: on PostgreSQL in one round trip together with
+the COMMIT itself (psycopg pipeline mode), on SQLite one after the other. They are still inside the
+transaction: a failure raises from the commit and rolls everything back, like any other statement. Inside
+a savepoint (`begin_nested`) nothing is deferred, so a rolled-back savepoint never leaves a queued write
+behind.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ def send_deferred(session: Session) -> None:
         send_together(session, statements)
 
 
-def send_together(session: Session, statements: list[tuple[Executable, dict | None]]) -> None:
-    """Run `statements` (each with its parameters; no rows back) in order, in one round trip on PostgreSQL (psycopg's pipeline mode;
-    psycopg still sends a transaction's BEGIN on its own). A failure raises the same SQLAlchemy error as a
-    plain `execute` (an IntegrityError for a duplicate key, an OperationalError for a lost connection)."""
+def send_together(session: Session, statements: list[tuple[Executable, dict | None]], *, commit: bool = False) -> None:
+    """Run `statements` (each with its parameters; no rows back) in order, in one round trip on PostgreSQL
+    (psycopg's pipeline mode; psycopg still sends a transaction's BEGIN on its own), with `commit` the
+    transaction's COMMIT in that same trip (SQLAlchemy's own commit then finds it done). A failure raises the
+    same SQLAlchemy error as a plain `execute` (an IntegrityError for a duplicate key, an OperationalError for
+    a lost connection)."""
     conn = session.connection()
     if conn.dialect.name != "postgresql":
         for statement, parameters in statements:
@@ -49,6 +52,8 @@ def send_together(session: Session, statements: list[tuple[Executable, dict | No
         with raw.pipeline():
             for statement, parameters in statements:
                 conn.execute(statement, parameters)
+            if commit:  # queued behind them, so the pipeline's closing sync carries it: no round trip of its own
+                raw.execute("COMMIT", prepare=False)
     except psycopg.Error as exc:  # raised when the pipeline syncs, outside SQLAlchemy's own error handling
         disconnected = conn.dialect.is_disconnect(exc, raw, None)
         if disconnected:
@@ -59,7 +64,14 @@ def send_together(session: Session, statements: list[tuple[Executable, dict | No
 
 @event.listens_for(Session, "before_commit")
 def _send_before_commit(session: Session) -> None:
-    send_deferred(session)
+    statements = session.info.pop(_QUEUE, None)
+    if not statements:
+        return
+    if session.in_nested_transaction():  # a savepoint's release: the transaction goes on
+        send_together(session, statements)
+        return
+    session.flush()  # the ORM's pending changes first: the COMMIT sent with the queue ends the unit of work
+    send_together(session, statements, commit=True)
 
 
 @event.listens_for(Session, "after_transaction_end")
