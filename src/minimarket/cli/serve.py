@@ -125,6 +125,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=32, help="Procesos Uvicorn (métricas agregadas entre ellos)")] = 1,
 ) -> None:
     """Inicia el sistema (todo en uno) o uno de sus servicios."""
+    settings = load_settings()  # before importing the app (~1 s of CPU): a refused setting answers at once
     import uvicorn
 
     from minimarket.apps import SERVICES, create_app
@@ -132,7 +133,6 @@ def serve(
 
     if service not in SERVICES:
         raise fail(f"Servicio desconocido '{service}'. Usá uno de: {', '.join(SERVICES)}", code=2)
-    settings = load_settings()
     if demo and settings.is_production:
         raise fail("--demo no se permite con MINIMARKET_ENV=production", code=2)
     reachable = _schema_ready(settings)
