@@ -129,6 +129,7 @@ def serve(
     import uvicorn
 
     from minimarket.apps import SERVICES, create_app
+    from minimarket.platform.heap import settle_heap
     from minimarket.platform.logging import configure_logging
 
     if service not in SERVICES:
@@ -145,7 +146,9 @@ def serve(
         _demo_store(settings, host, port)
     configure_logging(settings.log_level, service=service)
     if workers == 1:
-        uvicorn.run(create_app(service, settings), host=host, port=port, log_config=None, access_log=False)
+        app = create_app(service, settings)
+        settle_heap()  # platform/heap.py: start-up's objects out of every later collection (as asgi.py)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     else:
         _run_workers(service, host, port, workers)
 
