@@ -98,7 +98,7 @@ PER_ADDRESS = BURST - 10
 def routed(stack, sends: list[tuple[str, str, str, dict]], key: str | None = None) -> list[str]:  # noqa: ANN001
     """Send each (method, path, owner, request arguments) with an X-Request-ID of its own; returns what went
     wrong: a request that nginx's access log shows sent elsewhere (its `upstream`; None: nginx answered it
-    itself), or a process whose own http_requests_total did not grow by what nginx sent it (the three
+    itself), or a process whose own http_requests_total did not grow by the requests it owns (the three
     scraped once before and once after)."""
     before = stack.served()
     sent = {}
