@@ -150,3 +150,39 @@ def test_log_fields_are_the_access_line_contract():
 def test_restoring_after_configure_leaves_no_service_binding():
     """Guards the fixture: the contextvars this module binds must not leak into later tests."""
     assert "service" not in structlog.contextvars.get_contextvars()
+
+
+def test_print_info_prints_the_line_the_usual_path_prints(capsys):
+    """The access line's shortcut (platform.logging.print_info) prints what structlog through the stdlib
+    handler prints: same keys in the same order, same values, redaction and context included."""
+    from minimarket.platform.logging import print_info
+
+    configure_logging("INFO", service="dashboard")
+    fields = {"method": "GET", "path": "/api/x/postgresql://u:secreto@h/db", "endpoint": "/api/x/{y}", "status": 200,
+              "duration_ms": 1.25, "actor": None}
+    structlog.contextvars.bind_contextvars(request_id="abc123")
+    try:
+        structlog.get_logger("minimarket.http").info("request", **fields)
+        assert print_info(logging.getLogger("minimarket.http"), "request", **fields) is True
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+    usual, direct = lines(capsys)
+    assert list(direct) == list(usual)
+    assert {**direct, "timestamp": None} == {**usual, "timestamp": None}
+    assert direct["path"] == "/api/x/postgresql://u:***@h/db" and direct["request_id"] == "abc123"
+    assert_base_shape(direct, level="info", service="dashboard")
+
+
+def test_print_info_drops_below_the_level_and_steps_aside_when_logging_is_not_its_own(capsys):
+    from minimarket.platform.logging import print_info
+
+    http = logging.getLogger("minimarket.http")
+    configure_logging("WARNING", service="all")
+    assert print_info(http, "request", status=200) is True  # handled: dropped by the level
+    assert lines(capsys) == []
+    configure_logging("INFO", service="all")
+    with structlog.testing.capture_logs() as captured:
+        assert print_info(http, "request", status=200) is False  # a test capturing logs sees it the usual way
+    assert captured == []
+    logging.getLogger().addHandler(logging.NullHandler())  # a host app's handler beside ours
+    assert print_info(http, "request", status=200) is False

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from minimarket.platform.errors import error_body, internal_error_body
+from minimarket.platform.logging import print_info
 from minimarket.platform.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 log = structlog.get_logger("minimarket.http")
@@ -91,9 +92,9 @@ class ObservedApp:
     """Wraps the FastAPI app: one request id, one metrics sample and one log line per request.
 
     Per request it is on every answer's path, so it keeps its own work small: the labelled metric
-    series are looked up once per (method, route template, status), the access line is skipped
-    before structlog when LOG_LEVEL drops it anyway, and the query string is parsed only when it
-    could carry a NUL."""
+    series are looked up once per (method, route template, status), the access line is printed
+    straight to configure_logging's handler (platform.logging.print_info; the same line) or skipped
+    when LOG_LEVEL drops it, and the query string is parsed only when it could carry a NUL."""
 
     MAX_SERIES = 4096  # cached (method, endpoint, status) triples; past it, prometheus' own lookup
 
@@ -161,16 +162,10 @@ class ObservedApp:
                 endpoint = getattr(route, "path", None) or UNMATCHED
             method = scope.get("method", "GET")
             self._observe(method, endpoint, str(status), elapsed)
-            if _access_line_wanted():
-                log.info(
-                    "request",
-                    method=method,
-                    path=scope.get("path"),
-                    endpoint=endpoint,
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                    actor=scope.get("state", {}).get("actor"),
-                )
+            line = {"method": method, "path": scope.get("path"), "endpoint": endpoint, "status": status,
+                    "duration_ms": round(elapsed * 1000, 2), "actor": scope.get("state", {}).get("actor")}
+            if not print_info(_stdlib_log, "request", **line) and _access_line_wanted():
+                log.info("request", **line)
             structlog.contextvars.unbind_contextvars("request_id")
 
     def _limited(self, receive):  # noqa: ANN001
