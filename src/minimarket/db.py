@@ -14,6 +14,8 @@ from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from minimarket.db_async import AsyncReads
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -133,6 +135,9 @@ class Database:
         # them off SQLite's sleep-and-retry busy handler (long tail latencies); the busy
         # timeout still covers other processes such as the CLI.
         self._sqlite_writer = threading.Lock() if self.is_sqlite else None
+        # PostgreSQL reads answered on the event loop (db_async); a few connections: each read is one
+        # prepared statement of a fraction of a millisecond, and they all share one loop.
+        self.aio = None if self.is_sqlite else AsyncReads(url, self.engine.dialect, size=min(pool_size, 8))
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -184,3 +189,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.aio is not None:
+            self.aio.close()

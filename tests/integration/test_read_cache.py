@@ -49,6 +49,23 @@ def _misses(client: TestClient) -> float:
     return _hits(client, "minimarket_cache_misses_total")
 
 
+def _loop_reads(app) -> list[str] | None:  # noqa: ANN001
+    """Record the references the caller gate reads from PostgreSQL on the event loop (db_async); None on
+    SQLite, whose misses the route reads in a worker thread."""
+    reads = app.state.db.aio
+    if reads is None:
+        return None
+    seen: list[str] = []
+    real = reads.mappings
+
+    async def recording(statement, params):  # noqa: ANN001, ANN202
+        seen.append(params["ref"])
+        return await real(statement, params)
+
+    reads.mappings = recording
+    return seen
+
+
 @pytest.fixture
 def replicas(database_url: str) -> Iterator[tuple[TestClient, TestClient]]:
     """Two app instances (each its own in-process cache) on one database and one Redis."""
@@ -67,6 +84,7 @@ def test_a_write_on_one_replica_is_read_at_once_on_the_other(replicas) -> None: 
     a, b = replicas
     key = new_key(a.app)
     create_product(a, {"X-API-Key": key}, "YERBA-CACHE", price="1000.00", initial_stock=5)
+    loop_reads = _loop_reads(b.app)
     assert Decimal(_product(b, key, "YERBA-CACHE")["stock"]) == 5
     before = _hits(b)
     assert Decimal(_product(b, key, "yerba-cache")["stock"]) == 5  # kept: nothing changed
@@ -77,6 +95,8 @@ def test_a_write_on_one_replica_is_read_at_once_on_the_other(replicas) -> None: 
     changed = a.patch("/api/inventory/YERBA-CACHE", headers={"X-API-Key": key}, json={"price": "1250.00"})
     assert changed.status_code == 200, changed.text  # any other write bumps the catalogue's version
     assert _product(b, key, "YERBA-CACHE")["price"] == "1250.00"
+    if loop_reads is not None:  # PostgreSQL: b read each miss on its event loop (after a's two writes too)
+        assert loop_reads == ["YERBA-CACHE", "YERBA-CACHE", "YERBA-CACHE"], loop_reads
     assert_ledger_clean(a.app)
 
 
@@ -132,6 +152,7 @@ def test_concurrent_reads_never_see_a_movement_older_than_its_answer(replicas, r
     stale: list[tuple[Decimal, Decimal]] = []
     reads = [0]
     batches = sizes_of(b.app.state.cache.batcher)
+    loop_reads = _loop_reads(b.app)
     hits_before = _hits(b)
 
     def read() -> None:
@@ -153,6 +174,8 @@ def test_concurrent_reads_never_see_a_movement_older_than_its_answer(replicas, r
     assert reads[0] > 60, reads
     assert max(batches) > 1, batches  # reads did share round trips
     assert _hits(b) > hits_before  # and some were answered from what b kept
+    if loop_reads is not None and reader is _product:  # PostgreSQL: the misses after movements, on b's event loop
+        assert len(loop_reads) >= 10, loop_reads
     assert Decimal(reader(b, key, "MATE-LOTE")["stock"]) == 30
     assert_ledger_clean(a.app)
 
@@ -198,12 +221,13 @@ def test_a_kept_product_is_answered_before_the_router_like_the_route_answers_it(
     create_product(a, {"X-API-Key": new_key(a.app)}, "YERBA-GATE", initial_stock=3)
     checkouts: list[int] = []
     event.listen(a.app.state.db.engine, "checkout", lambda *_: checkouts.append(1))
-    miss = a.get("/api/inventory/YERBA-GATE", headers={"X-API-Key": key})  # read by the route, and kept
+    miss = a.get("/api/inventory/YERBA-GATE", headers={"X-API-Key": key})  # read (on PostgreSQL by the gate), kept
     kept_before = _hits(a)
     checkouts.clear()
+    loop_reads = _loop_reads(a.app)
     with structlog.testing.capture_logs() as logs:
         hit = a.get("/api/inventory/yerba-gate", headers={"X-API-Key": key})
-    assert checkouts == [], "a kept answer needs no database connection"
+    assert checkouts == [] and not loop_reads, "a kept answer needs no database connection"
     assert _hits(a) >= kept_before + 2  # the key and the product, both from what this process kept (/metrics may add its own)
     assert hit.status_code == miss.status_code == 200
     assert hit.content == miss.content
@@ -221,6 +245,42 @@ def test_a_kept_product_is_answered_before_the_router_like_the_route_answers_it(
     assert a.head("/api/inventory/YERBA-GATE", headers={"X-API-Key": key}).status_code in (200, 405)
     assert a.get("/api/inventory/NO-EXISTE-GATE", headers={"X-API-Key": key}).status_code == 404
     assert a.get("/api/inventory/YERBA-GATE", headers={"X-API-Key": "mm_00000000.mala"}).status_code == 401
+
+
+@pytest.mark.redis
+def test_a_miss_is_read_on_the_event_loop_on_postgresql_exactly_as_the_route_reads_it(replicas) -> None:  # noqa: ANN001
+    """PostgreSQL: the gate reads a miss with the route's statement through psycopg's async API, without a
+    pooled sync connection, answers the bytes the route's own read gives and keeps them; a barcode is read
+    each time, an unknown reference gets the route's 404. SQLite: the route reads the miss in a thread."""
+    from minimarket.stock.inventory import product_detail_by_ref
+
+    a, _ = replicas
+    key = {"X-API-Key": new_key(a.app, "lectura")}
+    create_product(a, {"X-API-Key": new_key(a.app)}, "YERBA-LOOP", barcode="7790387000016", brand="Playadito",
+                   category="Almacén", initial_stock=3)
+    assert a.get("/api/locations", headers=key).status_code == 200  # the key, verified and kept
+    loop_reads = _loop_reads(a.app)
+    checkouts: list[int] = []
+    event.listen(a.app.state.db.engine, "checkout", lambda *_: checkouts.append(1))
+    with structlog.testing.capture_logs() as logs:
+        miss = a.get("/api/inventory/yerba-loop", headers=key)
+    if loop_reads is None:
+        assert checkouts, "SQLite: the route reads a miss with a pooled connection"
+        return
+    assert loop_reads == ["yerba-loop"] and checkouts == [], (loop_reads, checkouts)
+    with a.app.state.db.lookup() as session:  # what the route's own read answers
+        assert miss.content == product_detail_by_ref(session, "yerba-loop").model_dump_json().encode()
+    line = next(entry for entry in logs if entry["event"] == "request")
+    assert (line["endpoint"], line["status"], line["actor"]) == ("/api/inventory/{sku}", 200, "apikey:rl-lectura")
+    hit = a.get("/api/inventory/YERBA-LOOP", headers=key)  # kept under the versions read before the miss
+    assert loop_reads == ["yerba-loop"] and hit.content == miss.content
+    assert sorted(hit.headers.keys()) == sorted(miss.headers.keys())
+    assert hit.headers["content-type"] == miss.headers["content-type"] == "application/json"
+    by_barcode = a.get("/api/inventory/7790387000016", headers=key)
+    assert by_barcode.content == miss.content and loop_reads[-1] == "7790387000016"
+    missing = a.get("/api/inventory/NO-EXISTE-LOOP", headers=key)
+    assert missing.status_code == 404 and "NO-EXISTE-LOOP" in missing.json()["error"]["message"]
+    assert checkouts, "the 404 is the route's own answer"
 
 
 @pytest.mark.redis

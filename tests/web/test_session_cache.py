@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from minimarket.accounts.audit import Context
+from minimarket.accounts.keys import create_api_key
 from minimarket.accounts.sessions import SESSION_COOKIE
 from minimarket.accounts.users import disable_user, reset_password
 from tests.web.helpers import sign_in
@@ -62,3 +64,26 @@ def test_without_redis_no_session_is_kept_and_a_logout_is_seen_at_once(app, clie
     assert client.post("/salir", data={"csrf": csrf}, follow_redirects=False).status_code == 303
     client.cookies.set(SESSION_COOKIE, token)  # the old cookie, replayed
     assert client.get("/movimientos", follow_redirects=False).headers["location"].startswith("/ingresar")
+
+
+@pytest.mark.redis
+def test_the_dashboards_api_calls_use_the_kept_session_and_a_logout_ends_them_on_every_replica(replicas) -> None:  # noqa: ANN001
+    """/api with the session cookie (the dashboard's own script): the session is checked from what the
+    process kept, as for the pages, with no database read; a logout on another replica is seen at once."""
+    a, b = replicas
+    with a.app.state.db.write() as session:
+        _, key = create_api_key(session, Context(actor="test"), name="alta", role="admin")
+    assert a.post("/api/inventory", headers={"X-API-Key": key},
+                  json={"sku": "MATE-SES", "name": "Mate de calabaza"}).status_code == 201
+    csrf = _signed_in_on_both(a, b, "vendedor")
+    for _ in range(2):  # the session, and the product's answer, kept by b
+        assert b.get("/api/inventory/MATE-SES").status_code == 200
+    checkouts: list[int] = []
+    event.listen(b.app.state.db.engine, "checkout", lambda *_: checkouts.append(1))
+    assert b.get("/api/inventory/MATE-SES").json()["sku"] == "MATE-SES"
+    assert checkouts == [], "a kept session and a kept answer need no database connection"
+    # A write still needs the session's CSRF token: refused before anything is read or written.
+    assert b.post("/api/inventory/MATE-SES/movements", json={"type": "entrada", "quantity": 1}).status_code == 403
+    assert a.post("/salir", data={"csrf": csrf}).status_code == 303
+    refused = b.get("/api/inventory/MATE-SES")
+    assert refused.status_code == 401, refused.text

@@ -14,7 +14,8 @@ ASGI scope and the app, runs in a worker thread, and returns the caller or a fai
 A key verified moments ago is known on the event loop, without a thread: the "auth" version is read
 in the round trip that counted the request (platform/ratelimit.py) and the kept principal compared
 with it. A route that keeps its answers (`KeptAnswer`, e.g. GET /api/inventory/{sku}) is answered
-here on a hit, role checked, before FastAPI's router; a miss goes on to the route.
+here on a hit, role checked, before FastAPI's router (on PostgreSQL a miss too, read on the event loop:
+stock/product_reads.py); anything else goes on to the route.
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from minimarket.accounts.keys import (AUTH_VERSION, LAST_USED_RESOLUTION, Principal, authenticate_or_reason,
                                       key_digest, key_prefix, touch_last_used)
-from minimarket.accounts.sessions import CSRF_HEADER, SESSION_COOKIE, load_session, refresh_session
+from minimarket.accounts.sessions import CSRF_HEADER, SESSION_COOKIE, verified_session
+from minimarket.db_async import UNAVAILABLE
 from minimarket.platform.errors import database_unavailable_body, error_body
 from minimarket.platform.read_cache import VERSIONS, note_narrow, request_versions, token_of
 
 log = structlog.get_logger("minimarket.auth")
+# The database did not answer: through SQLAlchemy (a worker thread's check) or psycopg's async API (db_async).
+DATABASE_DOWN = (OperationalError, InterfaceError, *UNAVAILABLE)
 AUTH_FAILURES = Counter("minimarket_auth_failures_total", "/api requests refused by authentication or role",
                         ["reason"])
 for _reason in ("missing", "invalid", "revoked", "forbidden", "csrf"):
@@ -144,18 +148,14 @@ def session_token(scope: dict[str, Any]) -> str | None:
 
 def session_caller(scope: dict[str, Any], app: Any) -> Caller | Refusal:  # noqa: ANN401
     """The dashboard's own script calling /api with its session: the user's role; writes need X-CSRF-Token."""
-    db = app.state.db
-    with db.read() as session:
-        user = load_session(session, session_token(scope))
+    # Kept verified (with Redis) like the pages' session, under the "auth" version a logout bumps; the idle
+    # timeout slides there too (one write every few minutes at most).
+    user = verified_session(app.state.db, getattr(app.state, "session_cache", None), session_token(scope))
     if user is None:
         return Refusal("invalid", "La sesión venció o no es válida: ingresá de nuevo en /ingresar (o enviá X-API-Key)")
     if scope.get("method") not in _SAFE_METHODS and not user.csrf_matches(header(scope, CSRF_HEADER.lower().encode())):
         return Refusal("csrf", f"Falta o no coincide el encabezado {CSRF_HEADER} de la sesión; recargá la página",
                        status=403)
-    if user.refresh_due:
-        with db.write() as session:
-            refresh_session(session, user.session_id)
-            note_narrow(session.info)
     return Caller(actor=user.actor, principal_id=f"user:{user.user_id}", role=user.role)
 
 
@@ -174,13 +174,13 @@ def _is_api(path: str) -> bool:
 
 class KeptAnswer(Protocol):
     """A route whose answers this process keeps (e.g. stock.product_reads.KeptProduct): the gate serves
-    a kept one on the event loop, before FastAPI's router; anything else goes on to the route."""
+    a kept one (or one it reads on the event loop) before FastAPI's router; anything else goes on to the route."""
 
     def depends_on(self, scope: dict[str, Any]) -> tuple[str, ...] | None:
         """The cache versions this request's answer depends on; None: not this route."""
 
     async def serve(self, scope: dict[str, Any], send: Any, caller: Caller) -> bool:  # noqa: ANN401
-        """Send the kept answer if there is one and `caller` may have it; False: the route answers."""
+        """Send the answer if `caller` may have it and it is kept (or read here); False: the route answers."""
 
 
 class CallerGate:
@@ -203,9 +203,8 @@ class CallerGate:
             # database), like FastAPI's sync dependencies; a kept key is checked on the event loop.
             outcome = await (to_thread.run_sync(check, scope, scope["app"]) if check is not None
                              else _key_caller(scope, scope["app"], self.wanted))
-        except (OperationalError, InterfaceError) as exc:
-            log.error("database_unavailable", path=scope.get("path"), error=str(exc).splitlines()[0][:200])
-            await _answer(send, 503, database_unavailable_body(), [(b"retry-after", b"5")])
+        except DATABASE_DOWN as exc:
+            await _database_down(scope, send, exc)
             return
         if isinstance(outcome, Refusal):
             auth_failed(scope, outcome.reason, outcome.presented)
@@ -219,7 +218,11 @@ class CallerGate:
         state["caller"] = outcome
         state["actor"] = outcome.actor
         kept, _ = _kept_answer(scope, self.answers)
-        if kept is not None and await kept.serve(scope, send, outcome):
+        try:
+            if kept is not None and await kept.serve(scope, send, outcome):
+                return
+        except DATABASE_DOWN as exc:  # an answer read on the event loop (db_async) found no database
+            await _database_down(scope, send, exc)
             return
         await self.app(scope, receive, send)
 
@@ -271,6 +274,11 @@ async def _key_caller(scope: dict[str, Any], app: Any,  # noqa: ANN401
     if kept is not None and time.monotonic() - kept[1] <= LAST_USED_RESOLUTION.total_seconds():
         return _api_key_caller(kept[0])
     return await to_thread.run_sync(verified_key, app, presented, digest, kept, token)
+
+
+async def _database_down(scope: dict[str, Any], send: Any, exc: Exception) -> None:  # noqa: ANN401
+    log.error("database_unavailable", path=scope.get("path"), error=str(exc).splitlines()[0][:200])
+    await _answer(send, 503, database_unavailable_body(), [(b"retry-after", b"5")])
 
 
 async def _answer(send, status: int, payload: dict, headers: list[tuple[bytes, bytes]]) -> None:  # noqa: ANN001

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import bindparam, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from minimarket.ar.money import to_money, to_qty
@@ -232,28 +232,45 @@ def product_detail(session: Session, product: Product) -> ProductDetail:
     return product_out(product, total, ProductDetail, locations=locations)
 
 
-def product_detail_by_ref(session: Session, ref: str) -> ProductDetail:
-    """One product by SKU (any case) or barcode with its stock per location, in one statement."""
+# One product by SKU (any case) or barcode with its stock per location, in one statement built once (no
+# statement construction and cache-key walk per read). The route runs it through SQLAlchemy; a miss of
+# GET /api/inventory/{sku} on PostgreSQL runs the same statement through psycopg's async API
+# (stock.product_reads); both turn its rows into the answer with `detail_from_rows`.
+PRODUCT_BY_REF = (
+    select(*_LIST_COLUMNS, Product.id.label("product_id"), Location.code.label("location"),
+           Location.name.label("location_name"), Balance.quantity.label("quantity"))
+    .select_from(Product)
+    .outerjoin(Category, Category.id == Product.category_id)
+    .outerjoin(Supplier, Supplier.id == Product.supplier_id)
+    .outerjoin(Balance, Balance.product_id == Product.id)
+    .outerjoin(Location, Location.id == Balance.location_id)
+    .where((Product.sku == bindparam("sku")) | (Product.barcode == bindparam("ref")))
+    .order_by(Product.id, Location.id)
+)
+
+
+def ref_params(ref: str) -> dict[str, str]:
+    """PRODUCT_BY_REF's parameters for what a caller typed: the SKU as stored (catalog.service.find_product's
+    rule: ASCII upper-cased) and the barcode as typed, both stripped."""
     ref = ref.strip()
-    sku = ref.upper() if ref.isascii() else ref  # as catalog.service.find_product
-    rows = session.execute(
-        select(*_LIST_COLUMNS, Product.id.label("product_id"), Location.code.label("location"),
-               Location.name.label("location_name"), Balance.quantity.label("quantity"))
-        .select_from(Product)
-        .outerjoin(Category, Category.id == Product.category_id)
-        .outerjoin(Supplier, Supplier.id == Product.supplier_id)
-        .outerjoin(Balance, Balance.product_id == Product.id)
-        .outerjoin(Location, Location.id == Balance.location_id)
-        .where((Product.sku == sku) | (Product.barcode == ref))
-        .order_by(Product.id, Location.id)
-    ).mappings().all()
+    return {"sku": ref.upper() if ref.isascii() else ref, "ref": ref}
+
+
+def detail_from_rows(rows: Sequence[Mapping[str, Any]], ref: str) -> ProductDetail:
+    """PRODUCT_BY_REF's rows (by column key) as the product's answer; NotFound when there are none."""
     if not rows:
+        ref = ref.strip()
         raise NotFound(f"El producto '{ref}' no existe (se buscó por SKU y código de barras)", details={"sku": ref})
     mine = [row for row in rows if row["product_id"] == rows[0]["product_id"]]
     locations = [LocationStock(location=row["location"], name=row["location_name"],
                                quantity=Decimal(row["quantity"]).quantize(Decimal("0.001")))
                  for row in mine if row["location"] is not None]
     return _out(mine[0], sum((loc.quantity for loc in locations), _ZERO), ProductDetail, locations=locations)
+
+
+def product_detail_by_ref(session: Session, ref: str) -> ProductDetail:
+    """One product by SKU (any case) or barcode with its stock per location, in one statement."""
+    return detail_from_rows(session.execute(PRODUCT_BY_REF, ref_params(ref)).mappings().all(), ref)
 
 
 def stock_summary(session: Session) -> dict[str, int]:

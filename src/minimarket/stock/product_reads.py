@@ -6,9 +6,11 @@ other write: prices, names, suppliers, categories). A barcode is answered from t
 each time (its product's SKU, and so its version, is only known after the read).
 
 A hit is answered by the caller gate (`KeptProduct`, api/gate.py) on the event loop, before
-FastAPI's router, with the versions read in the request's one Redis round trip; a miss reaches the
-route, which reads the database in a worker thread and keeps the answer under those same versions
-(read before the database, so the kept answer is never older than they say).
+FastAPI's router, with the versions read in the request's one Redis round trip. On PostgreSQL a miss
+is answered there too: the route's own statement (stock.inventory.PRODUCT_BY_REF) through psycopg's
+async API (db_async), the same rows-to-answer function, kept under those same versions (read before the
+database, so the kept answer is never older than they say). On SQLite, and for a reference that names
+no product (its 404), the request goes on to the route, which reads in a worker thread.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 
 from minimarket.db import Database
+from minimarket.db_async import AsyncReads
+from minimarket.errors import NotFound
 from minimarket.platform.read_cache import (CATALOG, ReadCache, product_version, request_versions, send_kept_json,
                                             token_of)
-from minimarket.stock.inventory import product_detail_by_ref
+from minimarket.stock.inventory import PRODUCT_BY_REF, detail_from_rows, product_detail_by_ref, ref_params
+from minimarket.stock.schemas import ProductDetail
 
 if TYPE_CHECKING:
     from minimarket.api.gate import Caller
@@ -64,14 +69,25 @@ class KeptProduct:
             return False  # the route refuses it (403, counted and logged there)
         state = scope["app"].state
         cache: ReadCache = state.product_cache
-        if not cache.enabled:
+        reads: AsyncReads | None = state.db.aio  # PostgreSQL: a miss is read here too; SQLite: by the route
+        if not cache.enabled and reads is None:
             return False
-        key, sku = _key(scope["path"][len(PREFIX):])
-        names = _depends_on(sku)
-        body = cache.kept(key, token_of(await request_versions(scope, state.cache, names), names))
-        scope["state"][_LOOKED] = True
+        ref = scope["path"][len(PREFIX):]
+        key, sku = _key(ref)
+        body = token = None
+        if cache.enabled:
+            names = _depends_on(sku)
+            token = token_of(await request_versions(scope, state.cache, names), names)
+            body = cache.kept(key, token)
+            scope["state"][_LOOKED] = True
         if body is None:
-            return False
+            if reads is None:
+                return False
+            try:
+                rows = await reads.mappings(PRODUCT_BY_REF, ref_params(ref))
+                body = _keep(cache, detail_from_rows(rows, ref), key, sku, token)
+            except NotFound:
+                return False  # the route answers it: its 404, from the same statement
         await send_kept_json(scope, send, self.route, body)
         return True
 
@@ -95,6 +111,12 @@ def _from_database(db: Database, cache: ReadCache, ref: str, key: str, sku: str,
                    token: tuple[str, ...] | None) -> bytes:
     with db.lookup() as session:
         detail = product_detail_by_ref(session, ref)
+    return _keep(cache, detail, key, sku, token)
+
+
+def _keep(cache: ReadCache, detail: ProductDetail, key: str, sku: str, token: tuple[str, ...] | None) -> bytes:
+    """The answer's bytes, kept under `token` (the versions read before the database) when it was asked
+    for by its SKU (a barcode's product, and so its version, is only known after the read)."""
     body = detail.model_dump_json().encode()
     if detail.sku == sku:
         cache.put(key, body, token)

@@ -1,0 +1,155 @@
+"""PostgreSQL reads on the event loop: a few psycopg async connections for the hot reads answered before
+FastAPI's router (a miss of GET /api/inventory/{sku}), without a worker thread or an ORM session.
+
+A statement is one of the SQLAlchemy statements the sync code runs, compiled once for psycopg's dialect:
+one SQL text, run as a prepared statement on each connection (planned once per connection), its rows
+handed back by the statement's column keys, as `.mappings()` gives them. Autocommit, like
+`Database.lookup`: one statement, its own snapshot, no BEGIN/ROLLBACK round trips.
+
+Connections are opened when needed, up to `size`, and belong to one event loop (a new loop, e.g. a new
+TestClient, starts over). As the sync pool does (db._ping_after_idle), a connection that sat idle for more
+than a second is pinged before it is used, and one found dead drops every idle one: a restarted
+PostgreSQL is reconnected without operator action. A failure surfaces as psycopg.OperationalError, which
+the caller gate answers 503 like the sync path's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.sql import Select
+
+# The same as the sync pool's (db.PING_AFTER_IDLE_SECONDS): under load no connection waits this long.
+PING_AFTER_IDLE_SECONDS = 1.0
+UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+class _Compiled:
+    __slots__ = ("sql", "keys")
+
+    def __init__(self, statement: Select, dialect: Dialect):
+        self.sql = str(statement.compile(dialect=dialect))
+        self.keys = tuple(statement.selected_columns.keys())
+
+
+class AsyncReads:
+    """Up to `size` autocommit psycopg connections on the running event loop, for `mappings()`."""
+
+    def __init__(self, url: str, dialect: Dialect, *, size: int):
+        self.conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.dialect = dialect
+        self.size = size
+        self._compiled: dict[int, tuple[Select, _Compiled]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: deque[tuple[psycopg.AsyncConnection, float]] = deque()
+        self._waiting: deque[asyncio.Future] = deque()
+        self._open = 0
+
+    def _statement(self, statement: Select) -> _Compiled:
+        found = self._compiled.get(id(statement))
+        if found is None or found[0] is not statement:
+            found = self._compiled[id(statement)] = (statement, _Compiled(statement, self.dialect))
+        return found[1]
+
+    async def mappings(self, statement: Select, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The rows of `statement` (a module-level statement with bind parameters) as {column key: value}."""
+        compiled = self._statement(statement)
+        conn = await self._acquire()
+        try:
+            cursor = await conn.execute(compiled.sql, params, prepare=True)
+            rows = await cursor.fetchall()
+        except UNAVAILABLE:
+            self._discard(conn)
+            self._drop_idle()  # as the sync pool: one dead connection, the others are suspect too
+            raise
+        except BaseException:
+            self._discard(conn)  # cancelled or failed mid-statement: its state is unknown
+            raise
+        self._release(conn)
+        keys = compiled.keys
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    async def _acquire(self) -> psycopg.AsyncConnection:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._reset(loop)
+        while True:
+            while self._idle:
+                conn, since = self._idle.pop()  # the most recently used: the likeliest to be warm
+                if conn.closed:
+                    self._open -= 1
+                    continue
+                if time.monotonic() - since > PING_AFTER_IDLE_SECONDS:
+                    try:
+                        await conn.execute("SELECT 1")
+                    except UNAVAILABLE:
+                        self._discard(conn)
+                        self._drop_idle()
+                        continue
+                return conn
+            if self._open < self.size:
+                self._open += 1
+                try:
+                    return await psycopg.AsyncConnection.connect(
+                        self.conninfo, autocommit=True, connect_timeout=3, application_name="minimarket")
+                except BaseException:
+                    self._open -= 1
+                    self._wake()
+                    raise
+            waiter = loop.create_future()
+            self._waiting.append(waiter)
+            try:
+                conn = await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                    self._release(waiter.result())  # handed over just as this request was cancelled
+                raise
+            if conn is not None:
+                return conn  # handed over by _release; otherwise a slot freed up: look again
+
+    def _release(self, conn: psycopg.AsyncConnection) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self._idle.append((conn, time.monotonic()))
+
+    def _wake(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _discard(self, conn: psycopg.AsyncConnection) -> None:
+        _finish(conn)
+        self._open -= 1
+        self._wake()
+
+    def _drop_idle(self) -> None:
+        while self._idle:
+            self._discard(self._idle.pop()[0])
+
+    def _reset(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Connections of another (finished) loop cannot be awaited on this one: closed without a round trip."""
+        for conn, _ in self._idle:
+            _finish(conn)
+        self._loop, self._idle, self._waiting, self._open = loop, deque(), deque(), 0
+
+    def close(self) -> None:
+        """Close the idle connections (at shutdown); the next read, on whatever loop, starts over."""
+        self._drop_idle()
+        self._loop = None
+
+
+def _finish(conn: psycopg.AsyncConnection) -> None:
+    """Close at the libpq level: no await, so from any loop or none."""
+    if not conn.closed:
+        conn.pgconn.finish()

@@ -1,0 +1,114 @@
+"""PostgreSQL reads on the event loop (db_async): the same rows as the sync session for the same statement,
+a bounded number of connections shared by concurrent reads, and a dropped connection replaced like the
+sync pool does it (pinged after sitting idle; a failure drops the idle ones)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, literal_column, select
+
+from minimarket import db_async
+from minimarket.apps import create_app
+from minimarket.db import Database
+from minimarket.stock.inventory import PRODUCT_BY_REF, ref_params
+from tests.helpers import create_pg_database, drop_pg_database, make_settings
+from tests.integration.helpers import create_product
+from tests.integration.test_rate_limit_redis import new_key
+
+pytestmark = pytest.mark.postgres
+
+PID = select(func.pg_backend_pid().label("pid"))
+SLOW = select(func.pg_sleep(literal_column("0.3")).label("slept"), func.pg_backend_pid().label("pid"))
+EAN = "7790387000016"
+
+
+@pytest.fixture(scope="module")
+def store(pg_template: str):  # noqa: ANN201 - one database for the module: its tests only read
+    url = create_pg_database(pg_template)
+    app = create_app("all", make_settings(url))
+    with TestClient(app) as client:
+        admin = {"X-API-Key": new_key(app)}
+        create_product(client, admin, "YERBA-AIO", barcode=EAN, brand="Playadito", category="Almacén",
+                       supplier="Distribuidora Sur", cost="2500.00", price="4200.50", min_stock=5, initial_stock=12)
+        moved = client.post("/api/inventory/YERBA-AIO/movements", headers=admin,
+                            json={"type": "entrada", "quantity": 2, "location": "SAL"})
+        assert moved.status_code == 201, moved.text
+        create_product(client, admin, "SIN-NADA-AIO")  # no category, supplier, barcode nor stock
+    app.state.db.dispose()
+    database = Database(url, pool_size=4)
+    yield database
+    database.dispose()
+    drop_pg_database(url)
+
+
+@pytest.mark.parametrize("ref", ["YERBA-AIO", "yerba-aio ", EAN, "SIN-NADA-AIO", "NO-EXISTE"])
+def test_the_event_loop_reads_the_rows_the_session_reads(store: Database, ref: str) -> None:
+    with store.lookup() as session:
+        expected = [dict(row) for row in session.execute(PRODUCT_BY_REF, ref_params(ref)).mappings()]
+    got = asyncio.run(store.aio.mappings(PRODUCT_BY_REF, ref_params(ref)))
+    assert got == expected
+    for mine, theirs in zip(got, expected, strict=True):  # equal and of the same types (Decimal, aware datetime)
+        assert [type(v) for v in mine.values()] == [type(v) for v in theirs.values()]
+    if ref.strip().upper() == "YERBA-AIO":
+        assert [row["location"] for row in got] == ["DEP", "SAL"]  # both locations, in the statement's order
+
+
+def test_concurrent_reads_share_at_most_size_connections(store: Database) -> None:
+    reads = db_async.AsyncReads(store.url, store.engine.dialect, size=2)
+
+    async def many() -> list[int]:
+        rows = await asyncio.gather(*(reads.mappings(SLOW, {}) for _ in range(6)))
+        return [row[0]["pid"] for row in rows]
+
+    started = time.monotonic()
+    pids = asyncio.run(many())
+    reads.close()
+    assert len(pids) == 6 and len(set(pids)) == 2, pids  # six reads, two connections, each reused
+    assert time.monotonic() - started >= 0.9  # three rounds of 0.3 s: the third read of each waited its turn
+
+
+def test_a_cancelled_read_gives_its_connection_back(store: Database) -> None:
+    reads = db_async.AsyncReads(store.url, store.engine.dialect, size=1)
+
+    async def cancel_then_read() -> int:
+        slow = asyncio.ensure_future(reads.mappings(SLOW, {}))
+        waiting = asyncio.ensure_future(reads.mappings(PID, {}))  # queued behind it
+        await asyncio.sleep(0.1)
+        slow.cancel()
+        return (await asyncio.wait_for(waiting, 5))[0]["pid"]
+
+    assert asyncio.run(cancel_then_read()) > 0
+    reads.close()
+
+
+def _terminate(url: str, pid: int) -> None:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+
+
+def test_a_connection_dropped_by_the_server_is_replaced(store: Database) -> None:
+    reads = db_async.AsyncReads(store.url, store.engine.dialect, size=1)
+
+    async def scenario() -> list[object]:
+        seen: list[object] = []
+        first = (await reads.mappings(PID, {}))[0]["pid"]
+        _terminate(store.url, first)
+        await asyncio.sleep(db_async.PING_AFTER_IDLE_SECONDS + 0.2)
+        second = (await reads.mappings(PID, {}))[0]["pid"]  # idle: pinged, found dead, replaced, no error
+        seen += [first != second]
+        _terminate(store.url, second)  # used a moment ago: not pinged, so this read fails...
+        try:
+            await reads.mappings(PID, {})
+            seen.append("no error")
+        except psycopg.OperationalError:
+            seen.append("OperationalError")
+        seen.append((await reads.mappings(PID, {}))[0]["pid"] not in (first, second))  # ...and the next reconnects
+        return seen
+
+    assert asyncio.run(scenario()) == [True, "OperationalError", True]
+    reads.close()
