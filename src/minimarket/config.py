@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_SQLITE_URL
     redis_url: str | None = None
     # Connections per process: a request holds one at a time, so size it for the threads that run
-    # requests (workers × (pool + overflow) must stay under PostgreSQL's max_connections).
+    # requests; plus min(pool, 4) for the reads on the event loop (db_async). workers × (pool + overflow
+    # + min(pool, 4)) must stay under PostgreSQL's max_connections.
     db_pool_size: int = Field(default=16, ge=1, le=200)
     db_max_overflow: int = Field(default=16, ge=0, le=200)
     # /health runs its dependency checks at most once per this many seconds (probes in between get that answer).

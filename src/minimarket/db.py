@@ -135,9 +135,9 @@ class Database:
         # them off SQLite's sleep-and-retry busy handler (long tail latencies); the busy
         # timeout still covers other processes such as the CLI.
         self._sqlite_writer = threading.Lock() if self.is_sqlite else None
-        # PostgreSQL reads answered on the event loop (db_async); a few connections: each read is one
-        # prepared statement of a fraction of a millisecond, and they all share one loop.
-        self.aio = None if self.is_sqlite else AsyncReads(url, self.engine.dialect, size=min(pool_size, 8))
+        # PostgreSQL reads answered on the event loop (db_async); a few connections (opened when needed):
+        # each read is one prepared statement of a fraction of a millisecond, and they all share one loop.
+        self.aio = None if self.is_sqlite else AsyncReads(url, self.engine.dialect, size=min(pool_size, 4))
 
     @contextmanager
     def read(self) -> Iterator[Session]:
