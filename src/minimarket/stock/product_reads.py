@@ -36,8 +36,7 @@ _LOOKED = "product_cache_looked"  # scope["state"]: the gate already counted thi
 
 
 def _key(ref: str) -> tuple[str, str]:
-    stripped = ref.strip()
-    sku = stripped.upper() if stripped.isascii() else stripped
+    sku = ref_params(ref)["sku"]  # the SKU as stored, by the statement's own rule
     return "product:" + sku, sku
 
 
@@ -46,7 +45,8 @@ def _depends_on(sku: str) -> tuple[str, str]:
 
 
 class KeptProduct:
-    """GET /api/inventory/{sku} served from the kept answer by the caller gate (see api.gate.KeptAnswer).
+    """GET /api/inventory/{sku} served by the caller gate (see api.gate.KeptAnswer): the kept answer, or on
+    PostgreSQL one read on the event loop.
 
     `route` is the route it stands for (scope["route"]: the metrics and the log name its template, as
     for any answer of the route); `permission` the roles the route requires."""
