@@ -23,8 +23,6 @@ page refuses, a page not kept yet) goes on to the route, which draws the page an
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +40,7 @@ from minimarket.ar.dates import store_day_start
 from minimarket.api.gate import session_token
 from minimarket.platform.read_cache import CATALOG, ReadCache, product_version, request_versions, token_of
 from minimarket.stock.ledger import LEDGER_VERSION
+from minimarket.stock.list_reads import PageCache  # kept bytes + the SKUs each list showed last time
 from minimarket.stock.totals import LOW_LISTS, OUT_LISTS
 
 _PENDING = "kept_page"  # scope["state"]: (stored key, the names' token) the route may keep its page under
@@ -57,27 +56,6 @@ class Wanted:
     key: str
     names: tuple[str, ...]
     skus: tuple[str, ...] | None = None
-
-
-class PageStore:
-    """The kept pages (a ReadCache, by session and page) and, per list page, the SKUs it listed last time."""
-
-    def __init__(self, cache: ReadCache, *, max_hints: int = 1_000):
-        self.cache = cache
-        self._hints: OrderedDict[str, tuple[str, ...]] = OrderedDict()
-        self._max_hints = max_hints
-        self._lock = threading.Lock()
-
-    def hint(self, key: str) -> tuple[str, ...] | None:
-        with self._lock:
-            return self._hints.get(key)
-
-    def remember(self, key: str, skus: tuple[str, ...]) -> None:
-        with self._lock:
-            self._hints[key] = skus
-            self._hints.move_to_end(key)
-            while len(self._hints) > self._max_hints:
-                self._hints.popitem(last=False)
 
 
 def page_key(scope: dict[str, Any]) -> str:
@@ -98,14 +76,14 @@ def product_sku(ref: str) -> str:
     return ref.upper() if ref.isascii() else ref
 
 
-def _home(scope: dict[str, Any], store: PageStore) -> Wanted | None:
+def _home(scope: dict[str, Any], store: PageCache) -> Wanted | None:
     stamp = scope["app"].state.charts.fresh_stamp()
     if stamp is None:  # no drawing yet, or one due to be redrawn: the route starts it
         return None
     return Wanted(home_key(store_day_start().date(), stamp), (CATALOG, LEDGER_VERSION))
 
 
-def _inventory(scope: dict[str, Any], store: PageStore) -> Wanted | None:
+def _inventory(scope: dict[str, Any], store: PageCache) -> Wanted | None:
     key = page_key(scope)
     skus = store.hint(key)
     if skus is None:
@@ -117,12 +95,12 @@ def _inventory(scope: dict[str, Any], store: PageStore) -> Wanted | None:
     return Wanted(key, (*names, *(product_version(sku) for sku in skus)), skus)
 
 
-def _product(scope: dict[str, Any], store: PageStore) -> Wanted | None:
+def _product(scope: dict[str, Any], store: PageCache) -> Wanted | None:
     ref = scope["path"][len("/inventario/"):]
     return Wanted(page_key(scope), (CATALOG, product_version(product_sku(ref))))
 
 
-def _ledger(scope: dict[str, Any], store: PageStore) -> Wanted | None:
+def _ledger(scope: dict[str, Any], store: PageCache) -> Wanted | None:
     return Wanted(page_key(scope), (CATALOG, LEDGER_VERSION))
 
 
@@ -130,7 +108,7 @@ def _ledger(scope: dict[str, Any], store: PageStore) -> Wanted | None:
 class KeptPage:
     template: str  # the route's path template, as FastAPI matches it
     roles: frozenset[str]  # the roles its route admits (the route refuses the others: 403)
-    wanted: Callable[[dict[str, Any], PageStore], Wanted | None]
+    wanted: Callable[[dict[str, Any], PageCache], Wanted | None]
 
 
 KEPT = (KeptPage("/", READ, _home), KeptPage("/inventario", READ, _inventory),
@@ -142,7 +120,7 @@ def keep(request: Request, response: HTMLResponse, *, key: str | None = None,
     """After a route drew a kept page: keep it under the versions read before its database read, if it is
     the page the request was keyed as (`key`: the route's own key when the page says more than its path,
     as Inicio) and, for a list, still lists the products its versions were read for (`skus`)."""
-    store: PageStore | None = getattr(request.app.state, "kept_pages", None)
+    store: PageCache | None = getattr(request.app.state, "kept_pages", None)
     if store is None or not store.cache.enabled or response.status_code != 200:
         return response
     scope = request.scope
@@ -158,7 +136,7 @@ def keep(request: Request, response: HTMLResponse, *, key: str | None = None,
 
 class KeptPages:
     """Pure ASGI, inside every middleware (security headers, request id, metrics and log): answers GET of
-    a kept page from `PageStore` and goes on to FastAPI otherwise."""
+    a kept page from `PageCache` and goes on to FastAPI otherwise."""
 
     def __init__(self, app, *, pages: Sequence[tuple[KeptPage, APIRoute, Sequence[Any]]]):  # noqa: ANN001
         self.app = app
@@ -181,7 +159,7 @@ class KeptPages:
             return
         found = self._match(scope)
         app = scope["app"]
-        store: PageStore | None = getattr(app.state, "kept_pages", None)
+        store: PageCache | None = getattr(app.state, "kept_pages", None)
         session_id = session_id_of(session_token(scope)) if found is not None else None
         if session_id is None or store is None or not store.cache.enabled:
             await self.app(scope, receive, send)
@@ -209,7 +187,7 @@ class KeptPages:
 def install_kept_pages(app: FastAPI, routers: Sequence[APIRouter]) -> None:
     """The kept pages' store and front (only with Redis: another process could not tell this one what it
     changed). `routers`: the page routers, in the order they are included (no page path is under /api)."""
-    app.state.kept_pages = PageStore(ReadCache(app.state.cache, ttl=60, max_items=1_000,
+    app.state.kept_pages = PageCache(ReadCache(app.state.cache, ttl=60, max_items=1_000,
                                                enabled=app.state.cache.kind == "redis"))
     routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute) and "GET" in r.methods]
     pages = []
