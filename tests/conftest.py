@@ -24,6 +24,7 @@ from tests.helpers import (
     drop_pg_database,
     make_settings,
     need_postgres,
+    need_redis,
 )
 
 
@@ -158,3 +159,19 @@ def make_key(app) -> Callable[..., str]:  # noqa: ANN001
 @pytest.fixture
 def admin(make_key) -> dict[str, str]:  # noqa: ANN001
     return {"X-API-Key": make_key("admin")}
+
+
+@pytest.fixture
+def replicas(database_url: str):  # noqa: ANN201
+    """Two app instances (each its own in-process cache) on one database and one Redis (test_read_cache,
+    test_inventory_lists)."""
+    from fastapi.testclient import TestClient
+
+    need_redis()
+    # The concurrent tests send thousands of reads a minute with one key: the limiter counts them all.
+    settings = make_settings(database_url, redis_url=REDIS_URL, rate_limit_per_key=1_000_000)
+    apps = [create_app("all", settings), create_app("all", settings)]
+    with TestClient(apps[0]) as first, TestClient(apps[1]) as second:
+        yield first, second
+    for application in apps:
+        application.state.db.dispose()

@@ -1,6 +1,7 @@
 """Shared by the encryption tests (test_encryption: the ciphers, in Python and in SQL; test_encryption_schema:
 migration 0002, its downgrade and the schema; test_encryption_cli: `keys` and `secret`): the secrets they store,
-psql and pg_dump as the runbook runs them, and reading the stored blobs back."""
+psql and pg_dump as the runbook runs them, reading the stored blobs back, and the fixtures `db` (the store
+opened apart from the app) and `key` (a fresh key) that test_encryption and test_encryption_schema import."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import secrets as pysecrets
 import shutil
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -32,6 +34,20 @@ TOOL_TIMEOUT = 60
 
 def new_key() -> str:
     return pysecrets.token_hex(32)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """The store under test, opened apart from the app (test_encryption, test_encryption_schema)."""
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def key() -> str:
+    """A fresh encryption key (hex)."""
+    return new_key()
 
 
 def need_tool(name: str) -> str:

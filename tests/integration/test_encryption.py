@@ -5,7 +5,6 @@ The migration and schema are in test_encryption_schema.py, the CLI in test_encry
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,18 +41,7 @@ from tests.integration.encryption_helpers import (
     tool_env,
     write_blob,
 )
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
-def key() -> str:
-    return new_key()
+from tests.integration.encryption_helpers import db, key  # noqa: F401  (the fixtures)
 
 
 # --------------------------------------------------------------------------- service

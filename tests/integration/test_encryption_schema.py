@@ -26,19 +26,7 @@ from minimarket.platform.secrets_models import SystemSecrets
 from minimarket.stock.policy import negative_stock_allowed, set_negative_stock_allowed
 from minimarket.store_settings import NEGATIVE_STOCK, StoreSetting
 from tests.helpers import PG_URL, create_pg_database, drop_pg_database, need_postgres
-from tests.integration.encryption_helpers import new_key, sql_decrypt
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
-def key() -> str:
-    return new_key()
+from tests.integration.encryption_helpers import db, key, new_key, sql_decrypt  # noqa: F401  (db, key: the fixtures)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -64,19 +63,6 @@ def _loop_reads(app) -> list[str] | None:  # noqa: ANN001
 
     reads.mappings = recording
     return seen
-
-
-@pytest.fixture
-def replicas(database_url: str) -> Iterator[tuple[TestClient, TestClient]]:
-    """Two app instances (each its own in-process cache) on one database and one Redis."""
-    need_redis()
-    # The concurrent tests send thousands of reads a minute with one key: the limiter counts them all.
-    settings = make_settings(database_url, redis_url=REDIS_URL, rate_limit_per_key=1_000_000)
-    apps = [create_app("all", settings), create_app("all", settings)]
-    with TestClient(apps[0]) as first, TestClient(apps[1]) as second:
-        yield first, second
-    for app in apps:
-        app.state.db.dispose()
 
 
 @pytest.mark.redis
@@ -301,74 +287,6 @@ def test_the_kept_product_is_never_served_to_a_caller_without_the_routes_role(re
     for path, method in [("/api/inventory/X/movements", "GET"), ("/api/inventory/", "GET"),
                          ("/api/inventory/X", "PATCH"), ("/api/inventory/" + "X" * 61, "GET")]:
         assert kept_product.depends_on({**scope, "path": path, "method": method}) is None, (path, method)
-
-
-@pytest.mark.redis
-def test_a_kept_page_is_answered_before_the_router_like_the_route_answers_it(replicas, monkeypatch) -> None:  # noqa: ANN001
-    """The caller gate serves a kept page of GET /api/inventory: same status, headers and bytes as the route's
-    answer, no database work, metrics and log under the route template; only a query string the route itself
-    accepted, and only to a caller with the route's role."""
-    from minimarket.stock import list_reads
-    from minimarket.stock.inventory_api import kept_list
-
-    a, _ = replicas
-    routed: list[int] = []
-    answer = list_reads.page_answer
-
-    async def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        routed.append(1)
-        return await answer(*args, **kwargs)
-
-    monkeypatch.setattr(list_reads, "page_answer", counted)
-    key = new_key(a.app, "lectura")
-    for n in (1, 2, 3):
-        create_product(a, {"X-API-Key": new_key(a.app)}, f"PAGINA-GATE-{n}", min_stock=5, initial_stock=n)
-    path = "/api/inventory?q=pagina-gate&low_stock=true&limit=2"
-    checkouts: list[int] = []
-    event.listen(a.app.state.db.engine, "checkout", lambda *_: checkouts.append(1))
-    first = a.get(path, headers={"X-API-Key": key})  # read by the route: its versions remembered
-    second = a.get(path, headers={"X-API-Key": key})  # read by the route under those versions, and kept
-    checkouts.clear()
-    routed.clear()
-    with structlog.testing.capture_logs() as logs:
-        hit = a.get(path, headers={"X-API-Key": key})
-    assert routed == [], "a kept page is answered before FastAPI's router"
-    assert checkouts == [], "a kept page needs no database connection"
-    assert hit.status_code == second.status_code == first.status_code == 200
-    assert hit.content == second.content == first.content
-    assert [item["sku"] for item in hit.json()["items"]] == ["PAGINA-GATE-1", "PAGINA-GATE-2"]
-    assert sorted(hit.headers.keys()) == sorted(second.headers.keys())
-    for name in ("content-type", "content-length", "cache-control", "content-security-policy"):
-        assert hit.headers[name] == second.headers[name], name
-    line = next(entry for entry in logs if entry["event"] == "request")
-    assert line["endpoint"] == "/api/inventory" and line["status"] == 200, line
-    assert line["actor"] == "apikey:rl-lectura", line
-    assert metric_value(a.get("/metrics").text, "http_requests_total", service="all", method="GET",
-                        endpoint="/api/inventory", status="200") >= 3
-    # A query string too long to keep (the route ignores unknown parameters) is read by the route every time.
-    routed.clear()
-    padded = f"{path}&relleno={'x' * 2_100}"
-    assert all(a.get(padded, headers={"X-API-Key": key}).content == hit.content for _ in range(3))
-    assert routed == [1, 1, 1]
-    # What the route refuses is never known to the gate, whatever pages are kept.
-    for refused in ("limit=0", "limit=abc", "low_stock=quizas"):
-        assert a.get(f"/api/inventory?{refused}", headers={"X-API-Key": key}).status_code == 422, refused
-        assert a.get(f"/api/inventory?{refused}", headers={"X-API-Key": key}).status_code == 422, refused
-    assert a.get(path, headers={"X-API-Key": "mm_00000000.mala"}).status_code == 401
-
-    sent: list[dict] = []
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": "GET", "path": "/api/inventory", "app": a.app, "state": {},
-             "query_string": path.split("?", 1)[1].encode()}
-    assert kept_list.depends_on(scope) is not None
-    outsider = Caller(actor="webhook:alertmanager", principal_id="webhook", role=None)
-    assert asyncio.run(kept_list.serve(scope, send, outsider)) is False
-    assert sent == []
-    for other, method in [("/api/inventory/", "GET"), ("/api/inventory", "POST"), ("/api/inventoryx", "GET")]:
-        assert kept_list.depends_on({**scope, "path": other, "method": method, "state": {}}) is None, other
 
 
 def test_one_process_without_redis_keeps_nothing_and_reads_fresh(client, admin) -> None:  # noqa: ANN001
