@@ -14,6 +14,7 @@ from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from minimarket.config import ASYNC_READ_CONNECTIONS
 from minimarket.db_async import AsyncReads
 
 NAMING_CONVENTION = {
@@ -137,7 +138,7 @@ class Database:
         self._sqlite_writer = threading.Lock() if self.is_sqlite else None
         # PostgreSQL reads answered on the event loop (db_async); a few connections (opened when needed):
         # each read is one prepared statement of a fraction of a millisecond, and they all share one loop.
-        self.aio = None if self.is_sqlite else AsyncReads(url, self.engine.dialect, size=min(pool_size, 4))
+        self.aio = None if self.is_sqlite else AsyncReads(url, self.engine.dialect, size=min(pool_size, ASYNC_READ_CONNECTIONS))
 
     @contextmanager
     def read(self) -> Iterator[Session]:
