@@ -119,7 +119,7 @@ def test_movement_form_records_once_per_form_and_explains_mistakes(client, app, 
         assert bad.status_code == 422 and alerts(bad.text)[0].startswith(message)
     assert movement_rows(app) == rows + 1
     ledger = client.get("/movimientos?producto=YERBA-1&tipo=entrada").text
-    assert "Remito 0001-00000123" in ledger and "usuario:u-deposito" in ledger
+    assert "Remito 0001-00000123" in ledger and ">u-deposito</td>" in ledger and "usuario:" not in ledger
     assert "no es un tipo de movimiento" in client.get("/movimientos?tipo=robo").text
 
 

@@ -32,7 +32,9 @@ def lines(label: str, days: Sequence[str], series: Sequence[tuple[str, str, Sequ
     parts = [f'<line class="axis" x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}"/>',
              f'<text class="tick" x="{PAD_L - 6}" y="{PAD_T + 10}" text-anchor="end">{format_number(top)}</text>',
              f'<text class="tick" x="{PAD_L - 6}" y="{H - PAD_B}" text-anchor="end">0</text>']
-    for i, anchor in ((0, "start"), (len(days) // 2, "middle"), (len(days) - 1, "end")):
+    # First, middle and last day; a short series names each day once (two days: no middle label over the last).
+    named = {len(days) // 2: "middle", len(days) - 1: "end", 0: "start"} if days else {}
+    for i, anchor in sorted(named.items()):
         if 0 <= i < len(days):
             x = PAD_L + plot_w * i / n
             parts.append(f'<text class="tick" x="{x:.1f}" y="{H - 6}" text-anchor="{anchor}">{escape(days[i])}</text>')

@@ -18,8 +18,20 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def format_actor(actor: str | None) -> str:
+    """Who did it, as a person reads it: `usuario:maria` is "maria", `apikey:caja-1` is "clave caja-1"."""
+    if not actor:
+        return "—"
+    kind, _, name = actor.partition(":")
+    if not name:
+        return actor
+    return {"usuario": name, "apikey": f"clave {name}"}.get(kind, actor)
+
+
 env.filters.update(money=format_ars, qty=format_qty, number=format_number, percent=format_percent,
-                   date=format_date, datetime=format_datetime)
+                   date=format_date, datetime=format_datetime, who=format_actor)
 
 MOVEMENT_LABELS = {"entrada": "Entrada", "venta": "Venta", "salida": "Salida", "ajuste": "Ajuste", "merma": "Merma",
                    "devolucion": "Devolución", "transferencia": "Transferencia"}
