@@ -12,20 +12,30 @@ from minimarket.cli.terminal import cli_context, console, fail, load_settings, o
 
 
 def verify() -> None:
-    """Recalcula cada existencia desde el libro de movimientos; sale con error si alguna difiere."""
+    """Recalcula cada existencia desde el libro de movimientos, y los KPI de Inicio y los precios atrasados que
+    guarda la base desde sus tablas de origen; sale con error si algo difiere."""
     from minimarket.stock.verify import run_verification
 
     with open_store(load_settings()) as database:
         report = run_verification(database)
     if report.ok:
         console.print(f"[green]OK[/green]: {report.balances_checked} existencias coinciden con "
-                      f"{report.movements_checked} movimientos del libro.")
+                      f"{report.movements_checked} movimientos del libro; los KPI de Inicio y los precios "
+                      "atrasados guardados coinciden con su recuento.")
         return
-    table = Table("SKU", "Ubicación", "Existencia", "Suma del libro", "Problema", title="Diferencias")
-    for m in report.mismatches:
-        table.add_row(m.sku, m.location, str(m.balance), str(m.ledger_sum), m.problem)
-    console.print(table)
-    console.print(f"[red]{len(report.mismatches)} diferencia(s)[/red] en {report.balances_checked} existencias.")
+    if report.mismatches:
+        table = Table("SKU", "Ubicación", "Existencia", "Suma del libro", "Problema", title="Diferencias")
+        for m in report.mismatches:
+            table.add_row(m.sku, m.location, str(m.balance), str(m.ledger_sum), m.problem)
+        console.print(table)
+        console.print(f"[red]{len(report.mismatches)} diferencia(s)[/red] en {report.balances_checked} existencias.")
+    if report.aggregates:
+        table = Table("Qué", "Fila", "Guardado", "Recontado", title="Agregados que no coinciden con su recuento")
+        for a in report.aggregates:
+            table.add_row(a.what, a.row, a.kept, a.recounted)
+        console.print(table)
+        console.print(f"[red]{len(report.aggregates)} agregado(s) no coinciden[/red] con el recuento desde sus "
+                      "tablas de origen.")
     raise typer.Exit(1)
 
 

@@ -160,7 +160,8 @@ def _ledger(settings: Settings) -> tuple[bool, str]:
         database.dispose()
     if report.ok:
         return True, f"{report.balances_checked} existencias cuadran con {report.movements_checked} movimientos"
-    return False, f"{len(report.mismatches)} existencia(s) no cuadran con el libro (minimarket verify)"
+    return False, (f"{len(report.mismatches)} existencia(s) no cuadran con el libro y {len(report.aggregates)} "
+                   "agregado(s) no coinciden con su recuento (minimarket verify)")
 
 
 def run_doctor(settings: Settings, options: DoctorOptions) -> list[Check]:

@@ -16,7 +16,7 @@ from minimarket.stock.models import Balance, Movement
 from minimarket.types import Timestamp
 
 
-def _store_day(session: Session):  # noqa: ANN202
+def store_day(session: Session):  # noqa: ANN202
     """The movement's calendar day on the store's clock, computed by the database."""
     if session.get_bind().dialect.name == "sqlite":
         # Stored in UTC; Argentina is UTC−3 all year (no daylight saving).

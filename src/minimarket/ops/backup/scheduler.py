@@ -184,7 +184,8 @@ class BackupScheduler:
         database = Database(self.url)
         try:
             report = run_verification(database)
-            log.info("ledger_verified", mismatches=len(report.mismatches), balances=report.balances_checked)
+            log.info("ledger_verified", mismatches=len(report.mismatches), aggregates=len(report.aggregates),
+                     balances=report.balances_checked)
         except Exception as exc:  # noqa: BLE001 - the backup already succeeded; the alert will say verify is stale
             log.warning("ledger_verify_failed", error=str(exc).splitlines()[0][:300] if str(exc) else repr(exc))
         finally:
