@@ -18,6 +18,7 @@ from minimarket.stock.service import register_movement
 from minimarket.reports import kpis as kpi_module
 from minimarket.reports.kpis import compute_kpis, current_kpis, day_figures, fold_aggregates, stock_figures
 from minimarket.reports.models import KpiDay, KpiStock
+from minimarket.reports.recount import aggregate_mismatches
 from minimarket.ar.dates import store_day_start
 from tests.helpers import REDIS_URL, make_settings, need_redis
 from tests.integration.helpers import create_product
@@ -190,3 +191,60 @@ def test_a_price_change_and_a_movement_of_the_same_product_at_once_keep_the_valu
     assert not errors, errors
     assert kept(db) == recount(db)
     assert kept(db)[3] == Decimal("1800.00")  # 150 × $ 12
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("first", ["price", "movement"])
+def test_a_first_movement_and_a_price_change_at_once_keep_the_value_right(
+        app, client, admin, backend: str, first: str) -> None:  # noqa: ANN001
+    """A product loaded by bulk SQL (an import, migrate-to) has no totals row until its first movement: the price
+    change cannot lock a row that does not exist yet. Whichever starts first, the value follows the new cost."""
+    if backend != "postgresql":
+        pytest.skip("SQLite writes one transaction at a time")
+    db = app.state.db
+    with db.write() as session:  # like a bulk import: no existencias_totales row
+        session.execute(text("INSERT INTO productos (sku, nombre, unidad, costo, precio, iva, stock_minimo, activo, "
+                             "creado_en, actualizado_en) VALUES ('PRIMERO-1', 'Primero', 'u', 10.00, 20.00, 21, 0, "
+                             "TRUE, now(), now())"))
+    with db.read() as session:
+        assert session.scalar(text("SELECT COUNT(*) FROM existencias_totales")) == 0
+    errors: list[BaseException] = []
+
+    def in_thread(action) -> threading.Thread:  # noqa: ANN001
+        def run() -> None:
+            try:
+                action()
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def move() -> None:
+        with db.write() as session:
+            register_movement(session, Context(actor="test"), line=BatchLine(sku="PRIMERO-1", type="entrada",
+                                                                              quantity=50), settings=app.state.settings)
+
+    def reprice() -> None:
+        with db.write() as session:
+            session.execute(text("UPDATE productos SET costo = 12.00 WHERE sku = 'PRIMERO-1'"))
+
+    if first == "movement":  # its trigger read $ 10, uncommitted; the price change must count its 50 units
+        with db.write() as session:
+            register_movement(session, Context(actor="test"), line=BatchLine(sku="PRIMERO-1", type="entrada",
+                                                                              quantity=50), settings=app.state.settings)
+            other = in_thread(reprice)
+            other.join(0.5)
+            assert other.is_alive(), "the price change waits for the movement's totals row"
+    else:  # the price change saw no units; the movement must read $ 12
+        with db.write() as session:
+            session.execute(text("UPDATE productos SET costo = 12.00 WHERE sku = 'PRIMERO-1'"))
+            other = in_thread(move)
+            other.join(0.5)
+            assert other.is_alive(), "the movement waits for the price change's totals row"
+    other.join(30)
+    assert not errors, errors
+    assert kept(db) == recount(db)
+    assert kept(db)[3] == Decimal("600.00")  # 50 × $ 12
+    with db.read() as session:
+        assert aggregate_mismatches(session) == []
