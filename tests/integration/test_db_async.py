@@ -11,11 +11,14 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, literal_column, select
+from sqlalchemy.engine import make_url
 
 from minimarket import db_async
 from minimarket.apps import create_app
 from minimarket.db import Database
-from minimarket.stock.inventory import PRODUCT_BY_REF, ref_params
+from minimarket.stock.inventory import PRODUCT_BY_REF, PRODUCTS_BY_REFS, ref_params
+from minimarket.stock.product_reads import MissBatch
+from tests.e2e.servers import free_port
 from tests.helpers import create_pg_database, drop_pg_database, make_settings
 from tests.integration.helpers import create_product
 from tests.integration.test_rate_limit_redis import new_key
@@ -112,3 +115,82 @@ def test_a_connection_dropped_by_the_server_is_replaced(store: Database) -> None
 
     assert asyncio.run(scenario()) == [True, "OperationalError", True]
     reads.close()
+
+
+REFS = ["YERBA-AIO", "yerba-aio ", EAN, "SIN-NADA-AIO", "NO-EXISTE"]
+
+
+def _recording(reads: db_async.AsyncReads) -> list[object]:
+    """The statements `reads` runs, in order."""
+    ran: list[object] = []
+    real = reads.mappings
+
+    async def recording(statement, params):  # noqa: ANN001, ANN202
+        ran.append(statement)
+        return await real(statement, params)
+
+    reads.mappings = recording
+    return ran
+
+
+def test_the_misses_of_one_turn_are_one_statement_and_each_gets_its_own_rows(store: Database) -> None:
+    with store.lookup() as session:
+        expected = [[dict(row) for row in session.execute(PRODUCT_BY_REF, ref_params(ref)).mappings()]
+                    for ref in REFS]
+    reads = db_async.AsyncReads(store.url, store.engine.dialect, size=2)
+    ran = _recording(reads)
+    batch = MissBatch()
+
+    async def together() -> list:
+        return await asyncio.gather(*(batch.rows(reads, ref_params(ref)) for ref in REFS))
+
+    got = asyncio.run(together())
+    assert ran == [PRODUCTS_BY_REFS], "five misses of one turn: one statement"
+    assert [[dict(row) for row in rows] for rows in got] == expected
+    for mine, theirs in zip(got, expected, strict=True):  # the same types too (Decimal, aware datetime)
+        assert [[type(v) for v in row.values()] for row in mine] == [[type(v) for v in row.values()] for row in theirs]
+    assert [len(rows) for rows in got] == [2, 2, 2, 1, 0]  # two locations; barcode = SKU's product; none
+    ran.clear()
+
+    async def apart() -> list:  # a request that arrives after the batch went out opens the next one
+        first = await batch.rows(reads, ref_params("YERBA-AIO"))
+        return [first, await batch.rows(reads, ref_params(EAN))]
+
+    assert [len(rows) for rows in asyncio.run(apart())] == [2, 2]
+    assert ran == [PRODUCTS_BY_REFS, PRODUCTS_BY_REFS]
+    reads.close()
+
+
+def test_a_reference_the_shared_statement_refuses_fails_alone(store: Database) -> None:
+    reads = db_async.AsyncReads(store.url, store.engine.dialect, size=2)
+    ran = _recording(reads)
+    batch = MissBatch()
+
+    async def scenario() -> list:
+        return await asyncio.gather(batch.rows(reads, ref_params("YERBA-AIO")),
+                                    batch.rows(reads, {"sku": "NUL\x00", "ref": "NUL\x00"}),
+                                    return_exceptions=True)
+
+    healthy, refused = asyncio.run(scenario())
+    assert [row["location"] for row in healthy] == ["DEP", "SAL"]  # read alone after the batch failed
+    assert isinstance(refused, psycopg.DataError), refused  # what it gets read alone, too
+    assert ran == [PRODUCTS_BY_REFS, PRODUCT_BY_REF, PRODUCT_BY_REF]
+    reads.close()
+
+
+def test_postgresql_down_fails_every_miss_of_the_batch(store: Database) -> None:
+    down = make_url(store.url).set(port=free_port()).render_as_string(hide_password=False)  # nothing listens
+    for url, healthy in ((store.url, True), (down, False)):
+        reads = db_async.AsyncReads(url, store.engine.dialect, size=2)
+        batch = MissBatch()
+
+        async def scenario() -> list:
+            return await asyncio.gather(*(batch.rows(reads, ref_params(ref)) for ref in REFS[:3]),  # noqa: B023
+                                        return_exceptions=True)
+
+        outcomes = asyncio.run(scenario())
+        if healthy:
+            assert [len(rows) for rows in outcomes] == [2, 2, 2]
+        else:
+            assert all(isinstance(outcome, psycopg.OperationalError) for outcome in outcomes), outcomes
+        reads.close()

@@ -58,7 +58,7 @@ def _loop_reads(app) -> list[str] | None:  # noqa: ANN001
     real = reads.mappings
 
     async def recording(statement, params):  # noqa: ANN001, ANN202
-        seen.append(params["ref"])
+        seen.extend(params["refs"] if "refs" in params else [params["ref"]])  # a turn's misses, or one alone
         return await real(statement, params)
 
     reads.mappings = recording

@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, text
+from sqlalchemy import String, any_, bindparam, func, or_, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from minimarket.ar.money import to_money, to_qty
@@ -232,21 +233,38 @@ def product_detail(session: Session, product: Product) -> ProductDetail:
     return product_out(product, total, ProductDetail, locations=locations)
 
 
+def _product_rows(where):  # noqa: ANN001, ANN202
+    """Products chosen by `where` with their stock per location: one row per (product, location), by key."""
+    return (
+        select(*_LIST_COLUMNS, Product.id.label("product_id"), Location.code.label("location"),
+               Location.name.label("location_name"), Balance.quantity.label("quantity"))
+        .select_from(Product)
+        .outerjoin(Category, Category.id == Product.category_id)
+        .outerjoin(Supplier, Supplier.id == Product.supplier_id)
+        .outerjoin(Balance, Balance.product_id == Product.id)
+        .outerjoin(Location, Location.id == Balance.location_id)
+        .where(where)
+        .order_by(Product.id, Location.id)
+    )
+
+
 # One product by SKU (any case) or barcode with its stock per location, in one statement built once (no
-# statement construction and cache-key walk per read). The route runs it through SQLAlchemy; a miss of
-# GET /api/inventory/{sku} on PostgreSQL runs the same statement through psycopg's async API
-# (stock.product_reads); both turn its rows into the answer with `detail_from_rows`.
-PRODUCT_BY_REF = (
-    select(*_LIST_COLUMNS, Product.id.label("product_id"), Location.code.label("location"),
-           Location.name.label("location_name"), Balance.quantity.label("quantity"))
-    .select_from(Product)
-    .outerjoin(Category, Category.id == Product.category_id)
-    .outerjoin(Supplier, Supplier.id == Product.supplier_id)
-    .outerjoin(Balance, Balance.product_id == Product.id)
-    .outerjoin(Location, Location.id == Balance.location_id)
-    .where((Product.sku == bindparam("sku")) | (Product.barcode == bindparam("ref")))
-    .order_by(Product.id, Location.id)
-)
+# statement construction and cache-key walk per read). The route runs it through SQLAlchemy; both turn its
+# rows into the answer with `detail_from_rows`.
+PRODUCT_BY_REF = _product_rows((Product.sku == bindparam("sku")) | (Product.barcode == bindparam("ref")))
+# The same read for several references at once (PostgreSQL arrays: `skus` and `refs`, each reference's
+# ref_params): the misses of GET /api/inventory/{sku} that meet in one event-loop turn are read in one
+# statement through psycopg's async API (stock.product_reads), each request's rows picked by `rows_of_ref`.
+PRODUCTS_BY_REFS = _product_rows(
+    (Product.sku == any_(bindparam("skus", type_=postgresql.ARRAY(String))))
+    | (Product.barcode == any_(bindparam("refs", type_=postgresql.ARRAY(String)))))
+
+
+def rows_of_ref(rows: Sequence[Mapping[str, Any]], params: Mapping[str, str]) -> list[Mapping[str, Any]]:
+    """Of PRODUCTS_BY_REFS's rows, those PRODUCT_BY_REF gives for one reference's `params` (ref_params):
+    the same rows in the same order (both statements sort by product and location)."""
+    sku, ref = params["sku"], params["ref"]
+    return [row for row in rows if row["sku"] == sku or row["barcode"] == ref]
 
 
 def ref_params(ref: str) -> dict[str, str]:
