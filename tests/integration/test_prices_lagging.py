@@ -270,3 +270,58 @@ def _skus_of(session, category: str) -> set[str]:  # noqa: ANN001
 
     return set(session.scalars(select(Product.sku).join(Category, Category.id == Product.category_id)
                                .where(Category.name == category)))
+
+
+def _refreshes(conn) -> int:  # noqa: ANN001
+    """Whole-store recomputes of the lagging rows so far (PostgreSQL's function statistics, flushed)."""
+    from sqlalchemy import text
+
+    conn.execute(text("SELECT pg_stat_force_next_flush()"))
+    conn.commit()
+    conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+    calls = conn.execute(text("SELECT calls FROM pg_stat_user_functions "
+                              "WHERE funcname = 'precios_atrasados_refrescar'")).scalar()
+    conn.commit()
+    return calls or 0
+
+
+def test_markup_and_rounding_changed_together_recompute_the_lagging_rows_once(app, client, admin,
+                                                                               backend) -> None:  # noqa: ANN001
+    """One settings change of both the default markup and the rounding: one recompute of the whole store
+    (PostgreSQL: deferred to the commit), with both new values; two changes in two transactions: two. SQLite's
+    row triggers recompute once per row (checked there: the rows follow both values)."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from minimarket.pricing.lagging import count_lagging
+    from minimarket.pricing.settings import update_pricing_settings
+    from minimarket.reports.recount import aggregate_mismatches
+
+    create_product(client, admin, "ARROZ-1", cost="500", price="820")  # 500 × 1.35 × 1.21 = 816.75: on target
+    create_product(client, admin, "YERBA-1", cost="1000", price="1700")  # 1633.50 at 35 %; 1694 at 40 %
+    create_product(client, admin, "FIDEO-1", cost="400", price="600")  # 653.40: lags at 35 %
+    db = app.state.db
+    with db.engine.connect() as conn:
+        if backend == "postgresql":
+            conn.execute(text("SET track_functions = 'pl'"))
+            conn.commit()
+            before = _refreshes(conn)
+        with Session(bind=conn) as session:
+            update_pricing_settings(session, Context(actor="t"), changes={"default_markup": D("40"), "rounding": "100"})
+            session.commit()
+        if backend == "postgresql":
+            assert _refreshes(conn) == before + 1
+        with Session(bind=conn) as session:  # each alone, each its own transaction: each recomputes
+            update_pricing_settings(session, Context(actor="t"), changes={"default_markup": D("45")})
+            session.commit()
+        with Session(bind=conn) as session:
+            update_pricing_settings(session, Context(actor="t"), changes={"rounding": "10"})
+            session.commit()
+        if backend == "postgresql":
+            assert _refreshes(conn) == before + 3
+    with db.read() as session:
+        assert aggregate_mismatches(session) == []
+        # 45 %: ARROZ 500 × 1.45 × 1.21 = 877.25 > 820, YERBA 1754.50 > 1700, FIDEO 701.80 > 600
+        assert count_lagging(session) == 3
+        assert session.scalar(text("SELECT sugerido FROM precios_atrasados p JOIN productos q "
+                                   "ON q.id = p.producto_id WHERE q.sku = 'YERBA-1'")) == D("1760.00")
