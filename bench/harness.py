@@ -34,6 +34,7 @@ class Result:
     workers: int = 1
     note: str = ""
     answered: int = 0  # 2xx including the warm-up
+    cpu_ms: float | None = None  # the server's CPU per request of the measured run (wrk(cpu_pid=…))
 
 
 def free_port() -> int:
@@ -117,14 +118,16 @@ class Servers:
 
 
 def wrk(name: str, base: str, paths: list[str], run: dict, *, header: str = "", body: str = "",
-        baseline: str | None = None) -> Result:
-    """One wrk run over random `paths` ("POST /x" for a POST); a warm-up of 1 s first (caches, pools)."""
+        baseline: str | None = None, cpu_pid: int | None = None) -> Result:
+    """One wrk run over random `paths` ("POST /x" for a POST); a warm-up of 1 s first (caches, pools).
+    With `cpu_pid`, the CPU that process (and its children) used during the measured run, per request."""
     paths_file = run["workdir"] / f"paths-{uuid.uuid4().hex[:6]}.txt"
     paths_file.write_text("\n".join(paths) + "\n", encoding="utf-8")
     env = {**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_HEADER": header, "BENCH_BODY": body}
     script = str(ROOT / "bench" / "random_paths.lua")
     answered = 0  # 2xx of the warm-up and the measured run: what the ledger must hold for a POST
     for seconds in (1, run["seconds"]):
+        cpu_before = _tree_cpu_seconds(cpu_pid) if cpu_pid else 0.0
         out = subprocess.run(["wrk", "-t", "1", "-c", str(run["connections"]), "-d", f"{seconds}s", "--timeout", "10s",
                               "-s", script, base], env=env, capture_output=True, text=True, timeout=seconds + 60,
                              check=False)
@@ -132,12 +135,15 @@ def wrk(name: str, base: str, paths: list[str], run: dict, *, header: str = "", 
         if found is None:
             raise RuntimeError(f"wrk sin resultado para {name}:\n{out.stdout}\n{out.stderr}")
         answered += int(found.group(2))
+    cpu = _tree_cpu_seconds(cpu_pid) - cpu_before if cpu_pid else None
     requests, ok, other = (int(found.group(i)) for i in (1, 2, 3))
     p50, p95, p99, duration = (float(found.group(i)) for i in (4, 5, 6, 7))
     other += int(found.group(8))  # no answer at all (timeout, reset) counts against it too
     result = Result(name=name, rps=requests / duration, ok=ok, other=other, p50=p50, p95=p95, p99=p99,
-                    baseline=baseline, answered=answered)
-    print(f"  {name}: {result.rps:.0f} req/s, P95 {p95:.1f} ms, non-2xx or no answer {other}", flush=True)
+                    baseline=baseline, answered=answered,
+                    cpu_ms=cpu * 1000 / requests if cpu is not None and requests else None)
+    spent = f", CPU {result.cpu_ms:.2f} ms a request" if result.cpu_ms is not None else ""
+    print(f"  {name}: {result.rps:.0f} req/s, P95 {p95:.1f} ms, non-2xx or no answer {other}{spent}", flush=True)
     return result
 
 

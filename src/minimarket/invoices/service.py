@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -258,7 +259,15 @@ def list_invoices(session: Session, *, supplier: str | None = None, state: str |
                   date_from: date | None = None, date_to: date | None = None, limit: int = 50,
                   cursor: int | None = None) -> InvoicePage:
     """Newest first (by id), filtered by supplier (id, CUIT or name), state and invoice date (inclusive)."""
-    stmt = select(Invoice)
+    stmt = _filtered(session, select(Invoice), supplier=supplier, state=state, date_from=date_from, date_to=date_to,
+                     cursor=cursor)
+    rows = session.scalars(stmt.order_by(Invoice.id.desc()).limit(limit + 1)).all()
+    items = [invoice_out(session, inv) for inv in rows[:limit]]
+    return InvoicePage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)
+
+
+def _filtered(session: Session, stmt: Select, *, supplier: str | None, state: str | None, date_from: date | None,
+              date_to: date | None, cursor: int | None) -> Select:
     if supplier:
         stmt = stmt.where(Invoice.supplier_id == resolve_supplier(session, supplier, active_only=False).id)
     if state:
@@ -269,9 +278,39 @@ def list_invoices(session: Session, *, supplier: str | None = None, state: str |
         stmt = stmt.where(Invoice.issued_on <= date_to)
     if cursor is not None:
         stmt = stmt.where(Invoice.id < cursor)
-    rows = session.scalars(stmt.order_by(Invoice.id.desc()).limit(limit + 1)).all()
-    items = [invoice_out(session, inv) for inv in rows[:limit]]
-    return InvoicePage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)
+    return stmt
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    """What a list of invoices shows of each (the dashboard's Facturas), without its lines."""
+
+    id: int
+    supplier: SupplierRef
+    type: str
+    number_display: str
+    date: date
+    total: Decimal
+    state: str
+    unmatched_lines: int
+
+
+def list_invoice_rows(session: Session, *, supplier: str | None = None, state: str | None = None,
+                      limit: int = 50, cursor: int | None = None) -> tuple[list[InvoiceRow], str | None]:
+    """list_invoices' page (the same filters and order) as InvoiceRow, in one statement: the lines are only
+    counted (those without a product), not read."""
+    unmatched = (select(func.count()).where(InvoiceLine.invoice_id == Invoice.id, InvoiceLine.product_id.is_(None))
+                 .correlate(Invoice).scalar_subquery())
+    stmt = _filtered(session, select(Invoice.id, Invoice.supplier_id, Supplier.name, Invoice.type,
+                                     Invoice.point_of_sale, Invoice.number, Invoice.issued_on, Invoice.total,
+                                     Invoice.state, unmatched.label("unmatched"))
+                     .join(Supplier, Supplier.id == Invoice.supplier_id),
+                     supplier=supplier, state=state, date_from=None, date_to=None, cursor=cursor)
+    rows = session.execute(stmt.order_by(Invoice.id.desc()).limit(limit + 1)).all()
+    items = [InvoiceRow(id=r.id, supplier=SupplierRef(id=r.supplier_id, name=r.name), type=r.type,
+                        number_display=format_invoice_number(r.point_of_sale, r.number), date=r.issued_on,
+                        total=r.total, state=r.state, unmatched_lines=r.unmatched) for r in rows[:limit]]
+    return items, (str(items[-1].id) if len(rows) > limit else None)
 
 
 

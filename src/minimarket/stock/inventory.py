@@ -288,7 +288,15 @@ def detail_from_rows(rows: Sequence[Mapping[str, Any]], ref: str) -> ProductDeta
 
 def product_detail_by_ref(session: Session, ref: str) -> ProductDetail:
     """One product by SKU (any case) or barcode with its stock per location, in one statement."""
-    return detail_from_rows(session.execute(PRODUCT_BY_REF, ref_params(ref)).mappings().all(), ref)
+    return product_by_ref(session, ref)[1]
+
+
+def product_by_ref(session: Session, ref: str) -> tuple[int, ProductDetail]:
+    """product_detail_by_ref and the product's id (for reading its movements and prices without looking
+    it up again)."""
+    rows = session.execute(PRODUCT_BY_REF, ref_params(ref)).mappings().all()
+    detail = detail_from_rows(rows, ref)
+    return rows[0]["product_id"], detail
 
 
 def stock_summary(session: Session) -> dict[str, int]:

@@ -311,13 +311,16 @@ def parse_period(value: str | None, *, field: str, end: bool) -> datetime | None
 def list_movements(session: Session, *, sku: str | None = None, movement_type: str | None = None,
                    date_from: str | None = None, date_to: str | None = None, actor: str | None = None,
                    location: str | None = None, reference: str | None = None, limit: int = 100,
-                   cursor: str | None = None) -> MovementPage:
-    """The ledger, newest first, keyset-paginated by id."""
+                   cursor: str | None = None, product_id: int | None = None) -> MovementPage:
+    """The ledger, newest first, keyset-paginated by id. `product_id`: one product already looked up (as `sku`
+    without reading the product again)."""
     stmt = (select(Movement, Product.sku, Location.code)
             .join(Product, Product.id == Movement.product_id)
             .join(Location, Location.id == Movement.location_id))
     if sku:
         stmt = stmt.where(Movement.product_id == find_product(session, sku).id)
+    if product_id is not None:
+        stmt = stmt.where(Movement.product_id == product_id)
     if movement_type:
         stmt = stmt.where(Movement.type == movement_type)
     start, finish = parse_period(date_from, field="from", end=False), parse_period(date_to, field="to", end=True)

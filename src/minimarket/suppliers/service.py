@@ -14,7 +14,7 @@ from minimarket.accounts.audit import Context, record_audit
 from minimarket.ar.cuit import normalise_cuit
 from minimarket.errors import Conflict, InvalidInput, NotFound
 from minimarket.suppliers.models import AssignmentRule, Supplier, SupplierCode
-from minimarket.suppliers.references import count_references, move_references
+from minimarket.suppliers.references import count_references, count_references_each, move_references
 from minimarket.suppliers.schemas import SupplierCreate, SupplierOut, SupplierPage, SupplierUpdate
 from minimarket.search import contains_text
 from minimarket.unique_names import find_or_create
@@ -87,8 +87,10 @@ def resolve_supplier(session: Session, ref: str | int, *, field: str = "supplier
     return found
 
 
-def supplier_out(session: Session, supplier: Supplier) -> SupplierOut:
-    products = count_references(session, "products", supplier.id)
+def supplier_out(session: Session, supplier: Supplier, products: int | None = None) -> SupplierOut:
+    """The supplier as the API answers it; `products`: its product count when the caller already counted it."""
+    if products is None:
+        products = count_references(session, "products", supplier.id)
     return SupplierOut(
         id=supplier.id, code=supplier.code, name=supplier.name, cuit=SupplierOut.shown_cuit(supplier.cuit),
         phone=supplier.phone, email=supplier.email, address=supplier.address, order_days=supplier.order_days or [],
@@ -120,7 +122,8 @@ def list_suppliers(session: Session, *, q: str | None = None, active: bool | Non
     if cursor is not None:
         stmt = stmt.where(Supplier.id > cursor)
     rows = session.scalars(stmt.order_by(Supplier.id).limit(limit + 1)).all()
-    items = [supplier_out(session, s) for s in rows[:limit]]
+    counts = count_references_each(session, "products", [s.id for s in rows[:limit]])
+    items = [supplier_out(session, s, counts[s.id]) for s in rows[:limit]]
     return SupplierPage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)
 
 

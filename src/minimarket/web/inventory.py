@@ -102,19 +102,18 @@ def product_page(request: Request, sku: str, user: SessionUser = Depends(page_us
         return render(request, "error.html", user, status_code=404, heading="Producto no encontrado",
                       message="El código es demasiado largo para un SKU o un código de barras.")
     with request.app.state.db.read() as session:
-        try:
-            product = find_product(session, sku)
+        try:  # the product, its category, supplier and stock per location in one statement
+            product_id, detail = inventory.product_by_ref(session, sku)
         except NotFound as exc:
             return render(request, "error.html", user, status_code=404, heading="Producto no encontrado",
                           message=exc.message)
-        detail = inventory.product_detail(session, product)
-        history = service.list_movements(session, sku=product.sku, limit=30)
-        prices = history_of(session, product.id, limit=60)[::-1]  # oldest first
-        # Rendered inside the read: the history rows are read as the template walks them.
+        history = service.list_movements(session, product_id=product_id, limit=30)
+        prices = history_of(session, product_id, limit=60)[::-1]  # oldest first
+        # Rendered inside the read: the price changes are ORM rows, expired when the read ends.
         response = render(request, "product.html", user, product=detail, history=history.items,
                           can_move=user.role in STOCK_WRITE, more_history=history.next_cursor is not None,
                           price_changes=prices[::-1][:10], price_chart=price_chart(prices) if prices else None)
-        by_sku = product.sku == product_sku(sku)
+    by_sku = detail.sku == product_sku(sku)
     # Kept (web/kept_pages.py) under this product's version: only when the path named it by its SKU.
     return keep(request, response) if by_sku else response
 

@@ -44,9 +44,8 @@ def invoices_list(request: Request, user: SessionUser = Depends(page_user(READ))
         try:
             if estado and estado not in STATES:
                 raise InvalidInput(f"Estado: '{estado[:20]}' no es un estado; usá borrador, confirmada o anulada")
-            found = service.list_invoices(session, supplier=proveedor.strip() or None, state=estado or None,
-                                          limit=PER_PAGE, cursor=antes)
-            items, next_cursor = found.items, found.next_cursor
+            items, next_cursor = service.list_invoice_rows(session, supplier=proveedor.strip() or None,
+                                                           state=estado or None, limit=PER_PAGE, cursor=antes)
         except DomainError as exc:
             items, next_cursor, error = [], None, exc.message.replace("supplier:", "Proveedor:")
         suppliers = session.execute(select(Supplier.id, Supplier.name).order_by(Supplier.name)).all()
