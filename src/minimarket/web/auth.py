@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from minimarket.api.gate import AUTH_FAILURES, auth_failed
 from minimarket.accounts.audit import Context
-from minimarket.accounts.sessions import SESSION_COOKIE, SessionUser, end_session, start_session, verified_session
+from minimarket.accounts.keys import AUTH_VERSION
+from minimarket.accounts.sessions import (SESSION_COOKIE, SessionUser, end_session, kept_session, session_id_of,
+                                          start_session, verified_session)
 from minimarket.accounts.users import LoginRefused, verify_login
 from minimarket.ar.dates import format_datetime
 from minimarket.db import Database
-from minimarket.platform.read_cache import note_narrow
+from minimarket.platform.read_cache import note_narrow, request_versions, token_of
 
 LOGIN_CSRF_COOKIE = "mm_csrf_ingreso"  # double-submit token of the login form (there is no session yet)
 
@@ -46,18 +49,34 @@ def session_user(request: Request) -> SessionUser | None:
                             request.cookies.get(SESSION_COOKIE))
 
 
-def page_user(roles: frozenset[str]) -> Callable[..., SessionUser]:
+async def kept_user(request: Request) -> SessionUser | None:
+    """The signed-in user from the kept verified sessions, on the event loop: the "auth" version is read in the
+    request's own Redis round trip (already read when the kept pages' front or the rate limiter asked for it),
+    so a page drawn anew does not wait for Redis again from its worker thread. None: ask `session_user`."""
+    kept = getattr(request.app.state, "session_cache", None)
+    session_id = session_id_of(request.cookies.get(SESSION_COOKIE))
+    if kept is None or session_id is None or not kept.enabled:
+        return None
+    versions = await request_versions(request.scope, request.app.state.cache, (AUTH_VERSION,))
+    return kept_session(kept, session_id, token_of(versions, (AUTH_VERSION,)))
+
+
+def _admitted(request: Request, user: SessionUser | None, roles: frozenset[str]) -> SessionUser:
+    if user is None:
+        raise LoginRequired()
+    request.scope.setdefault("state", {})["actor"] = user.actor
+    if user.role not in roles:  # counted and logged like a refused API call
+        auth_failed(request.scope, "forbidden", None)
+        raise PageForbidden(user, "Tu rol no puede usar esta página.")
+    return user
+
+
+def page_user(roles: frozenset[str]) -> Callable[..., Awaitable[SessionUser]]:
     """Dependency of a page: the signed-in user, whose role must be in `roles`."""
 
-    def dependency(request: Request) -> SessionUser:
-        user = session_user(request)
-        if user is None:
-            raise LoginRequired()
-        request.scope.setdefault("state", {})["actor"] = user.actor
-        if user.role not in roles:  # counted and logged like a refused API call
-            auth_failed(request.scope, "forbidden", None)
-            raise PageForbidden(user, "Tu rol no puede usar esta página.")
-        return user
+    async def dependency(request: Request) -> SessionUser:
+        user = await kept_user(request) or await run_in_threadpool(session_user, request)
+        return _admitted(request, user, roles)
 
     return dependency
 
@@ -70,10 +89,8 @@ def page_context(request: Request, user: SessionUser) -> Context:
 
 def form_user(roles: frozenset[str]) -> Callable[..., SessionUser]:
     """Dependency of a form POST: a signed-in user of `roles` whose form carries the session's CSRF token."""
-    check_role = page_user(roles)
-
     def dependency(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") -> SessionUser:
-        user = check_role(request)
+        user = _admitted(request, session_user(request), roles)
         if not user.csrf_matches(csrf):
             AUTH_FAILURES.labels("csrf").inc()
             raise PageForbidden(user, "El formulario venció o no vino de esta página (control CSRF). "
