@@ -193,7 +193,9 @@ def _add_middleware(app: FastAPI, service: str, settings: Settings, probes: Prob
     # before the router.
     kept = ([inventory_api.kept_product, inventory_api.kept_list] if inventory_api.read_router in ROUTERS[service]
             else [])
-    app.add_middleware(CallerGate, checks=own_checks, answers=kept)
+    # A stock movement is recorded there too (PostgreSQL): stock.movement_on_loop.
+    writes = [stock_api.movement_on_loop] if stock_api.write_router in ROUTERS[service] else []
+    app.add_middleware(CallerGate, checks=own_checks, answers=kept, writes=writes)
     app.add_middleware(RateLimited, settings=settings, limiter=app.state.ratelimiter, reads=versions_wanted(kept),
                        version_key=getattr(app.state.cache, "version_key", str))
     if origins := csv_list(settings.cors_origins):

@@ -45,20 +45,24 @@ def weak_key_problem(key_hex: str) -> str | None:
     return None
 
 
-# PostgreSQL connections. A process opens at most its pool, its overflow and the reads on the event loop
-# (db_async: min(pool, ASYNC_READ_CONNECTIONS), only in the service that gets them). Besides the services, a
+# PostgreSQL connections. A process opens at most its pool, its overflow, the reads and the stock movements on
+# the event loop (db_async: min(pool, ASYNC_READ_CONNECTIONS) and min(pool, ASYNC_WRITE_CONNECTIONS), each
+# only in the service that gets them). Besides the services, a
 # deployment keeps OTHER_CONNECTIONS for what runs beside them (the CLI and `minimarket verify`, the nightly
 # backup's pg_dump, the migrations, the metrics exporter, an operator's psql); PostgreSQL keeps
 # SUPERUSER_RESERVED_CONNECTIONS (its default) for superusers only. tests/deploy/test_connection_budget.py
 # checks the deploy files against this budget.
 ASYNC_READ_CONNECTIONS = 4
+# Stock movements recorded on the event loop (stock/movement_on_loop.py): a pool of their own, min(pool, this),
+# only in the service that gets them. More at once would only queue on the database's cores.
+ASYNC_WRITE_CONNECTIONS = 8
 OTHER_CONNECTIONS = 12
 SUPERUSER_RESERVED_CONNECTIONS = 3
 
 
 def connections_per_process(pool_size: int, max_overflow: int) -> int:
     """The most PostgreSQL connections one app process opens."""
-    return pool_size + max_overflow + min(pool_size, ASYNC_READ_CONNECTIONS)
+    return pool_size + max_overflow + min(pool_size, ASYNC_READ_CONNECTIONS) + min(pool_size, ASYNC_WRITE_CONNECTIONS)
 
 
 def connection_budget(processes: int, pool_size: int, max_overflow: int) -> int:
@@ -78,8 +82,9 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_SQLITE_URL
     redis_url: str | None = None
     # Connections per process: a request holds one at a time, so size it for the threads that run
-    # requests; plus min(pool, 4) for the reads on the event loop (db_async): connections_per_process.
-    # The deployment's budget (connection_budget) must fit in PostgreSQL's max_connections.
+    # requests; plus min(pool, 4) for the reads and min(pool, 8) for the stock movements on the event loop
+    # (db_async): connections_per_process. The deployment's budget (connection_budget) must fit in PostgreSQL's
+    # max_connections.
     db_pool_size: int = Field(default=16, ge=1, le=200)
     db_max_overflow: int = Field(default=16, ge=0, le=200)
     # /health runs its dependency checks at most once per this many seconds (probes in between get that answer).

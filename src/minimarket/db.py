@@ -14,7 +14,7 @@ from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from minimarket.config import ASYNC_READ_CONNECTIONS
+from minimarket.config import ASYNC_READ_CONNECTIONS, ASYNC_WRITE_CONNECTIONS
 from minimarket.db_async import AsyncReads
 
 NAMING_CONVENTION = {
@@ -111,6 +111,7 @@ def _ping_after_idle(engine: Engine) -> None:
 CommitHook = Callable[[dict], None]
 
 
+
 class Database:
     """One engine and its session factories; each app holds one.
 
@@ -139,6 +140,10 @@ class Database:
         # PostgreSQL reads answered on the event loop (db_async); a few connections (opened when needed):
         # each read is one prepared statement of a fraction of a millisecond, and they all share one loop.
         self.aio = None if self.is_sqlite else AsyncReads(url, self.engine.dialect, size=min(pool_size, ASYNC_READ_CONNECTIONS))
+        # Stock movements recorded on the event loop (stock/movement_on_loop.py): a pool of their own, so a
+        # movement waiting for a hot product's row lock never holds up a read; opened when needed.
+        self.aio_writes = (None if self.is_sqlite
+                           else AsyncReads(url, self.engine.dialect, size=min(pool_size, ASYNC_WRITE_CONNECTIONS)))
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -192,3 +197,5 @@ class Database:
         self.engine.dispose()
         if self.aio is not None:
             self.aio.close()
+        if self.aio_writes is not None:
+            self.aio_writes.close()

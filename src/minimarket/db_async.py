@@ -1,5 +1,7 @@
-"""PostgreSQL reads on the event loop: a few psycopg async connections for the hot reads answered before
-FastAPI's router (a miss of GET /api/inventory/{sku}), without a worker thread or an ORM session.
+"""PostgreSQL on the event loop: a few psycopg async connections for the hot reads answered before
+FastAPI's router (a miss of GET /api/inventory/{sku}), without a worker thread or an ORM session, and
+(a pool of its own, `Database.aio_writes`) for the one write answered there: a stock movement
+(stock/movement_on_loop.py, with `Prepared` statements and `connection()`).
 
 A statement is one of the SQLAlchemy statements the sync code runs, compiled once for psycopg's dialect:
 one SQL text, run as a prepared statement on each connection (planned once per connection), its rows
@@ -16,14 +18,15 @@ the caller gate answers 503 like the sync path's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import psycopg
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Executable, Select
 
 # The same as the sync pool's (db.PING_AFTER_IDLE_SECONDS): under load no connection waits this long.
 PING_AFTER_IDLE_SECONDS = 1.0
@@ -36,6 +39,39 @@ class _Compiled:
     def __init__(self, statement: Select, dialect: Dialect):
         self.sql = str(statement.compile(dialect=dialect))
         self.keys = tuple(statement.selected_columns.keys())
+
+
+class Prepared:
+    """A SQLAlchemy statement compiled once for psycopg, for a unit of work sent on the event loop
+    (stock/movement_on_loop.py): its SQL text and, per call, its full parameters as SQLAlchemy would send
+    them (values the statement carries itself, e.g. a column's bounds, and each type's bind processing).
+    `column_keys`: an INSERT's columns (those of the parameters it is sent with); `sample`: parameters of
+    the shape it will be sent with, for a statement with an expanding `IN` (a list of that length each call)."""
+
+    __slots__ = ("sql", "keys", "_compiled", "_expanding", "_processors")
+
+    def __init__(self, statement: Executable, dialect: Dialect, *, column_keys: list[str] | None = None,
+                 sample: Mapping[str, Any] | None = None):
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        self._compiled = compiled
+        self._expanding = bool(compiled.post_compile_params)
+        self.sql = compiled.construct_expanded_state(sample).statement if self._expanding else compiled.string
+        self._processors = dict(compiled._bind_processors)  # noqa: SLF001 - SQLAlchemy's own per-type processing
+        selected = getattr(statement, "selected_columns", None)
+        self.keys = tuple(selected.keys()) if selected is not None else ()
+
+    def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        if self._expanding:
+            state = self._compiled.construct_expanded_state(values)
+            if state.statement != self.sql:
+                raise ValueError("una lista de otro largo que la de `sample`")
+            params = dict(state.parameters)
+        else:
+            params = self._compiled.construct_params(values)
+        for name, process in self._processors.items():
+            if name in params:
+                params[name] = process(params[name])
+        return params
 
 
 class AsyncReads:
@@ -74,6 +110,26 @@ class AsyncReads:
         self._release(conn)
         keys = compiled.keys
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A connection of this pool for a unit of work of the caller's (autocommit: it sends its own BEGIN and
+        COMMIT or ROLLBACK). Given back only when it ends outside a transaction; a failure or cancellation
+        inside one closes it (PostgreSQL rolls back), a lost connection drops the idle ones too."""
+        conn = await self._acquire()
+        try:
+            yield conn
+        except UNAVAILABLE:
+            self._discard(conn)
+            self._drop_idle()
+            raise
+        except BaseException:
+            self._discard(conn)
+            raise
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            self._release(conn)
+        else:
+            self._discard(conn)
 
     async def _acquire(self) -> psycopg.AsyncConnection:
         loop = asyncio.get_running_loop()

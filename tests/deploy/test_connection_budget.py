@@ -73,22 +73,22 @@ def systemd_budget(systemd: Path) -> tuple[int, int]:
             int(found.group(1)) if found else POSTGRES_DEFAULT_MAX_CONNECTIONS)
 
 
-def test_one_process_opens_its_pool_its_overflow_and_at_most_four_reads_on_the_event_loop() -> None:
-    assert connections_per_process(16, 16) == 36
-    assert connections_per_process(2, 0) == 4  # the event loop's reads never outnumber the pool
-    assert connection_budget(3, 16, 16) == 3 * 36 + config.OTHER_CONNECTIONS
+def test_one_process_opens_its_pool_its_overflow_and_at_most_four_reads_and_eight_writes_on_the_event_loop() -> None:
+    assert connections_per_process(16, 16) == 44
+    assert connections_per_process(2, 0) == 6  # the event loop's reads and writes never outnumber the pool, each
+    assert connection_budget(3, 16, 16) == 3 * 44 + config.OTHER_CONNECTIONS
 
 
 def test_the_production_compose_gives_postgresql_room_for_every_connection_of_its_services() -> None:
     budget, max_connections = compose_budget(load_yaml(COMPOSE), DOCKERFILE.read_text(encoding="utf-8"),
                                              parse_env_file(ENV_PRODUCTION_EXAMPLE))
-    assert budget == 3 * 36 + config.OTHER_CONNECTIONS  # three services, one process each, 16 + 16 + 4
+    assert budget == 3 * 44 + config.OTHER_CONNECTIONS  # three services, one process each, 16 + 16 + 4 + 8
     _fits(budget, max_connections)
 
 
 def test_the_systemd_setup_gives_postgresql_room_for_every_connection_of_its_services() -> None:
     budget, max_connections = systemd_budget(SYSTEMD)
-    assert budget == 3 * 36 + config.OTHER_CONNECTIONS
+    assert budget == 3 * 44 + config.OTHER_CONNECTIONS
     _fits(budget, max_connections)
 
 
@@ -99,11 +99,11 @@ def test_the_check_fails_on_postgresqls_default_or_on_more_workers(tmp_path: Pat
     dockerfile = DOCKERFILE.read_text(encoding="utf-8")
     env = parse_env_file(ENV_PRODUCTION_EXAMPLE)
     compose["services"]["postgres"]["command"] = ["postgres", "-c", "shared_preload_libraries=pg_stat_statements"]
-    with pytest.raises(AssertionError, match="presupuesto de conexiones 120 > max_connections 100"):
+    with pytest.raises(AssertionError, match="presupuesto de conexiones 144 > max_connections 100"):
         _fits(*compose_budget(compose, dockerfile, env))
     compose = load_yaml(COMPOSE)
     compose["services"]["dashboard"]["command"] = "minimarket serve --service dashboard --workers 2"
-    with pytest.raises(AssertionError, match="presupuesto de conexiones 156 > max_connections 150"):
+    with pytest.raises(AssertionError, match="presupuesto de conexiones 188 > max_connections 150"):
         _fits(*compose_budget(compose, dockerfile, env))
     for name in ("minimarket@.service", "minimarket.env.example", "dashboard.env", "deposito.env", "negocio.env"):
         (tmp_path / name).write_text((SYSTEMD / name).read_text(encoding="utf-8"), encoding="utf-8")

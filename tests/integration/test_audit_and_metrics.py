@@ -271,7 +271,7 @@ def test_movements_rolled_back_after_being_written_are_not_counted(app, admin, c
     """The ledger rows are flushed, then the unit of work fails (here: writing the audit row) and rolls back."""
     from fastapi.testclient import TestClient
 
-    from minimarket.stock import service
+    from minimarket.accounts import audit
 
     create_product(client, admin, "YERBA-1", initial_stock=5)
     before = scrape(client)
@@ -279,7 +279,8 @@ def test_movements_rolled_back_after_being_written_are_not_counted(app, admin, c
     def broken_audit(*_args, **_kwargs) -> None:
         raise RuntimeError("the database went away while auditing")
 
-    monkeypatch.setattr(service, "record_audit", broken_audit)
+    # The audit row's values, built by the route and by the movement on the event loop (PostgreSQL) alike.
+    monkeypatch.setattr(audit, "audit_row", broken_audit)
     with TestClient(app, raise_server_exceptions=False) as fragile, structlog.testing.capture_logs() as logs:
         r = fragile.post("/api/inventory/YERBA-1/movements", json={"type": "venta", "quantity": 2},
                          headers={**admin, "X-Request-ID": "req-auditoria-caida"})

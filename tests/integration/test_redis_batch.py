@@ -165,3 +165,55 @@ def test_a_redis_error_reply_fails_the_batch_not_the_connection(store) -> None: 
     refused, values = asyncio.run(scenario())
     assert "error" in refused.lower(), refused
     assert len(values) == 1 and values[0].isdigit()
+
+
+def test_bumps_of_a_write_on_the_event_loop_go_in_the_batch_before_its_reads(store) -> None:  # noqa: ANN001
+    from minimarket.platform.read_cache import invalidate_on_loop, note_changed, note_narrow
+
+    client, prefix = store
+    cache = RedisCache(REDIS_URL, prefix=prefix)
+    client.set(prefix + "v:product:A", 7)
+    client.set(prefix + "v:catalog", 50)
+    info: dict = {}
+    note_narrow(info)
+    note_changed(info, "product:A")
+
+    async def write_then_read() -> list[str]:
+        try:
+            # Joined in the same loop turn: one batch, the write's bumps before the other request's reads.
+            _, (_, _, seen) = await asyncio.gather(
+                invalidate_on_loop(cache, info),
+                cache.batcher.run(None, 0, [cache.version_key("product:A"), cache.version_key("catalog")]))
+            return seen
+        finally:
+            await cache.batcher.close()
+
+    seen = asyncio.run(write_then_read())
+    cache.close()
+    assert seen == ["8", "50"]  # the product's version moved; the catalogue's not (a narrow write)
+    assert not cache.owes_bumps
+
+
+def test_bumps_of_a_write_on_the_event_loop_are_owed_while_redis_is_down(store) -> None:  # noqa: ANN001
+    from minimarket.platform.read_cache import invalidate_on_loop, note_changed, note_narrow
+
+    client, prefix = store
+    cache = RedisCache(REDIS_URL, prefix=prefix)
+    client.set(prefix + "v:product:B", 3)
+    info: dict = {}
+    note_narrow(info)
+    note_changed(info, "product:B")
+    # The event loop's way in finds no Redis (the blocking client, used below, still does).
+    cache.batcher = RedisBatcher(f"redis://127.0.0.1:{free_port()}/0", owed=cache._take_pending,  # noqa: SLF001
+                                 give_back=cache._give_back)  # noqa: SLF001
+
+    async def down() -> None:
+        await invalidate_on_loop(cache, info)  # does not raise: the answer goes out, the bump is owed
+        await invalidate_on_loop(cache, info)  # within retry_seconds: not even tried, owed all the same
+
+    asyncio.run(down())
+    assert cache.owes_bumps
+    assert client.get(prefix + "v:product:B") == b"3"
+    assert cache.versions(["product:B"]) == ["4"]  # the next read (Redis back) sends what was owed first (once)
+    assert not cache.owes_bumps
+    cache.close()

@@ -15,7 +15,7 @@ from minimarket.platform.deferred import defer
 from minimarket.types import utcnow
 
 _audit = AuditEntry.__table__
-_RECORD = insert(_audit).inline()  # built once, sent with each row's values
+RECORD = insert(_audit).inline()  # built once, sent with each row's values (`audit_row`)
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,14 @@ def record_audit(
     after: dict | None = None,
 ) -> None:
     """Append one audit row in the caller's transaction (sent with its commit: platform.deferred)."""
-    defer(session, _RECORD, {
+    defer(session, RECORD, audit_row(ctx, action=action, entity=entity, entity_id=entity_id, before=before,
+                                      after=after))
+
+
+def audit_row(ctx: Context, *, action: str, entity: str, entity_id: str | None, before: dict | None = None,
+              after: dict | None = None) -> dict:
+    """The values of one audit row (`RECORD`'s parameters)."""
+    return {
         "creado_en": utcnow(),
         "actor": ctx.actor,
         "accion": action,
@@ -54,4 +61,4 @@ def record_audit(
         "antes": _jsonable(before) if before is not None else None,
         "despues": _jsonable(after) if after is not None else None,
         "request_id": ctx.request_id,
-    })
+    }

@@ -10,7 +10,7 @@ from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from minimarket.accounts.audit import Context
-from minimarket.api.gate import Refusal, api_key_caller, auth_failed
+from minimarket.api.gate import Caller, Refusal, api_key_caller, auth_failed
 from minimarket.config import Settings
 from minimarket.db import Database
 from minimarket.errors import Forbidden, Unauthorized
@@ -45,7 +45,12 @@ def require(permission: frozenset[str]) -> Callable[..., Context]:
                 f"El rol '{caller.role}' no puede realizar esta operación; "
                 f"se necesita uno de: {', '.join(sorted(permission))}"
             )
-        return Context(actor=caller.actor, request_id=state.get("request_id"), principal_id=caller.principal_id,
-                       role=caller.role)
+        return caller_context(request.scope, caller)
 
     return dependency
+
+
+def caller_context(scope: dict, caller: Caller) -> Context:
+    """The Context of a request's use case: who (the gate's caller) and which request (for the audit)."""
+    return Context(actor=caller.actor, request_id=scope.get("state", {}).get("request_id"),
+                   principal_id=caller.principal_id, role=caller.role)

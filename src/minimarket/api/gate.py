@@ -15,7 +15,8 @@ A key verified moments ago is known on the event loop, without a thread: the "au
 in the round trip that counted the request (platform/ratelimit.py) and the kept principal compared
 with it. A route that keeps its answers (`KeptAnswer`, e.g. GET /api/inventory/{sku}) is answered
 here on a hit, role checked, before FastAPI's router (on PostgreSQL a miss too, read on the event loop:
-stock/product_reads.py); anything else goes on to the route.
+stock/product_reads.py); so is a write it can run on the event loop (`WriteOnLoop`: a stock movement on
+PostgreSQL, stock/movement_on_loop.py); anything else goes on to the route.
 """
 
 from __future__ import annotations
@@ -183,14 +184,26 @@ class KeptAnswer(Protocol):
         """Send the answer if `caller` may have it and it is kept (or read here); False: the route answers."""
 
 
+class WriteOnLoop(Protocol):
+    """A write this gate runs on the event loop (e.g. stock.movement_on_loop.MovementOnLoop) when it can do it
+    exactly as its route; anything else goes on to the route, with its body."""
+
+    def matches(self, scope: dict[str, Any]) -> bool:
+        """Whether this request is for its route."""
+
+    async def serve(self, scope: dict[str, Any], receive: Any, send: Any, caller: Caller) -> Any:  # noqa: ANN401
+        """Do the write and answer (None), or return the `receive` the route reads the request's body from."""
+
+
 class CallerGate:
     """Pure ASGI middleware: /api requests reach the app only with a valid credential."""
 
     def __init__(self, app, *, checks: Mapping[str, CallerCheck] | None = None,  # noqa: ANN001
-                 answers: Sequence[KeptAnswer] = ()):
+                 answers: Sequence[KeptAnswer] = (), writes: Sequence[WriteOnLoop] = ()):
         self.app = app
         self.checks = dict(checks or {})
         self.answers = tuple(answers)
+        self.writes = tuple(writes)
         self.wanted = versions_wanted(self.answers)
 
     async def __call__(self, scope, receive, send):  # noqa: ANN001
@@ -217,6 +230,15 @@ class CallerGate:
         state = scope.setdefault("state", {})
         state["caller"] = outcome
         state["actor"] = outcome.actor
+        write = next((w for w in self.writes if w.matches(scope)), None)
+        if write is not None:
+            try:
+                receive = await write.serve(scope, receive, send, outcome)
+            except DATABASE_DOWN as exc:  # a write on the event loop (db_async) found no database
+                await _database_down(scope, send, exc)
+                return
+            if receive is None:
+                return
         kept, _ = _kept_answer(scope, self.answers)
         try:
             if kept is not None and await kept.serve(scope, send, outcome):

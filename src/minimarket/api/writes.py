@@ -31,15 +31,10 @@ def write_once(
     client_key = check_client_key(request.headers.get("idempotency-key"))
     if natural_key is not None:
         key, label = natural_key
-    elif client_key is not None:
-        # Scoped per client so that two clients' keys never collide; hashed to a fixed length.
-        key = "k:" + fingerprint(ctx.principal_id or ctx.actor, client_key)
-        label = f"La clave de idempotencia '{client_key}'"
     else:
-        key, label = None, None
+        key, label = client_key_scope(ctx, client_key)
     route = getattr(request.scope.get("route"), "path", request.url.path)
-    body: Any = payload.model_dump(mode="json") if payload is not None else None
-    request_hash = fingerprint(request.method, route, dict(request.path_params), body)
+    request_hash = request_fingerprint(request.method, route, dict(request.path_params), payload)
     outcome = run_once(
         request.app.state.db,
         key=key,
@@ -49,3 +44,18 @@ def write_once(
     )
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
+
+
+def client_key_scope(ctx: Context, client_key: str | None) -> tuple[str | None, str | None]:
+    """(the stored key, the key as the client knows it, for errors) of an Idempotency-Key; (None, None) without one."""
+    if client_key is None:
+        return None, None
+    # Scoped per client so that two clients' keys never collide; hashed to a fixed length.
+    return "k:" + fingerprint(ctx.principal_id or ctx.actor, client_key), f"La clave de idempotencia '{client_key}'"
+
+
+def request_fingerprint(method: str, route: str, path_params: dict, payload: BaseModel | None) -> str:
+    """What a retry must repeat to get the stored answer: the method, the route's template, its path
+    parameters and the validated body."""
+    body: Any = payload.model_dump(mode="json") if payload is not None else None
+    return fingerprint(method, route, path_params, body)

@@ -42,9 +42,19 @@ class IdempotencyRecord(Base):
 
 _records = IdempotencyRecord.__table__
 # Built once, sent with each request's values (a statement built per call costs more Python than sending it).
-_CLAIM = insert(_records)
-_ANSWER = (update(_records).where(_records.c.clave == bindparam("key", type_=String))
-           .values(estado_http=bindparam("status", type_=Integer), respuesta=bindparam("answer", type_=Text)))
+CLAIM = insert(_records)  # `claim_params`: a duplicate key is the key taken (IntegrityError / UniqueViolation)
+ANSWER = (update(_records).where(_records.c.clave == bindparam("key", type_=String))
+          .values(estado_http=bindparam("status", type_=Integer), respuesta=bindparam("answer", type_=Text)))
+
+
+def claim_params(key: str, request_hash: str) -> dict:
+    """The key's row, claimed before the work (its answer is written by ANSWER, in the same transaction)."""
+    return {"clave": key, "hash_solicitud": request_hash, "estado_http": 0, "respuesta": "", "creado_en": utcnow()}
+
+
+def answer_params(key: str, status: int, body: Any) -> dict:  # noqa: ANN401
+    """The stored answer to a claimed key."""
+    return {"key": key, "status": status, "answer": json.dumps(body, ensure_ascii=False, default=str)}
 
 
 @dataclass(frozen=True)
@@ -95,13 +105,11 @@ def run_once(
     try:
         with db.write() as session:
             try:
-                session.execute(_CLAIM, {"clave": key, "hash_solicitud": request_hash, "estado_http": 0,
-                                         "respuesta": "", "creado_en": utcnow()})
+                session.execute(CLAIM, claim_params(key, request_hash))
             except IntegrityError as exc:
                 raise _KeyTaken from exc
             status, body = operation(session)
-            defer(session, _ANSWER, {"key": key, "status": status,  # sent with the commit
-                                     "answer": json.dumps(body, ensure_ascii=False, default=str)})
+            defer(session, ANSWER, answer_params(key, status, body))  # sent with the commit
         return Outcome(status, body, False)
     except _KeyTaken:
         with db.read() as session:

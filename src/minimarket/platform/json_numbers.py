@@ -30,10 +30,15 @@ class JsonNumber(Decimal):
         return number
 
 
+def parse_plain_json(body: bytes) -> Any:  # noqa: ANN401
+    """A JSON body whose numbers with a fraction or exponent are JsonNumbers (ValueError when it is no JSON)."""
+    return json.loads(body, parse_float=JsonNumber)
+
+
 class PlainNumbersRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), parse_float=JsonNumber)
+            self._json = parse_plain_json(await self.body())
         return self._json
 
 

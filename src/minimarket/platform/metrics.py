@@ -45,6 +45,14 @@ STOCK_REFUSED = Counter(
     "minimarket_stock_refused_total",
     "Stock writes refused because stock would go negative",
 )
+MOVEMENTS_ON_LOOP = Counter(
+    "minimarket_stock_movements_on_loop_total",
+    "POST /api/inventory/{sku}/movements on PostgreSQL: recorded on the event loop, or handed to the route "
+    "(a refusal, a key already taken, an unusual request)",
+    ["outcome"],
+)
+for _outcome in ("recorded", "route"):
+    MOVEMENTS_ON_LOOP.labels(_outcome)
 SALES_TICKETS = Counter("minimarket_sales_tickets_total", "POS tickets recorded (committed)")
 SALES_REVENUE = Counter("minimarket_sales_revenue_pesos_total", "Revenue of recorded POS tickets, in pesos with IVA")
 CACHE_HITS = Counter("minimarket_cache_hits_total", "Cache reads that found a value", ["backend"])

@@ -52,16 +52,37 @@ def product_version(sku: str) -> str:
     return f"product:{sku}"
 
 
+def to_bump(info: dict) -> list[str]:
+    """What a committed unit of work bumps: what it noted; by default, the whole catalogue too."""
+    names = set(info.get(BUMP, ()))
+    if not info.get(NARROW):
+        names.add(CATALOG)
+    return sorted(names)
+
+
 def invalidate_after_commit(cache: Cache) -> Callable[[dict], None]:
     """Database.on_commit: bump what the unit of work said it changed; by default, the whole catalogue."""
 
     def bump(info: dict) -> None:
-        names = set(info.get(BUMP, ()))
-        if not info.get(NARROW):
-            names.add(CATALOG)
-        cache.bump(sorted(names))
+        cache.bump(to_bump(info))
 
     return bump
+
+
+async def invalidate_on_loop(cache: Cache, info: dict) -> None:
+    """`invalidate_after_commit` for a write committed on the event loop: the bumps go in the open Redis batch
+    (platform/redis_batch.py) and this returns once Redis did them, so the caller's answer goes out after them,
+    as on the sync path. Redis down: they are owed and go first when it answers (and meanwhile every process
+    keeps nothing, as on the sync path). Without Redis (one process) the in-process versions move at once."""
+    names = to_bump(info)
+    batcher = getattr(cache, "batcher", None)
+    if batcher is None:
+        cache.bump(names)
+        return
+    try:
+        await batcher.run(None, 0, (), bumps=[cache.version_key(name) for name in names])
+    except BackendDown:
+        pass  # handed back to the cache as owed (RedisBatcher._failed)
 
 
 VERSIONS = "versions"  # scope["state"]: {name: version} read by this request; None: Redis did not answer

@@ -169,7 +169,7 @@ class _Connection(asyncio.Protocol):
 
 
 class _Batch:
-    __slots__ = ("buckets", "windows", "names", "future", "owed", "members")
+    __slots__ = ("buckets", "windows", "names", "future", "owed", "bumps", "members")
 
     def __init__(self, future: asyncio.Future):
         self.members = 0  # requests in it
@@ -177,7 +177,8 @@ class _Batch:
         self.windows: list[int] = []
         self.names: dict[str, int] = {}
         self.future = future
-        self.owed: list[str] = []
+        self.owed: list[str] = []  # version keys bumped by it (owed from before, then `bumps`)
+        self.bumps: list[str] = []  # version keys its members bump (a write committed on the event loop)
 
 
 class RedisBatcher:
@@ -210,16 +211,19 @@ class RedisBatcher:
         self._queued: list[_Batch] = []  # closed batches waiting for the connection
         self._retry_at = 0.0
 
-    async def run(self, bucket: str | None, window_seconds: int, names: tuple[str, ...] | list[str]
-                  ) -> tuple[int, float, list[str]]:
-        """Count one hit in `bucket` (if any) and read the versions `names` (full keys), in the open batch.
+    async def run(self, bucket: str | None, window_seconds: int, names: tuple[str, ...] | list[str],
+                  bumps: tuple[str, ...] | list[str] = ()) -> tuple[int, float, list[str]]:
+        """Count one hit in `bucket` (if any), bump the versions `bumps` and read the versions `names` (full
+        keys), in the open batch (bumps go before every read of it).
 
         Returns (count, seconds until the window ends, the versions as text); BackendDown when Redis
-        does not answer."""
+        does not answer (the bumps are then handed to `give_back`, like owed ones)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._reset(loop)  # an asyncio connection belongs to one loop (a new TestClient, a new loop)
         if self._retry_at and time.monotonic() < self._retry_at:
+            if bumps and self._give_back is not None:
+                self._give_back(bumps)  # owed: sent first when Redis answers again
             raise BackendDown("Redis no respondió hace instantes")
         batch = self._open
         if batch is None:
@@ -231,6 +235,7 @@ class RedisBatcher:
             slot = len(batch.buckets)
             batch.buckets.append(bucket.encode())
             batch.windows.append(int(window_seconds * 1000))
+        batch.bumps.extend(bumps)
         indexes = [batch.names.setdefault(name, len(batch.names)) for name in names]
         reply = await batch.future
         nb = len(batch.buckets)
@@ -251,7 +256,7 @@ class RedisBatcher:
             self._connecting = asyncio.ensure_future(self._connect())
 
     def _send(self, batch: _Batch) -> None:
-        owed = self._owed() if self._owed is not None else []
+        owed = (self._owed() if self._owed is not None else []) + batch.bumps
         batch.owed = owed
         keys = [*batch.buckets, *owed, *batch.names]
         args = [b"EVAL", SCRIPT, len(keys), *keys, len(batch.buckets), len(owed), _fresh.getrandbits(62), *batch.windows]

@@ -21,6 +21,7 @@ from minimarket.platform.json_numbers import PlainNumbersRoute
 from minimarket.platform.read_cache import note_narrow
 from minimarket.stock import service
 from minimarket.stock.locations import list_locations as _locations
+from minimarket.stock.movement_on_loop import MovementOnLoop
 from minimarket.stock.schemas import (
     BatchIn,
     BatchLine,
@@ -64,6 +65,13 @@ def register_movement(sku: Annotated[str, Path(max_length=60)], movement: Moveme
         raise RequestValidationError(exc.errors()) from exc
     return write_once(request, ctx, payload=movement, operation=_stock_only(lambda session, key: service.register_movement(
         session, ctx, line=line, settings=settings, idempotency_key=key)))
+
+
+# POST /api/inventory/{sku}/movements recorded on the event loop by the caller gate when it can do it exactly
+# as this route (PostgreSQL; apps.py registers it); anything else reaches the route above.
+movement_on_loop = MovementOnLoop(
+    route=next(r for r in write_router.routes if getattr(r, "endpoint", None) is register_movement),
+    permission=STOCK_WRITE)
 
 
 @write_router.post("/movements", status_code=201, response_model=BatchOut,

@@ -12,9 +12,12 @@ being stored inexactly (SQLite).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -158,17 +161,64 @@ def _move_and_record(session: Session, leg: Leg, row: dict, *, allow_negative: b
                             allow_negative=allow_negative, field=leg.field)
         movement_id = session.execute(_RECORD, {**row, "saldo_posterior": after}).scalar_one()
         return movement_id, after
-    floor, params = _conditional_update(leg.product, leg.location, leg.delta, allow_negative=allow_negative,
-                                        field=leg.field)
-    params.update({f"row_{c}": row[c] for c in _ROW_COLUMNS})
-    stmt = _moved_and_recorded(floor)
+    stmt, params = move_and_record_statement(leg, row, allow_negative=allow_negative)
     found = session.execute(stmt, params).first()
     if found is None:  # no balance row yet (its first movement there), or refused: create it and try once more
         ensure_balance_row(session, leg.product.id, leg.location.id)
         found = session.execute(stmt, params).first()
     if found is None:
         _refuse(session, leg.product, leg.location, leg.delta, leg.field)
-    return found[0], Decimal(found[1]).quantize(Decimal("0.001"))
+    return found[0], balance_after(found[1])
+
+
+def balance_after(value: Any) -> Decimal:  # noqa: ANN401
+    """A balance as returned by the database, at the ledger's 3 decimals."""
+    return Decimal(value).quantize(Decimal("0.001"))
+
+
+def move_and_record_statements() -> tuple[Any, ...]:
+    """Every statement `move_and_record_statement` may return (to prepare them once)."""
+    return _moved_and_recorded(False), _moved_and_recorded(True)
+
+
+def move_and_record_statement(leg: Leg, row: dict, *, allow_negative: bool) -> tuple[Any, dict]:
+    """PostgreSQL: the statement that applies `leg` and appends its ledger row `row` (`ledger_row`), and its
+    parameters; no row back: no balance row yet, or refused (`_refuse` says why). OutOfRange when the
+    movement itself does not fit its column."""
+    floor, params = _conditional_update(leg.product, leg.location, leg.delta, allow_negative=allow_negative,
+                                        field=leg.field)
+    params.update({f"row_{c}": row[c] for c in _ROW_COLUMNS})
+    return _moved_and_recorded(floor), params
+
+
+def ledger_row(leg: Leg, actor: str, *, idempotency_key: str | None, operation_id: str, when: datetime) -> dict:
+    """A leg's ledger row, every column but the balance after."""
+    return {"producto_id": leg.product.id, "ubicacion_id": leg.location.id, "tipo": leg.type,
+            "cantidad": leg.delta, "costo_unitario": leg.unit_cost if leg.unit_cost is not None else leg.product.cost,
+            "precio_unitario": leg.unit_price, "motivo": leg.reason, "referencia": leg.reference,
+            "actor": actor, "clave_idempotencia": idempotency_key, "operacion": operation_id,
+            "creado_en": when}
+
+
+def recorded_movement(leg: Leg, row: dict, movement_id: int, after: Decimal) -> Movement:
+    """The ledger row as written (with Core, not through the ORM's unit of work)."""
+    return Movement(
+        id=movement_id, product_id=leg.product.id, location_id=leg.location.id, type=leg.type,
+        quantity=leg.delta, balance_after=after, unit_cost=row["costo_unitario"], unit_price=leg.unit_price,
+        reason=leg.reason, reference=leg.reference, actor=row["actor"], idempotency_key=row["clave_idempotencia"],
+        operation_id=row["operacion"], created_at=row["creado_en"],
+    )
+
+
+def changed_versions(skus: Iterable[str]) -> tuple[str, ...]:
+    """The cache versions a movement's commit bumps: the ledger's and each moved product's."""
+    return (LEDGER_VERSION, *{product_version(sku) for sku in skus})
+
+
+def count_movements(types: Iterable[str]) -> None:
+    """Count committed movements in the metrics (only after their commit)."""
+    for movement_type in types:
+        STOCK_MOVEMENTS.labels(movement_type).inc()
 
 
 def post_legs(session: Session, ctx: Context, legs: list[Leg], *, allow_negative: bool,
@@ -185,25 +235,16 @@ def post_legs(session: Session, ctx: Context, legs: list[Leg], *, allow_negative
     when = occurred_at or utcnow()
     for i in order:
         leg = legs[i]
-        row = {"producto_id": leg.product.id, "ubicacion_id": leg.location.id, "tipo": leg.type,
-               "cantidad": leg.delta, "costo_unitario": leg.unit_cost if leg.unit_cost is not None else leg.product.cost,
-               "precio_unitario": leg.unit_price, "motivo": leg.reason, "referencia": leg.reference,
-               "actor": ctx.actor, "clave_idempotencia": idempotency_key, "operacion": operation_id,
-               "creado_en": when}
+        row = ledger_row(leg, ctx.actor, idempotency_key=idempotency_key, operation_id=operation_id, when=when)
         movement_id, after = _move_and_record(session, leg, row, allow_negative=allow_negative)
-        movements[i] = Movement(
-            id=movement_id, product_id=leg.product.id, location_id=leg.location.id, type=leg.type,
-            quantity=leg.delta, balance_after=after, unit_cost=row["costo_unitario"], unit_price=leg.unit_price,
-            reason=leg.reason, reference=leg.reference, actor=ctx.actor, idempotency_key=idempotency_key,
-            operation_id=operation_id, created_at=when,
-        )
+        movements[i] = recorded_movement(leg, row, movement_id, after)
     deltas: dict[int, Decimal] = {}
     for leg in legs:
         deltas[leg.product.id] = deltas.get(leg.product.id, Decimal(0)) + leg.delta
     add_to_totals(session, deltas)  # after every balance: the lock order is balances, then totals
     session.info.setdefault("movement_types", []).extend(leg.type for leg in legs)
     # After the commit, every process drops what it kept of these products and of the ledger (platform.read_cache).
-    note_changed(session.info, LEDGER_VERSION, *{product_version(leg.product.sku) for leg in legs})
+    note_changed(session.info, *changed_versions(leg.product.sku for leg in legs))
     return [m for m in movements if m is not None]
 
 
@@ -215,8 +256,7 @@ def note_sale(session: Session, total: Decimal) -> None:
 @event.listens_for(Session, "after_commit")
 def _count_committed_movements(session: Session) -> None:
     # Counted on commit only, so a refused or rolled-back batch never inflates the metrics.
-    for movement_type in session.info.pop("movement_types", ()):
-        STOCK_MOVEMENTS.labels(movement_type).inc()
+    count_movements(session.info.pop("movement_types", ()))
     for total in session.info.pop("sale_totals", ()):
         SALES_TICKETS.inc()
         SALES_REVENUE.inc(float(total))

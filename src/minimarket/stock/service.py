@@ -68,6 +68,23 @@ def _start_statement():  # noqa: ANN202
             .options(lazyload(Product.category), lazyload(Product.supplier)))
 
 
+def sku_key(ref: str) -> str | None:
+    """The SKU a reference is looked up as in `_start_statement` (None: not ASCII, so only `find_product`)."""
+    ref = ref.strip()
+    return ref.upper() if ref.isascii() else None
+
+
+def start_parameters(skus: list[str], location: str) -> dict:
+    """`_start_statement`'s parameters: the SKUs (`sku_key`) and the location's code as sent (or the default)."""
+    return {"skus": skus, "location_code": location_key(location.strip())}
+
+
+def start_statement():  # noqa: ANN201
+    """`_start_statement` (the product, the stock policy as stored, the active location's id), for a caller that
+    sends it itself (stock.movement_on_loop)."""
+    return _start_statement()
+
+
 class _Lookup:
     """Products and locations resolved once per operation."""
 
@@ -94,7 +111,7 @@ class _Lookup:
                 self._products[product.sku] = product
 
     def _chunks(self, refs: Iterable[str]) -> list[list[str]]:
-        skus = {ref.strip().upper() for ref in refs if ref.strip().isascii()} - self._products.keys()
+        skus = {key for key in map(sku_key, refs) if key is not None} - self._products.keys()
         return [sorted(skus)[i:i + 500] for i in range(0, len(skus), 500)]
 
     def start(self, refs: Iterable[str], location: str | None, settings: Settings) -> StockPolicy:
@@ -103,8 +120,9 @@ class _Lookup:
         chunks = self._chunks(refs)
         stored, found = None, False
         if chunks:
-            key = location_key((location or self.default_location).strip())
-            rows = self.session.execute(_start_statement(), {"skus": chunks[0], "location_code": key}).all()
+            params = start_parameters(chunks[0], location or self.default_location)
+            key = params["location_code"]
+            rows = self.session.execute(_start_statement(), params).all()
             for product, stored, location_id in rows:
                 self._products[product.sku] = product
                 found = True
@@ -169,19 +187,34 @@ def _record_lines(session: Session, ctx: Context, lines: list[BatchLine], settin
     for i, line in enumerate(lines):
         field = prefix(i)
         product = lookup.product(line.sku, field=f"{field}sku")
-        delta = _signed(line.type, line.quantity, field)
-        check_unit_quantity(product.unit, abs(delta), sku=product.sku)
-        if line.type == "venta" and not product.active:
-            raise Conflict(f"{field}sku: '{product.sku}' está desactivado y no se puede vender")
-        legs.append(Leg(product=product, location=lookup.location(line.location), type=line.type, delta=delta,
-                        unit_cost=line.unit_cost, unit_price=product.price if line.type == "venta" else None,
-                        reason=line.reason, reference=line.reference, field=f"{field}quantity"))
+        legs.append(plan_line(line, product, field, lambda line=line: lookup.location(line.location)))
     operation_id, movements = _post_operation(session, ctx, legs, allow_negative=policy.allow_negative,
                                     idempotency_key=idempotency_key)
-    record_audit(session, ctx, action="stock.movements", entity="operacion", entity_id=operation_id,
-                 after={"lines": [m.model_dump(mode="json", include={"sku", "location", "type", "quantity",
-                                                                     "balance_after"}) for m in movements]})
+    record_audit(session, ctx, action=MOVEMENTS_ACTION, entity="operacion", entity_id=operation_id,
+                 after=movements_audit(movements))
     return BatchOut(operation_id=operation_id, movements=movements)
+
+
+MOVEMENTS_ACTION = "stock.movements"  # the audit action of a movement or a batch of them
+
+
+def plan_line(line: BatchLine, product: Product, field: str, locate: Callable[[], Location]) -> Leg:
+    """One line of a movement (or batch) as the leg the ledger applies: its sign, the product's unit, a sale of a
+    deactivated product refused. `locate` finds the line's location, after those checks (they are reported
+    first); `field` prefixes the fields errors name ("" or "lines[3].")."""
+    delta = _signed(line.type, line.quantity, field)
+    check_unit_quantity(product.unit, abs(delta), sku=product.sku)
+    if line.type == "venta" and not product.active:
+        raise Conflict(f"{field}sku: '{product.sku}' está desactivado y no se puede vender")
+    return Leg(product=product, location=locate(), type=line.type, delta=delta,
+               unit_cost=line.unit_cost, unit_price=product.price if line.type == "venta" else None,
+               reason=line.reason, reference=line.reference, field=f"{field}quantity")
+
+
+def movements_audit(movements: list[MovementOut]) -> dict:
+    """The audit row's `after` of recorded movements."""
+    return {"lines": [m.model_dump(mode="json", include={"sku", "location", "type", "quantity", "balance_after"})
+                      for m in movements]}
 
 
 def _signed(movement_type: str, quantity: Decimal, field: str) -> Decimal:

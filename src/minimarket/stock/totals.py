@@ -37,7 +37,7 @@ OUT_LISTS = "lists:out"
 
 # Built once per dialect (like the ledger's statements): each movement sends them with its parameters.
 @cache
-def _add_statement(dialect: str):  # noqa: ANN202
+def add_statement(dialect: str):  # noqa: ANN202
     stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_totals).values(
         producto_id=bindparam("product_id", type_=Integer), cantidad=bindparam("delta", type_=_totals.c.cantidad.type),
         bajo_minimo=False)
@@ -46,7 +46,7 @@ def _add_statement(dialect: str):  # noqa: ANN202
     ).returning(_totals.c.cantidad, _totals.c.bajo_minimo)
 
 
-_REFRESH_LOW = (update(_totals).where(_totals.c.producto_id == bindparam("product_id", type_=Integer))
+REFRESH_LOW = (update(_totals).where(_totals.c.producto_id == bindparam("product_id", type_=Integer))
                 .values(bajo_minimo=_totals.c.cantidad <= select(Product.min_stock)
                         .where(Product.id == bindparam("product_id", type_=Integer)).scalar_subquery())
                 .returning(_totals.c.bajo_minimo))
@@ -56,26 +56,33 @@ def add_to_totals(session: Session, deltas: dict[int, Decimal]) -> None:
     """Add each product's net change to its total and recompute its low flag (one product at a time, in id order);
     note the list versions (LOW_LISTS, OUT_LISTS) whose membership that changed."""
     flipped: set[str] = set()
-    add = _add_statement(session.get_bind().dialect.name)
+    add = add_statement(session.get_bind().dialect.name)
     for product_id in sorted(deltas):
         delta = deltas[product_id]
         total, was_low = session.execute(add, {"product_id": product_id, "delta": delta}).one()
         is_low = refresh_low(session, product_id)
-        total = Decimal(total)
-        # A total equal to the change: the row was just inserted (in no list before) or was 0; either way, say so.
-        fresh = total == delta
-        if fresh or bool(was_low) != is_low:
-            flipped.add(LOW_LISTS)
-        if fresh or (total - delta <= 0) != (total <= 0):
-            flipped.add(OUT_LISTS)
+        flipped |= flipped_lists(Decimal(total), delta, bool(was_low), is_low)
     if flipped:
         note_changed(session.info, *flipped)
+
+
+def flipped_lists(total: Decimal, delta: Decimal, was_low: bool, is_low: bool) -> set[str]:
+    """The list versions (LOW_LISTS, OUT_LISTS) whose membership a product's change `delta` changed: from its
+    new `total` and its low flag as returned by `add_statement` (`was_low`) and by `refresh_low` (`is_low`)."""
+    flipped = set()
+    # A total equal to the change: the row was just inserted (in no list before) or was 0; either way, say so.
+    fresh = total == delta
+    if fresh or was_low != is_low:
+        flipped.add(LOW_LISTS)
+    if fresh or (total - delta <= 0) != (total <= 0):
+        flipped.add(OUT_LISTS)
+    return flipped
 
 
 def refresh_low(session: Session, product_id: int) -> bool:
     """Recompute the low flag from the committed minimum (after a movement, or after the minimum changed); the
     flag as written (False when the product has no row)."""
-    return bool(session.execute(_REFRESH_LOW, {"product_id": product_id}).scalar_one_or_none())
+    return bool(session.execute(REFRESH_LOW, {"product_id": product_id}).scalar_one_or_none())
 
 
 def open_totals(session: Session, product_id: int) -> None:
