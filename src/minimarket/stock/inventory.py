@@ -95,11 +95,23 @@ def _matches(q: str, *, postgres: bool):  # noqa: ANN202
 MAX_CANDIDATES = 5_000  # more matches than this: walking the SKU index fills a page sooner
 
 
-def _selective(session: Session, *, q: str | None, low_stock: bool | None, out_of_stock: bool | None) -> bool:
-    """On PostgreSQL, whether a filter has an index that yields the few candidates by itself: the partial
-    indexes of existencias_totales ("bajo mínimo", "sin stock") or the trigram indexes (3 characters or more;
-    shorter text has no trigram, and a SKU index walk fills a page of a common fragment at once)."""
-    return _is_postgres(session) and bool(low_stock or out_of_stock or (q and len(q.strip()) >= 3))
+def _selective(session: Session, *, q: str | None, low_stock: bool | None, out_of_stock: bool | None,
+               by_sku: bool = False) -> bool:
+    """On PostgreSQL, whether a filter has an index that yields the few candidates by itself: the trigram indexes
+    (3 characters or more; shorter text has no trigram, and a SKU index walk fills a page of a common fragment
+    at once) or, for an order other than the SKU, the partial indexes of existencias_totales ("bajo mínimo",
+    "sin stock"). By SKU those indexes are walked in order instead (see _sku_of)."""
+    if not _is_postgres(session):
+        return False
+    if q and len(q.strip()) >= 3:
+        return True
+    return bool(low_stock or out_of_stock) and not by_sku
+
+
+def _sku_of(*, low_stock: bool | None, out_of_stock: bool | None):  # noqa: ANN202
+    """The SKU column a list orders and pages by: the totals row's copy for "bajo mínimo" and "sin stock" (their
+    partial indexes are on it, so a page is a walk that stops at the page), the product's otherwise."""
+    return ProductStock.sku if (low_stock or out_of_stock) else Product.sku
 
 
 def _filtered(*, q: str | None, category: str | None, supplier: str | None, low_stock: bool | None,
@@ -174,10 +186,11 @@ def inventory_rows(session: Session, *, q: str | None = None, category: str | No
     cursor of the next page (None: this is the last)."""
     filtered = _filtered(q=q, category=category, supplier=supplier, low_stock=low_stock, out_of_stock=out_of_stock,
                          active=active, postgres=_is_postgres(session))
+    sku = _sku_of(low_stock=low_stock, out_of_stock=out_of_stock)
     if cursor:
-        filtered = filtered.where(Product.sku > decode_cursor(cursor))
-    rows = _page_rows(session, filtered, [(Product.sku, False)], limit=limit + 1,
-                      selective=_selective(session, q=q, low_stock=low_stock, out_of_stock=out_of_stock))
+        filtered = filtered.where(sku > decode_cursor(cursor))
+    rows = _page_rows(session, filtered, [(sku, False)], limit=limit + 1,
+                      selective=_selective(session, q=q, low_stock=low_stock, out_of_stock=out_of_stock, by_sku=True))
     return rows[:limit], (encode_cursor(rows[limit - 1]["sku"]) if len(rows) > limit else None)
 
 
@@ -215,9 +228,11 @@ def inventory_page(session: Session, *, q: str | None = None, category: str | No
         raise InvalidInput(f"orden: '{sort}' no es una columna ordenable; usá una de: {', '.join(SORTS)}")
     filtered = _filtered(q=q, category=category, supplier=supplier, low_stock=low_stock, out_of_stock=out_of_stock,
                          active=True, postgres=_is_postgres(session))
-    order = [(SORTS[sort], descending)] + ([(Product.sku, False)] if sort != "sku" else [])
+    sku = _sku_of(low_stock=low_stock, out_of_stock=out_of_stock)
+    order = [(sku, descending)] if sort == "sku" else [(SORTS[sort], descending), (sku, False)]
     rows = _page_rows(session, filtered, order, offset=(page - 1) * per_page, limit=per_page + 1,
-                      selective=_selective(session, q=q, low_stock=low_stock, out_of_stock=out_of_stock))
+                      selective=_selective(session, q=q, low_stock=low_stock, out_of_stock=out_of_stock,
+                                           by_sku=sort == "sku"))
     return [_out(row, row["stock"]) for row in rows[:per_page]], len(rows) > per_page
 
 

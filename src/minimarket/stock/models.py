@@ -86,10 +86,11 @@ class ProductStock(Base):
     """
 
     __tablename__ = "existencias_totales"
+    # By SKU, the lists' order: a page of "bajo mínimo" or "sin stock" walks its partial index and stops.
     __table_args__ = (
-        Index("ix_existencias_totales_bajo", "producto_id", sqlite_where=text("bajo_minimo"),
+        Index("ix_existencias_totales_bajo_sku", "sku", sqlite_where=text("bajo_minimo"),
               postgresql_where=text("bajo_minimo")),
-        Index("ix_existencias_totales_sin_stock", "producto_id", sqlite_where=text("cantidad <= 0"),
+        Index("ix_existencias_totales_sin_stock_sku", "sku", sqlite_where=text("cantidad <= 0"),
               postgresql_where=text("cantidad <= 0")),
     )
 
@@ -97,3 +98,6 @@ class ProductStock(Base):
     # Wider than a balance: the sum of several locations each at the column's limit must still fit.
     quantity: Mapped[Decimal] = mapped_column("cantidad", Numeric(18, 3), default=Decimal("0"))
     low: Mapped[bool] = mapped_column("bajo_minimo", Boolean, default=True)
+    # The product's SKU (it never changes), written by the database when the row is inserted (migration 0017's
+    # trigger: before it on PostgreSQL, right after it on SQLite); `minimarket verify` checks it.
+    sku: Mapped[str | None] = mapped_column(String(40), nullable=True)

@@ -106,22 +106,24 @@ WHERE NOT EXISTS (SELECT 1 FROM existencias_totales t WHERE t.producto_id = p.id
 """
 
 
-def total_mismatches(session: Session, ledger: dict[int, Decimal]) -> list[tuple[str, Decimal | None, Decimal, bool | None]]:
-    """Products whose kept total disagrees with their ledger sum (`ledger`, by product id), or whose
-    low flag disagrees with the total: (sku, kept total or None, ledger sum, kept flag)."""
+def total_mismatches(session: Session, ledger: dict[int, Decimal]
+                     ) -> list[tuple[str, Decimal | None, Decimal, bool | None, str | None]]:
+    """Products whose kept total disagrees with their ledger sum (`ledger`, by product id), whose low flag
+    disagrees with the total, or whose row's copy of the SKU is not theirs: (sku, kept total or None, ledger
+    sum, kept flag, kept SKU)."""
     rows = session.execute(
-        select(Product.id, Product.sku, ProductStock.quantity, ProductStock.low, Product.min_stock)
+        select(Product.id, Product.sku, ProductStock.quantity, ProductStock.low, Product.min_stock, ProductStock.sku)
         .select_from(Product).outerjoin(ProductStock, ProductStock.product_id == Product.id)
     ).all()
     milli = Decimal("0.001")
     found = []
-    for product_id, sku, kept, low, minimum in rows:
+    for product_id, sku, kept, low, minimum, kept_sku in rows:
         summed = ledger.get(product_id, Decimal("0.000"))
         if kept is None:
             if summed != 0:  # a product never moved needs no row; one with stock does
-                found.append((sku, None, summed, None))
+                found.append((sku, None, summed, None, None))
             continue
         kept = Decimal(str(kept)).quantize(milli)
-        if kept != summed or bool(low) != (kept <= Decimal(str(minimum))):
-            found.append((sku, kept, summed, low))
+        if kept != summed or bool(low) != (kept <= Decimal(str(minimum))) or kept_sku != sku:
+            found.append((sku, kept, summed, low, kept_sku))
     return found

@@ -102,9 +102,13 @@ def verify_ledger(session: Session) -> VerifyReport:
     per_product: dict[int, Decimal] = {}
     for (product_id, _loc), (total, _n) in sums.items():
         per_product[product_id] = per_product.get(product_id, Decimal("0.000")) + total
-    for sku, kept, summed, low in total_mismatches(session, per_product):
-        note = (f"total del producto {'sin fila' if kept is None else kept} ≠ suma del libro {summed}"
-                if kept != summed else f"marca de bajo mínimo {'sí' if low else 'no'} no coincide con el total {kept}")
+    for sku, kept, summed, low, kept_sku in total_mismatches(session, per_product):
+        if kept != summed:
+            note = f"total del producto {'sin fila' if kept is None else kept} ≠ suma del libro {summed}"
+        elif kept_sku != sku:
+            note = f"la fila del total guarda el SKU {kept_sku or '(vacío)'}, no el del producto"
+        else:
+            note = f"marca de bajo mínimo {'sí' if low else 'no'} no coincide con el total {kept}"
         mismatches.append(Mismatch(sku=sku, location="TOTAL", balance=kept if kept is not None else Decimal("0.000"),
                                    ledger_sum=summed, last_balance_after=None, note=note))
     return VerifyReport(balances_checked=len(balances), movements_checked=sum(n for _, n in sums.values()),
