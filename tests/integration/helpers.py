@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from minimarket.stock.models import Movement
 from minimarket.stock.verify import verify_ledger
+from minimarket.reports.recount import aggregate_mismatches
 
 STORE_TZ = ZoneInfo("America/Argentina/Buenos_Aires")
 
@@ -45,6 +46,9 @@ def assert_ledger_clean(app) -> None:  # noqa: ANN001
     with app.state.db.read() as session:
         report = verify_ledger(session)
     assert report.ok, [m.problem + f" ({m.sku}@{m.location})" for m in report.mismatches]
+    with app.state.db.read() as session:
+        found = aggregate_mismatches(session)
+    assert not found, [a.problem for a in found]
 
 
 def movement_rows(app) -> int:  # noqa: ANN001
