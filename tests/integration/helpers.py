@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
+from minimarket.reports.recount import aggregate_mismatches
 from minimarket.stock.models import Movement
 from minimarket.stock.verify import verify_ledger
-from minimarket.reports.recount import aggregate_mismatches
 
 STORE_TZ = ZoneInfo("America/Argentina/Buenos_Aires")
 
