@@ -48,6 +48,13 @@ def read_value(session: Session, key: str) -> str | None:
     return session.scalar(select(StoreSetting.value).where(StoreSetting.key == key))
 
 
+def read_values(session: Session, *keys: str) -> dict[str, str | None]:
+    """The stored text of each of `keys` (None when never set), in one statement."""
+    table = StoreSetting.__table__
+    found = dict(session.execute(select(table.c.clave, table.c.valor).where(table.c.clave.in_(keys))).all())
+    return {key: found.get(key) for key in keys}
+
+
 def value_query(key: str):  # noqa: ANN201
     """`read_value` as a scalar subquery, to read a setting in the same statement as other rows."""
     return select(StoreSetting.value).where(StoreSetting.key == key).scalar_subquery()

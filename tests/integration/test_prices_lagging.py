@@ -113,6 +113,13 @@ def walk_every_product(session, *, limit: int, offset: int = 0) -> dict:  # noqa
     return {"count": len(items), "items": items[offset:offset + limit]}
 
 
+def walk_every_product_of(session, category: str) -> dict:  # noqa: ANN001
+    """The walk's list of one category (all of it)."""
+    skus = _skus_of(session, category)
+    items = [i for i in walk_every_product(session, limit=100_000)["items"] if i["sku"] in skus]
+    return {"count": len(items), "items": items}
+
+
 def _random_store(session, rng) -> None:  # noqa: ANN001
     """300 products: own, category and store markups, every IVA rate, prices above, below and exactly at
     target, inactive and cost-less ones; sales inside and outside the 30 days, purchases, cost changes."""
@@ -175,7 +182,7 @@ def frozen_days(monkeypatch):  # noqa: ANN001, ANN201
 def test_the_query_and_the_walk_agree_on_a_random_store(app, frozen_days):
     import random
 
-    from minimarket.pricing.lagging import lagging_prices
+    from minimarket.pricing.lagging import JIT_FREE_LIMIT, lagging_prices
     from minimarket.pricing.settings import update_pricing_settings
 
     rng = random.Random(20261201)
@@ -191,6 +198,15 @@ def test_the_query_and_the_walk_agree_on_a_random_store(app, frozen_days):
         for offset, limit in ((0, 10), (7, 5), (walked["count"] - 3, 10), (walked["count"] + 5, 10)):
             assert lagging_prices(session, limit=limit, offset=offset) == walk_every_product(
                 session, limit=limit, offset=offset)
+        # a whole list (an export) turns PostgreSQL's JIT off for its transaction; the same list
+        assert lagging_prices(session, limit=JIT_FREE_LIMIT + 1) == walked
+        assert lagging_prices(session, limit=JIT_FREE_LIMIT + 1, offset=walked["count"] - 2) == walk_every_product(
+            session, limit=JIT_FREE_LIMIT + 1, offset=walked["count"] - 2)
+    with app.state.db.lookup() as session:  # the page and the API read without a transaction (PostgreSQL)
+        assert lagging_prices(session, limit=1000) == walked
+        for category in ("Cat 0", "Cat 4"):
+            in_category = walk_every_product_of(session, category)
+            assert in_category["count"] and lagging_prices(session, limit=1000, category=category) == in_category
 
 
 def test_lagging_pages_over_the_api(client, admin):

@@ -58,3 +58,18 @@ def test_lagging_prices_in_pages(client, app, shop, admin):
     shown = lambda html: {s for s in ("YERBA-1", "GASEOSA-0", "GASEOSA-1", "GASEOSA-2") if s in html}  # noqa: E731
     assert len(shown(first)) == len(shown(second)) == 2 and shown(first) | shown(second) == {
         "YERBA-1", "GASEOSA-0", "GASEOSA-1", "GASEOSA-2"}
+
+
+def test_lagging_prices_of_a_store_where_none_lags_and_past_the_last_page(client, app, admin):
+    # The page asks whether the store has products only when nothing lags; past the last page it still
+    # says how many lag (the count is asked alone when the page comes back empty).
+    create_product(client, admin, "BIEN-1", name="Bien de precio", cost="100", price="500", category="Bebidas")
+    sign_in(app, client, "lectura")
+    page = client.get("/precios/atrasados")
+    assert page.status_code == 200 and "Ningún precio está por debajo de su margen objetivo." in page.text
+    assert "Todavía no hay productos" not in page.text and "<option>Bebidas</option>" in page.text
+    create_product(client, admin, "MAL-1", name="Mal de precio", cost="1000", price="1000", category="Bebidas")
+    beyond = client.get("/precios/atrasados?pagina=3")
+    assert beyond.status_code == 200 and "1 producto(s) se venden por debajo" in beyond.text
+    assert "MAL-1" not in beyond.text and "Ningún precio está por debajo" in beyond.text
+    assert "MAL-1" in client.get("/precios/atrasados?pagina=1").text

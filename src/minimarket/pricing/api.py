@@ -64,7 +64,7 @@ def get_lagging(limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 offset: Annotated[int, Query(ge=0, le=10_000_000, description="Saltear los primeros N")] = 0,
                 category: Annotated[str | None, Query(max_length=100)] = None,
                 _ctx: Context = Depends(require(READ)), db: Database = Depends(get_db)) -> LaggingOut:
-    with db.read() as session:
+    with db.lookup() as session:  # independent reads: no BEGIN/ROLLBACK round trips
         return LaggingOut(**lagging.lagging_prices(session, limit=limit, offset=offset, category=category))
 
 

@@ -21,7 +21,7 @@ from minimarket.store_settings import (
     MONTHLY_INFLATION,
     ROUNDING,
     parse_flag,
-    read_value,
+    read_values,
     write_value,
 )
 
@@ -42,15 +42,15 @@ def _decimal(raw: str | None, default: Decimal) -> Decimal:
 
 
 def load_pricing_settings(session: Session) -> PricingSettings:
-    """The store's pricing settings; unset keys take the defaults."""
+    """The store's pricing settings (one statement); unset keys take the defaults."""
     base = PricingSettings()
-    rounding = read_value(session, ROUNDING)
-    flag = read_value(session, APPLY_SUGGESTED)
+    stored = read_values(session, ROUNDING, APPLY_SUGGESTED, DEFAULT_MARKUP, MONTHLY_INFLATION)
+    rounding = stored[ROUNDING]
     return PricingSettings(
-        default_markup=_decimal(read_value(session, DEFAULT_MARKUP), base.default_markup),
+        default_markup=_decimal(stored[DEFAULT_MARKUP], base.default_markup),
         rounding=rounding if rounding in ROUNDING_RULES else base.rounding,
-        monthly_inflation=_decimal(read_value(session, MONTHLY_INFLATION), base.monthly_inflation),
-        apply_suggested_price=parse_flag(flag, default=False),
+        monthly_inflation=_decimal(stored[MONTHLY_INFLATION], base.monthly_inflation),
+        apply_suggested_price=parse_flag(stored[APPLY_SUGGESTED], default=False),
     )
 
 

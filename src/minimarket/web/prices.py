@@ -38,12 +38,14 @@ def lagging_page(request: Request, user: SessionUser = Depends(page_user(READ)),
                  categoria: Annotated[str, Query(max_length=100)] = "",
                  pagina: Annotated[int, Query(ge=1, le=10000)] = 1) -> HTMLResponse:
     error, found = None, {"count": 0, "items": []}
-    with request.app.state.db.read() as session:
+    with request.app.state.db.lookup() as session:  # independent reads: no BEGIN/ROLLBACK round trips
         try:
             found = lagging_prices(session, limit=SHOWN, offset=(pagina - 1) * SHOWN, category=categoria or None)
         except DomainError as exc:
             error = exc.message.replace("category:", "Categoría:")
-        choices = _choices(session)
+        choices = {"categories": _category_names(session),
+                   # a lagging price is a product: ask only when there is none
+                   "has_products": found["count"] > 0 or session.scalar(select(Product.id).limit(1)) is not None}
     query = {"categoria": categoria} if categoria else {}
     return render(request, "lagging.html", user, status_code=422 if error else 200, count=found["count"],
                   items=found["items"], shown=SHOWN, categoria=categoria, error=error,
@@ -68,8 +70,12 @@ def change_from_form(values: dict[str, str]) -> BulkChangeIn:
                  update_prices=values["recalcular"] == "si", note=values["nota"] or None)
 
 
+def _category_names(session) -> list[str]:  # noqa: ANN001
+    return sorted(session.scalars(select(Category.__table__.c.nombre)).all(), key=str.casefold)
+
+
 def _choices(session) -> dict[str, Any]:  # noqa: ANN001
-    return {"categories": sorted(session.scalars(select(Category.name)).all(), key=str.casefold),
+    return {"categories": _category_names(session),
             "suppliers": session.scalars(select(Supplier.name).where(Supplier.active.is_(True))
                                          .order_by(Supplier.name)).all(),
             "has_products": session.scalar(select(Product.id).limit(1)) is not None}
