@@ -25,8 +25,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import (Integer, Numeric, Select, bindparam, cast, func, literal, literal_column, select,
-                        text, union_all)
+from sqlalchemy import (Integer, Numeric, Select, bindparam, cast, func, literal, literal_column, null,
+                        select, text, union_all)
 from sqlalchemy.orm import Session
 
 from minimarket.catalog.models import Category, Product
@@ -103,22 +103,24 @@ def _page_statement(in_category: bool) -> Select:
     per_day = func.round(sold.c.sold / sql_number(SALES_DAYS), 3)
     lost = func.round(func.greatest(sold.c.sugerido - sold.c.precio, 0)
                       / (1 + sold.c.iva / sql_number(100)) * per_day, 2)
-    priced = select(sold.c.id, lost.label("lost"), sold.c.ratio, sold.c.sku).offset(0).subquery("perdida")
+    priced = select(sold.c.id, lost.label("lost"), sold.c.ratio, sold.c.sku, sold.c.sold).offset(0).subquery("perdida")
     losing = select(*priced.c).where(priced.c.lost != 0).cte("pierden")
 
     def group(rank: int, where: Any) -> Select:
-        return (select(losing.c.id, losing.c.lost, losing.c.ratio, losing.c.sku, literal(rank, Integer).label("g"))
+        return (select(losing.c.id, losing.c.lost, losing.c.ratio, losing.c.sku, literal(rank, Integer).label("g"),
+                       losing.c.sold)
                 .where(where).order_by(losing.c.lost.desc(), losing.c.ratio, losing.c.sku).limit(end))
 
     nothing_lost = _in_category(
         select(_kept.c.producto_id, cast(literal(0), Numeric), _kept.c.proporcion, _kept.c.sku,
-               literal(1, Integer)).where(_kept.c.producto_id.not_in(select(losing.c.id)))
+               literal(1, Integer), cast(null(), Numeric)).where(_kept.c.producto_id.not_in(select(losing.c.id)))
         .order_by(_kept.c.proporcion, _kept.c.sku).limit(end), category_id)
     ranked = union_all(group(0, losing.c.lost > 0), nothing_lost, group(2, losing.c.lost < 0)).subquery("orden")
     page = (select(*ranked.c).order_by(ranked.c.g, ranked.c.lost.desc(), ranked.c.ratio, ranked.c.sku)
             .offset(bindparam("offset", type_=Integer)).limit(bindparam("limit", type_=Integer)).subquery("pagina"))
     total = _in_category(select(func.count()).select_from(_kept), category_id).scalar_subquery()
-    return (select(*_detail_columns(since), total.label("total"))
+    # The losing ones' sales come with their rank; the others' (which may have sold a little) are asked for.
+    return (select(*_detail_columns(since, sold=page.c.sold), total.label("total"))
             .select_from(page.join(_products, _products.c.id == page.c.id)
                          .outerjoin(_categories, _categories.c.id == _products.c.categoria_id))
             .order_by(page.c.g, page.c.lost.desc(), page.c.ratio, page.c.sku))
@@ -152,14 +154,14 @@ def _page_python(session: Session, category_id: int | None, since: datetime, cou
     return ids
 
 
-def _detail_columns(since: Any) -> tuple[Any, ...]:
+def _detail_columns(since: Any, *, sold: Any = None) -> tuple[Any, ...]:
     """A page product's columns, its sales since `since`, last purchase (latest `entrada`) and last cost change:
     per product, through its indexes (only the page's products are asked)."""
     product_id = _products.c.id
-    sold = (select(-func.sum(_movements.c.cantidad)).where(_movements.c.producto_id == product_id,
-                                                           _movements.c.tipo == SALE,
-                                                           _movements.c.creado_en >= since)
-            .scalar_subquery())
+    sales = (select(-func.sum(_movements.c.cantidad)).where(_movements.c.producto_id == product_id,
+                                                            _movements.c.tipo == SALE,
+                                                            _movements.c.creado_en >= since)
+             .scalar_subquery())
     bought = (select(func.max(_movements.c.creado_en))
               .where(_movements.c.producto_id == product_id, _movements.c.tipo == "entrada").scalar_subquery())
     history = PriceChange.__table__
@@ -167,7 +169,9 @@ def _detail_columns(since: Any) -> tuple[Any, ...]:
                     .where(history.c.producto_id == product_id, history.c.costo_antes != history.c.costo_despues)
                     .scalar_subquery())
     return (product_id, _products.c.sku, _products.c.nombre, _products.c.costo, _products.c.precio, _products.c.iva,
-            _products.c.margen, _categories.c.margen_objetivo, func.coalesce(sold, 0).label("sold"),
+            _products.c.margen, _categories.c.margen_objetivo,
+            # COALESCE evaluates an argument only when those before it are null: `sold` known, no index probe
+            (func.coalesce(sales, 0) if sold is None else func.coalesce(sold, sales, 0)).label("sold"),
             bought.label("bought"), cost_changed.label("cost_changed"))
 
 
