@@ -157,8 +157,9 @@ def _random_store(session, rng) -> None:  # noqa: ANN001
         when = now - timedelta(hours=rng.choice((rng.uniform(0, 719), rng.uniform(721, 1500))))
         kind = rng.choice(("venta", "venta", "venta", "entrada"))
         quantity = D(rng.randint(1, 9)) / rng.choice((1, 1, 4))
+        returned = kind == "venta" and rng.random() < 0.15  # a sale line with a positive quantity: net returns
         moves.append({"producto_id": rng.choice(ids), "ubicacion_id": location, "tipo": kind,
-                      "cantidad": -quantity if kind == "venta" else quantity, "saldo_posterior": D(0),
+                      "cantidad": -quantity if kind == "venta" and not returned else quantity, "saldo_posterior": D(0),
                       "actor": "t", "operacion": f"op-{n}", "creado_en": when})
     for n in range(200):
         before = D(rng.randint(100, 9000))
@@ -195,7 +196,13 @@ def test_the_query_and_the_walk_agree_on_a_random_store(app, frozen_days):
         queried = lagging_prices(session, limit=1000)
         assert 40 < walked["count"] < 260 and queried == walked  # the store has both kinds, and they agree
         assert any(i["units_per_day"] > 0 for i in walked["items"])
-        for offset, limit in ((0, 10), (7, 5), (walked["count"] - 3, 10), (walked["count"] + 5, 10)):
+        # the three groups of the list: losing money a day, nothing, less than nothing (net returns)
+        gaining = sum(1 for i in walked["items"] if i["lost_per_day"] > 0)
+        returned = sum(1 for i in walked["items"] if i["lost_per_day"] < 0)
+        assert gaining > 5 and returned > 2 and walked["count"] - gaining - returned > 2
+        edges = (gaining - 1, gaining, walked["count"] - returned - 1, walked["count"] - returned)
+        for offset, limit in ((0, 10), (7, 5), (walked["count"] - 3, 10), (walked["count"] + 5, 10),
+                              *((edge + shift, 3) for edge in edges for shift in (-2, 0, 1))):
             assert lagging_prices(session, limit=limit, offset=offset) == walk_every_product(
                 session, limit=limit, offset=offset)
         # a whole list (an export) turns PostgreSQL's JIT off for its transaction; the same list
