@@ -43,8 +43,14 @@ class StoreSetting(Base):
     updated_at: Mapped[datetime] = mapped_column("actualizado_en", Timestamp, default=utcnow)
 
 
+_READ_ALL = "ajustes_leidos"  # session.info: every setting, read once by read_all (a page that shows many)
+
+
 def read_value(session: Session, key: str) -> str | None:
     """The stored text of `key`, or None when the store never set it."""
+    known = session.info.get(_READ_ALL)
+    if known is not None:
+        return known.get(key)
     return session.scalar(select(StoreSetting.value).where(StoreSetting.key == key))
 
 
@@ -53,6 +59,13 @@ def read_values(session: Session, *keys: str) -> dict[str, str | None]:
     table = StoreSetting.__table__
     found = dict(session.execute(select(table.c.clave, table.c.valor).where(table.c.clave.in_(keys))).all())
     return {key: found.get(key) for key in keys}
+
+
+def read_all(session: Session) -> None:
+    """Read every setting in one statement; `read_value` in this session answers from it from now on (a page
+    that shows a dozen settings, as Configuración, reads the small table once instead of once a setting).
+    `write_value` in the same session keeps it current."""
+    session.info[_READ_ALL] = dict(session.execute(select(StoreSetting.key, StoreSetting.value)).tuples().all())
 
 
 def value_query(key: str):  # noqa: ANN201
@@ -67,6 +80,9 @@ def write_value(session: Session, key: str, value: str) -> None:
         session.add(StoreSetting(key=key, value=value, updated_at=utcnow()))
     else:
         row.value, row.updated_at = value, utcnow()
+    known = session.info.get(_READ_ALL)
+    if known is not None:
+        known[key] = value
 
 
 def read_value_from(db: Database, key: str) -> str | None:

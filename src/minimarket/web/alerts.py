@@ -13,6 +13,7 @@ from minimarket.accounts.sessions import SessionUser
 from minimarket.alerts.service import count_firing, list_alerts
 from minimarket.errors import InvalidInput
 from minimarket.web.auth import page_user
+from minimarket.web.kept_pages import keep
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -47,4 +48,4 @@ def alerts_page(
     if found.next_cursor:
         context["next_link"] = "/alertas?" + urlencode({k: v for k, v in
                                                          {"estado": estado, "desde": found.next_cursor}.items() if v})
-    return render(request, "alerts.html", user, **context)
+    return keep(request, render(request, "alerts.html", user, **context))  # web/kept_pages.py

@@ -78,6 +78,7 @@ def page_user(roles: frozenset[str]) -> Callable[..., Awaitable[SessionUser]]:
         user = await kept_user(request) or await run_in_threadpool(session_user, request)
         return _admitted(request, user, roles)
 
+    dependency.page_roles = roles  # read by web/kept_pages.py: a kept page is served only to these roles
     return dependency
 
 

@@ -19,6 +19,7 @@ from minimarket.purchasing import service
 from minimarket.suppliers.models import WEEKDAYS
 from minimarket.web.auth import page_user
 from minimarket.web.charts import hbars
+from minimarket.web.kept_pages import keep
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -85,4 +86,5 @@ def forecast_page(
                 context["evaluation"] = _evaluation(service.evaluate_store(session))
             except DomainError as exc:
                 context["evaluation_error"] = exc.message.removeprefix("days: ")
-    return render(request, "forecast.html", user, status_code=status, short_name=short_name, **context)
+    response = render(request, "forecast.html", user, status_code=status, short_name=short_name, **context)
+    return keep(request, response)  # web/kept_pages.py: for the store's day, until the next write

@@ -26,6 +26,7 @@ from minimarket.invoices.schemas import InvoiceIn, LineIn
 from minimarket.suppliers.models import Supplier
 from minimarket.web.auth import form_user, page_context, page_user
 from minimarket.web.forms import build, parse_decimal
+from minimarket.web.kept_pages import keep
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -124,12 +125,13 @@ def new_invoice_form(request: Request, user: SessionUser = Depends(page_user(CAT
                      qr: Annotated[str, Query(max_length=2000)] = "") -> HTMLResponse:
     """The import and hand-entry forms; `qr` (an AFIP invoice QR) fills the header in."""
     if not qr.strip():
-        return _form(request, user)
+        return keep(request, _form(request, user))  # web/kept_pages.py
     try:
         values, problem, existing = _from_qr(request, qr.strip())
     except DomainError as exc:
         return _form(request, user, status=exc.status_code, error=f"QR: {exc.message}")
-    return _form(request, user, values=values, error=problem, existing=existing, status=422 if problem else 200)
+    return keep(request, _form(request, user, values=values, error=problem, existing=existing,
+                               status=422 if problem else 200))
 
 
 @router.post("/facturas/nueva", response_class=HTMLResponse)

@@ -20,6 +20,7 @@ from minimarket.stock.locations import list_locations
 from minimarket.suppliers.models import Supplier
 from minimarket.web.auth import PageForbidden, form_user, page_context, page_user
 from minimarket.web.forms import build, new_form_key, write_once
+from minimarket.web.kept_pages import keep
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -51,14 +52,15 @@ def invoices_list(request: Request, user: SessionUser = Depends(page_user(READ))
         suppliers = session.execute(select(Supplier.id, Supplier.name).order_by(Supplier.name)).all()
     notice = f"{importadas} factura(s) importadas en borrador: revisá sus líneas y confirmalas." \
         if importadas is not None else None
-    return render(request, "invoices.html", user, status_code=422 if error else 200, items=items, filters=filters, error=error, notice=notice,
-                  states=STATES, can_enter=user.role in CATALOG_WRITE, filtered=bool(filters) or antes is not None,
-                  suppliers=suppliers,
-                  next_link="/facturas?" + urlencode({**filters, "antes": next_cursor}) if next_cursor else None)
+    response = render(request, "invoices.html", user, status_code=422 if error else 200, items=items, filters=filters,
+                      error=error, notice=notice, states=STATES, can_enter=user.role in CATALOG_WRITE,
+                      filtered=bool(filters) or antes is not None, suppliers=suppliers,
+                      next_link="/facturas?" + urlencode({**filters, "antes": next_cursor}) if next_cursor else None)
+    return keep(request, response)  # web/kept_pages.py
 
 
 def _detail(request: Request, user: SessionUser, invoice_id: int, *, status: int = 200, error: str | None = None,
-            notice: str | None = None) -> HTMLResponse:
+            notice: str | None = None, kept: bool = False) -> HTMLResponse:
     with request.app.state.db.read() as session:
         try:
             invoice = service.invoice_out(session, service.find_invoice(session, invoice_id))
@@ -68,15 +70,18 @@ def _detail(request: Request, user: SessionUser, invoice_id: int, *, status: int
         may_confirm = user.role in STOCK_WRITE and receipt.may_confirm(session, role=user.role)
         locations = [(loc.code, loc.name) for loc in list_locations(session) if loc.active]
     default_location = request.app.state.settings.default_location
-    return render(request, "invoice.html", user, status_code=status, invoice=invoice, error=error, notice=notice,
-                  states=STATES, can_edit=user.role in CATALOG_WRITE, may_confirm=may_confirm, locations=locations,
-                  default_location=default_location, key=new_form_key())
+    key = new_form_key()
+    response = render(request, "invoice.html", user, status_code=status, invoice=invoice, error=error, notice=notice,
+                      states=STATES, can_edit=user.role in CATALOG_WRITE, may_confirm=may_confirm,
+                      locations=locations, default_location=default_location, key=key)
+    # As shown by GET, kept (web/kept_pages.py) with a new retry key for every view.
+    return keep(request, response, form_key=key) if kept else response
 
 
 @router.get("/facturas/{invoice_id}", response_class=HTMLResponse)
 def invoice_page(request: Request, invoice_id: InvoiceId, user: SessionUser = Depends(page_user(READ)),
                  hecho: Annotated[str, Query(max_length=12)] = "") -> HTMLResponse:
-    return _detail(request, user, invoice_id, notice=NOTICES.get(hecho))
+    return _detail(request, user, invoice_id, notice=NOTICES.get(hecho), kept=True)
 
 
 @router.post("/facturas/{invoice_id}/asociar", response_class=HTMLResponse)

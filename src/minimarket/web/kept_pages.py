@@ -13,16 +13,25 @@ shows the store as it was before that write, in any process sharing Redis. What 
   stock, `lists:low` and `lists:out` (stock.totals). Which products a page lists is known only after reading
   it: as for GET /api/inventory, its first view only remembers them and the next one keeps the page;
 * a product: `catalog` and its `product:<SKU>`;
-* Movimientos: `catalog` (locations) and `ledger`.
+* Movimientos: `catalog` (locations) and `ledger`;
+* pages drawn from what only non-stock writes change (the movement and count forms, Alertas, Proveedores, a
+  supplier's header, Facturas and an invoice, Precios, Pedidos, Reportes): `catalog`; those that also show
+  stock or sales (a supplier with its products, what to order, Pronóstico): `catalog` and `ledger`, and, when
+  "today" decides what they show (suggestions, forecasts, top sellers), the store's day in their key.
 
 A page carries its user's name, role and CSRF token, so it is kept per session, and served only to that
 session while `kept_session` (accounts/sessions.py: verified moments ago under `auth`, nothing due) says it
-is valid, and to a role the page admits. Anything else (no Redis, a session to verify or slide, a role the
-page refuses, a page not kept yet) goes on to the route, which draws the page and keeps it.
+is valid, and to a role its route admits (read from the route's `page_user`). A form's retry key
+(`idempotency_key`) is the one thing a page must not repeat: a page kept with its form key gets a new one each
+time it is served (`keep(…, form_key=…)`), so two views of a form never share a key. Anything else (no Redis,
+a session to verify or slide, a role the page refuses, a page not kept yet) goes on to the route, which draws
+the page and keeps it. Not kept: Configuración (it shows each API key's last use, a bookkeeping write that
+bumps nothing) and every page that writes or is not in `KEPT`.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +43,6 @@ from fastapi.routing import APIRoute
 from starlette.routing import Match
 
 from minimarket.accounts.keys import AUTH_VERSION
-from minimarket.accounts.permissions import READ
 from minimarket.accounts.sessions import kept_session, session_id_of
 from minimarket.ar.dates import store_day_start
 from minimarket.api.gate import session_token
@@ -56,6 +64,11 @@ class Wanted:
     key: str
     names: tuple[str, ...]
     skus: tuple[str, ...] | None = None
+    drawn: str | None = None  # what the route's keep() names the page by, when not `key` (a key with the day)
+
+    @property
+    def route_key(self) -> str:
+        return self.key if self.drawn is None else self.drawn
 
 
 def page_key(scope: dict[str, Any]) -> str:
@@ -104,22 +117,47 @@ def _ledger(scope: dict[str, Any], store: PageCache) -> Wanted | None:
     return Wanted(page_key(scope), (CATALOG, LEDGER_VERSION))
 
 
+def _catalog(scope: dict[str, Any], store: PageCache) -> Wanted | None:
+    return Wanted(page_key(scope), (CATALOG,))
+
+
+def _daily_ledger(scope: dict[str, Any], store: PageCache) -> Wanted | None:
+    """Stock or sales as of the store's day (forecasts, suggestions, top sellers): kept for that day only."""
+    key = page_key(scope)
+    return Wanted(f"{key}#{store_day_start().date()}", (CATALOG, LEDGER_VERSION), drawn=key)
+
+
 @dataclass(frozen=True)
 class KeptPage:
     template: str  # the route's path template, as FastAPI matches it
-    roles: frozenset[str]  # the roles its route admits (the route refuses the others: 403)
     wanted: Callable[[dict[str, Any], PageCache], Wanted | None]
 
 
-KEPT = (KeptPage("/", READ, _home), KeptPage("/inventario", READ, _inventory),
-        KeptPage("/inventario/{sku}", READ, _product), KeptPage("/movimientos", READ, _ledger))
+KEPT = (KeptPage("/", _home), KeptPage("/inventario", _inventory), KeptPage("/inventario/{sku}", _product),
+        KeptPage("/movimientos", _ledger),
+        KeptPage("/movimientos/nuevo", _catalog), KeptPage("/recuento", _catalog), KeptPage("/alertas", _catalog),
+        KeptPage("/proveedores", _catalog), KeptPage("/proveedores/{supplier_id}", _ledger),
+        KeptPage("/facturas", _catalog), KeptPage("/facturas/nueva", _catalog),
+        KeptPage("/facturas/{invoice_id}", _catalog), KeptPage("/precios", _catalog),
+        KeptPage("/pedidos", _catalog), KeptPage("/pedidos/nuevo", _daily_ledger),
+        KeptPage("/pronostico", _daily_ledger), KeptPage("/reportes", _catalog))
+
+
+def page_roles(route: APIRoute) -> frozenset[str]:
+    """The roles a page's route admits: those of its `page_user(...)` dependency (web/auth.py)."""
+    found = [getattr(dep.call, "page_roles", None) for dep in route.dependant.dependencies]
+    roles = [r for r in found if r is not None]
+    if len(roles) != 1:
+        raise ValueError(f"{route.path}: a kept page's route takes exactly one page_user(...)")
+    return roles[0]
 
 
 def keep(request: Request, response: HTMLResponse, *, key: str | None = None,
-         skus: Sequence[str] | None = None) -> HTMLResponse:
+         skus: Sequence[str] | None = None, form_key: str | None = None) -> HTMLResponse:
     """After a route drew a kept page: keep it under the versions read before its database read, if it is
     the page the request was keyed as (`key`: the route's own key when the page says more than its path,
-    as Inicio) and, for a list, still lists the products its versions were read for (`skus`)."""
+    as Inicio) and, for a list, still lists the products its versions were read for (`skus`). `form_key`:
+    the page's form retry key, replaced by a new one each time the kept page is served."""
     store: PageCache | None = getattr(request.app.state, "kept_pages", None)
     if store is None or not store.cache.enabled or response.status_code != 200:
         return response
@@ -129,29 +167,43 @@ def keep(request: Request, response: HTMLResponse, *, key: str | None = None,
     if read is not None and (pending is None or pending[1].skus != read):
         store.remember(page_key(scope), read)  # its next view reads the versions of these products
         return response
-    if pending is not None and pending[1].key == (key or page_key(scope)):
-        store.cache.put(pending[0], response.body, pending[2])
+    if pending is not None and pending[1].route_key == (key or page_key(scope)):
+        body = response.body if form_key is None else (response.body, form_key.encode())
+        store.cache.put(pending[0], body, pending[2])
     return response
+
+
+def _served(kept: bytes | tuple[bytes, bytes]) -> bytes:
+    if isinstance(kept, bytes):
+        return kept
+    body, form_key = kept  # a new retry key for every view of the form (web/forms.py: new_form_key)
+    return body.replace(form_key, uuid.uuid4().hex.encode())
 
 
 class KeptPages:
     """Pure ASGI, inside every middleware (security headers, request id, metrics and log): answers GET of
     a kept page from `PageCache` and goes on to FastAPI otherwise."""
 
-    def __init__(self, app, *, pages: Sequence[tuple[KeptPage, APIRoute, Sequence[Any]]]):  # noqa: ANN001
+    def __init__(self, app, *, pages: Sequence[tuple[KeptPage, APIRoute, frozenset[str], Sequence[Any]]]):  # noqa: ANN001
         self.app = app
-        self.exact = {page.template: (page, route) for page, route, _ in pages if "{" not in page.template}
-        self.product = next(((page, route, earlier) for page, route, earlier in pages if "{" in page.template), None)
+        self.exact = {page.template: (page, route, roles) for page, route, roles, _ in pages
+                      if "{" not in page.template}
+        # Pages with a path parameter: their prefix (/facturas/), and the routes before them that could take it.
+        self.templated = [(page.template.split("{", 1)[0], (page, route, roles), earlier)
+                          for page, route, roles, earlier in pages if "{" in page.template]
 
-    def _match(self, scope: dict[str, Any]) -> tuple[KeptPage, APIRoute] | None:
+    def _match(self, scope: dict[str, Any]) -> tuple[KeptPage, APIRoute, frozenset[str]] | None:
         path = scope["path"]
         found = self.exact.get(path)
-        if found is not None or self.product is None or not path.startswith("/inventario/"):
+        if found is not None:
             return found
-        page, route, earlier = self.product
-        if route.matches(scope)[0] != Match.FULL or any(r.matches(scope)[0] != Match.NONE for r in earlier):
-            return None  # not this route's path, or an earlier route takes it (/inventario/sugerencias)
-        return page, route
+        for prefix, page, earlier in self.templated:
+            if not path.startswith(prefix) or page[1].matches(scope)[0] != Match.FULL:
+                continue
+            if any(r.matches(scope)[0] != Match.NONE for r in earlier):
+                return None  # an earlier route takes it (/inventario/sugerencias, /facturas/nueva)
+            return page
+        return None
 
     async def __call__(self, scope, receive, send):  # noqa: ANN001
         if scope["type"] != "http" or scope["method"] != "GET" or scope.get("root_path"):
@@ -164,17 +216,18 @@ class KeptPages:
         if session_id is None or store is None or not store.cache.enabled:
             await self.app(scope, receive, send)
             return
-        page, route = found
+        page, route, roles = found
         wanted = page.wanted(scope, store)
         if wanted is not None:
             versions = await request_versions(scope, app.state.cache, (AUTH_VERSION, *wanted.names))
             user = kept_session(app.state.session_cache, session_id, token_of(versions, (AUTH_VERSION,)))
-            if user is not None and user.role in page.roles:
+            if user is not None and user.role in roles:
                 stored = f"{session_id}:{wanted.key}"
                 token = token_of(versions, wanted.names)
                 scope.setdefault("state", {})[_PENDING] = (stored, wanted, token)  # for the route on a miss
-                body = store.cache.kept(stored, token)
-                if body is not None:
+                kept = store.cache.kept(stored, token)
+                if kept is not None:
+                    body = _served(kept)
                     scope["route"] = route
                     scope["state"]["actor"] = user.actor
                     await send({"type": "http.response.start", "status": 200,
@@ -196,9 +249,9 @@ def install_kept_pages(app: FastAPI, routers: Sequence[APIRouter]) -> None:
         # Routes listed before it that could take some of its paths (FastAPI matches in order).
         if "{" in page.template:
             earlier = [r for r in routes[:at] if r.path.startswith(page.template.split("{", 1)[0])]
-        elif any(r.path == page.template for r in routes[:at]):
+        elif any(r.path_regex.match(page.template) for r in routes[:at]):
             raise ValueError(f"{page.template}: an earlier route answers it, it cannot be kept")
         else:
             earlier = []
-        pages.append((page, routes[at], earlier))
+        pages.append((page, routes[at], page_roles(routes[at]), earlier))
     app.add_middleware(KeptPages, pages=pages)

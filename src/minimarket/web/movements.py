@@ -61,19 +61,23 @@ def _line(producto: str, cantidad: str, tipo: str, ubicacion: str, motivo: str) 
 
 
 def _form(request: Request, user: SessionUser, *, status: int = 200, error: str | None = None,
-          done: MovementOut | None = None, values: dict[str, str] | None = None) -> HTMLResponse:
+          done: MovementOut | None = None, values: dict[str, str] | None = None, kept: bool = False) -> HTMLResponse:
     with request.app.state.db.read() as session:
         locations = [(loc.code, loc.name) for loc in list_locations(session) if loc.active]
+        empty = no_products(session)
     settings = request.app.state.settings
-    return render(request, "movement_form.html", user, status_code=status, error=error, done=done,
-                  values=values or {}, types=FORM_TYPES, locations=locations,
-                  default_location=settings.default_location, key=uuid.uuid4().hex, empty=no_products(request))
+    key = uuid.uuid4().hex
+    response = render(request, "movement_form.html", user, status_code=status, error=error, done=done,
+                      values=values or {}, types=FORM_TYPES, locations=locations,
+                      default_location=settings.default_location, key=key, empty=empty)
+    # The empty form (GET) is kept (web/kept_pages.py) with a new retry key for every view.
+    return keep(request, response, form_key=key) if kept else response
 
 
 @router.get("/movimientos/nuevo", response_class=HTMLResponse)
 def movement_form(request: Request, producto: Annotated[str, Query(max_length=60)] = "",
                   user: SessionUser = Depends(page_user(STOCK_WRITE))) -> HTMLResponse:
-    return _form(request, user, values={"producto": producto, "tipo": "entrada"})
+    return _form(request, user, values={"producto": producto, "tipo": "entrada"}, kept=True)
 
 
 @router.post("/movimientos/nuevo", response_class=HTMLResponse)

@@ -24,6 +24,7 @@ from minimarket.suppliers.models import Supplier
 from minimarket.types import utcnow
 from minimarket.web.auth import form_user, page_context, page_user
 from minimarket.web.forms import build, new_form_key, write_once
+from minimarket.web.kept_pages import keep
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -84,20 +85,21 @@ def orders_page(
                 context["next_link"] = "/pedidos?" + urlencode({**filters, "antes": page.next_cursor})
         except DomainError as exc:
             context["error"], status = exc.message, exc.status_code
-    return render(request, "orders.html", user, status_code=status, filters=filters, suppliers=suppliers,
-                  export_query=urlencode(filters),
-                  states=STATE_LABELS, can_order=user.role in CATALOG_WRITE, **context)
+    response = render(request, "orders.html", user, status_code=status, filters=filters, suppliers=suppliers,
+                      export_query=urlencode(filters),
+                      states=STATE_LABELS, can_order=user.role in CATALOG_WRITE, **context)
+    return keep(request, response)  # web/kept_pages.py
 
 
 @router.get("/pedidos/nuevo", response_class=HTMLResponse)
 def new_order(request: Request, user: SessionUser = Depends(page_user(CATALOG_WRITE)),
               proveedor: Annotated[str, Query(max_length=12)] = "",
               dias: Annotated[int, Query(ge=1, le=120)] = 14) -> HTMLResponse:
-    return _new_form(request, user, proveedor, dias)
+    return _new_form(request, user, proveedor, dias, kept=True)
 
 
 def _new_form(request: Request, user: SessionUser, proveedor: str, days: int, *, error: str | None = None,
-              status: int = 200) -> HTMLResponse:
+              status: int = 200, kept: bool = False) -> HTMLResponse:
     group = None
     with request.app.state.db.read() as session:
         suppliers = _suppliers(session)
@@ -111,8 +113,11 @@ def _new_form(request: Request, user: SessionUser, proveedor: str, days: int, *,
                     group["next_order_day"] = date.fromisoformat(group["next_order_day"])
         except DomainError as exc:
             error, status = exc.message, exc.status_code
-    return render(request, "order_new.html", user, status_code=status, suppliers=suppliers, proveedor=proveedor,
-                  days=days, group=group, error=error, key=new_form_key())
+    key = new_form_key()
+    response = render(request, "order_new.html", user, status_code=status, suppliers=suppliers,
+                      proveedor=proveedor, days=days, group=group, error=error, key=key)
+    # As shown by GET, kept for the store's day (web/kept_pages.py) with a new retry key for every view.
+    return keep(request, response, form_key=key) if kept else response
 
 
 @router.post("/pedidos/nuevo", response_class=HTMLResponse)

@@ -21,6 +21,7 @@ from minimarket.pricing.schemas import BulkChangeIn
 from minimarket.suppliers.models import Supplier
 from minimarket.web.auth import form_user, page_context, page_user
 from minimarket.web.forms import build, new_form_key, parse_decimal, write_once
+from minimarket.web.kept_pages import keep
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -82,16 +83,20 @@ def _choices(session) -> dict[str, Any]:  # noqa: ANN001
 
 
 def _page(request: Request, user: SessionUser, *, status: int = 200, error: str | None = None,
-          values: dict[str, str] | None = None, notice: str | None = None, before: int | None = None) -> HTMLResponse:
+          values: dict[str, str] | None = None, notice: str | None = None, before: int | None = None,
+          kept: bool = False) -> HTMLResponse:
     with request.app.state.db.read() as session:
         recent = [batches.batch_out(b) for b in batches.list_batches(session, limit=BATCHES_SHOWN + 1,
                                                                       before_id=before)]
         choices = _choices(session)
     older = recent[BATCHES_SHOWN - 1]["batch_id"] if len(recent) > BATCHES_SHOWN else None
-    return render(request, "prices.html", user, status_code=status, error=error, notice=notice,
-                  values=values or _form_values("", "", "", "", "price_percent", "", "", ""),
-                  operations=OPERATIONS, batches=recent[:BATCHES_SHOWN], older=older,
-                  can_change=user.role in CATALOG_WRITE, undo_key=new_form_key(), **choices)
+    undo_key = new_form_key()
+    response = render(request, "prices.html", user, status_code=status, error=error, notice=notice,
+                      values=values or _form_values("", "", "", "", "price_percent", "", "", ""),
+                      operations=OPERATIONS, batches=recent[:BATCHES_SHOWN], older=older,
+                      can_change=user.role in CATALOG_WRITE, undo_key=undo_key, **choices)
+    # As shown by GET, kept (web/kept_pages.py) with a new retry key for every view.
+    return keep(request, response, form_key=undo_key) if kept else response
 
 
 @router.get("/precios", response_class=HTMLResponse)
@@ -107,7 +112,7 @@ def prices_page(request: Request, user: SessionUser = Depends(page_user(READ)),
     elif deshecho:
         notice = f"Lote {deshecho} deshecho: cada costo y precio volvió a su valor anterior."
     return _page(request, user, notice=notice, before=antes,
-                 values=_form_values(categoria, "", "", "", "price_percent", "", "", ""))
+                 values=_form_values(categoria, "", "", "", "price_percent", "", "", ""), kept=True)
 
 
 @router.get("/precios/vista-previa", response_class=HTMLResponse)

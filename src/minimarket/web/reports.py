@@ -25,6 +25,7 @@ from minimarket.types import utcnow
 from minimarket.web.auth import page_user
 from minimarket.web.inventory import STATES
 from minimarket.web.movements import ledger_type
+from minimarket.web.kept_pages import keep
 from minimarket.web.templating import no_products, render
 
 router = APIRouter(include_in_schema=False)
@@ -39,8 +40,10 @@ def reports_page(request: Request, user: SessionUser = Depends(page_user(READ)))
         locations = [(loc.code, loc.name) for loc in list_locations(session)]
         suppliers = session.execute(select(Supplier.id, Supplier.name).where(Supplier.merged_into_id.is_(None))
                                     .order_by(Supplier.name)).all()
-    return render(request, "reports.html", user, categories=categories, locations=locations, suppliers=suppliers,
-                  order_states=STATE_LABELS, types=LedgerType.__args__, empty=no_products(request))
+        empty = no_products(session)
+    response = render(request, "reports.html", user, categories=categories, locations=locations,
+                      suppliers=suppliers, order_states=STATE_LABELS, types=LedgerType.__args__, empty=empty)
+    return keep(request, response)  # web/kept_pages.py
 
 
 def _download(request: Request, user: SessionUser, build, fmt: str) -> Response:  # noqa: ANN001

@@ -21,6 +21,7 @@ from minimarket.invoices.settings import (TAX_CONDITIONS, deposito_can_confirm, 
                                           set_tax_condition, tax_condition)
 from minimarket.stock.policy import negative_stock_allowed, set_negative_stock_allowed
 from minimarket.store_profile import load_store_profile, update_store_profile
+from minimarket.store_settings import read_all
 from minimarket.web.auth import form_user, page_context, page_user
 from minimarket.web.forms import parse_decimal
 from minimarket.web.templating import render
@@ -34,13 +35,15 @@ def _page(request: Request, user: SessionUser, *, status: int = 200, notice: str
     settings = request.app.state.settings
     is_admin = user.role in ADMIN
     with request.app.state.db.read() as session:
-        own_keys = [k for k in list_api_keys(session, user_id=user.user_id) if k.revoked_at is None]
+        read_all(session)  # a dozen settings below: one statement
+        keys = [k for k in list_api_keys(session, user_id=None if is_admin else user.user_id) if k.revoked_at is None]
+        own_keys = [k for k in keys if k.user_id == user.user_id]
         context = {"own_keys": own_keys, "users": [], "all_keys": [], "negative": None, "pricing": None,
                    "profile": load_store_profile(session), "alert_emails": [], "deposito_confirms": False,
                    "smtp_on": False, "tax_condition": None}
         if is_admin:
             context.update(users=list_users(session),
-                           all_keys=[k for k in list_api_keys(session) if k.revoked_at is None],
+                           all_keys=keys,
                            negative=negative_stock_allowed(session, default=settings.allow_negative_stock),
                            pricing=load_pricing_settings(session), alert_emails=read_recipients(session),
                            deposito_confirms=deposito_can_confirm(session), smtp_on=bool(settings.smtp_host),

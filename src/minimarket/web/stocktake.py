@@ -24,6 +24,7 @@ from minimarket.stock.locations import list_locations, resolve_location
 from minimarket.stock.schemas import MAX_LINES, StocktakeIn
 from minimarket.web.auth import form_user, page_context, page_user
 from minimarket.web.movements import parse_quantity
+from minimarket.web.kept_pages import keep
 from minimarket.web.templating import no_products, render
 
 router = APIRouter(include_in_schema=False)
@@ -52,16 +53,23 @@ def parse_scans(text: str) -> tuple[OrderedDict[str, Decimal], list[str]]:
     return counts, problems
 
 
+def _active_locations(session) -> list[tuple[str, str]]:  # noqa: ANN001
+    return [(loc.code, loc.name) for loc in list_locations(session) if loc.active]
+
+
 def _locations(request: Request) -> list[tuple[str, str]]:
     with request.app.state.db.read() as session:
-        return [(loc.code, loc.name) for loc in list_locations(session) if loc.active]
+        return _active_locations(session)
 
 
 @router.get("/recuento", response_class=HTMLResponse)
 def count_form(request: Request, user: SessionUser = Depends(page_user(STOCK_WRITE))) -> HTMLResponse:
-    return render(request, "stocktake.html", user, locations=_locations(request), step="scan", scans="",
-                  location=request.app.state.settings.default_location, reason="", problems=[], error=None,
-                  empty=no_products(request))
+    with request.app.state.db.read() as session:
+        locations, empty = _active_locations(session), no_products(session)
+    response = render(request, "stocktake.html", user, locations=locations, step="scan", scans="",
+                      location=request.app.state.settings.default_location, reason="", problems=[], error=None,
+                      empty=empty)
+    return keep(request, response)  # web/kept_pages.py: the scan step shows no stock
 
 
 @router.post("/recuento/revisar", response_class=HTMLResponse)

@@ -18,6 +18,7 @@ from minimarket.suppliers.rules import WEEKDAYS
 from minimarket.suppliers.schemas import SupplierCreate, SupplierUpdate
 from minimarket.web.auth import form_user, page_context, page_user
 from minimarket.web.forms import build, parse_decimal
+from minimarket.web.kept_pages import keep
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -40,10 +41,11 @@ def suppliers_list(request: Request, user: SessionUser = Depends(page_user(READ)
         found = service.list_suppliers(session, q=q.strip() or None, active=active, incomplete=incomplete,
                                        limit=PER_PAGE, cursor=desde)
     filters = {k: v for k, v in {"q": q.strip(), "estado": estado}.items() if v}
-    return render(request, "suppliers.html", user, items=found.items, q=q.strip(), estado=estado,
-                  next_link=f"/proveedores?{urlencode({**filters, 'desde': found.next_cursor})}"
-                  if found.next_cursor else None, filtered=bool(filters) or desde is not None,
-                  can_edit=user.role in CATALOG_WRITE)
+    response = render(request, "suppliers.html", user, items=found.items, q=q.strip(), estado=estado,
+                      next_link=f"/proveedores?{urlencode({**filters, 'desde': found.next_cursor})}"
+                      if found.next_cursor else None, filtered=bool(filters) or desde is not None,
+                      can_edit=user.role in CATALOG_WRITE)
+    return keep(request, response)  # web/kept_pages.py
 
 
 def _values_of(supplier) -> dict:  # noqa: ANN001
@@ -109,9 +111,10 @@ def supplier_page(request: Request, supplier_id: SupplierId, user: SessionUser =
             return render(request, "error.html", user, status_code=exc.status_code, heading="Proveedor no encontrado",
                           message=exc.message)
         products, more = inventory_page(session, supplier=supplier.name, per_page=PRODUCTS_SHOWN)
-    return render(request, "supplier.html", user, supplier=supplier, products=products, more=more,
-                  notice="Proveedor guardado." if guardado else None, can_edit=user.role in CATALOG_WRITE,
-                  products_link="/inventario?" + urlencode({"proveedor": supplier.name}))
+    response = render(request, "supplier.html", user, supplier=supplier, products=products, more=more,
+                      notice="Proveedor guardado." if guardado else None, can_edit=user.role in CATALOG_WRITE,
+                      products_link="/inventario?" + urlencode({"proveedor": supplier.name}))
+    return keep(request, response)  # web/kept_pages.py: its products' stock, so until the next movement too
 
 
 @router.get("/proveedores/{supplier_id}/editar", response_class=HTMLResponse)

@@ -8,10 +8,13 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from minimarket.accounts.sessions import SessionUser
 from minimarket.ar.dates import format_date, format_datetime
 from minimarket.ar.money import format_ars, format_number, format_percent, format_qty
+from minimarket.catalog.models import Product
 from minimarket.web.nav import visible_pages
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -39,14 +42,9 @@ ROLE_LABELS = {"admin": "Administración", "encargado": "Encargado", "deposito":
 env.globals.update(movement_labels=MOVEMENT_LABELS, role_labels=ROLE_LABELS)
 
 
-def no_products(request: Request) -> bool:
-    """A new store: no product at all yet (the pages then say what to do first)."""
-    from sqlalchemy import select
-
-    from minimarket.catalog.models import Product
-
-    with request.app.state.db.read() as session:
-        return session.scalar(select(Product.id).limit(1)) is None
+def no_products(session: Session) -> bool:
+    """A new store: no product at all yet (the pages then say what to do first); read in the page's own session."""
+    return session.scalar(select(Product.id).limit(1)) is None
 
 
 def render(request: Request, template: str, user: SessionUser | None, status_code: int = 200,
