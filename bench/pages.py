@@ -12,8 +12,8 @@ admin user and its session. Each row is wrk over its paths (a random one per req
 for --seconds after a 1 s warm-up, at each --connections; «CPU» is the server's CPU per answered request
 (from /proc). Rows named «drawn anew» ask for paths nobody asked for before (10,000 SKUs, or a list with a
 query parameter that changes nothing but the page's key), so the kept pages (web/kept_pages.py) cannot
-answer them: that is what a page costs to draw. Pages not kept (all but Inicio, the Inventario lists, a
-product and Movimientos) are drawn on every request anyway.
+answer them: that is what a page costs to draw. Pages not kept (Configuración, /precios/atrasados, an order)
+are drawn on every request anyway; the rest (web/kept_pages.py: KEPT) are drawn once a session and page.
 
 Bounded: about (1 + --seconds) × len(--connections) seconds a row (≈ 3 min with the defaults).
 """
@@ -134,12 +134,15 @@ def page_rows(facts: dict) -> list[tuple[str, list[str]]]:
         ("/movimientos (drawn anew)", anew("/movimientos")),
         ("/movimientos?tipo=venta (drawn anew)", anew("/movimientos?tipo=venta")),
         ("/movimientos/nuevo", ["/movimientos/nuevo"]),
+        ("/movimientos/nuevo (drawn anew)", anew("/movimientos/nuevo")),
         ("/recuento", ["/recuento"]),
         ("/alertas", ["/alertas"]),
         ("/proveedores", ["/proveedores"]),
         ("/proveedores/{id}", [f"/proveedores/{facts['supplier_id']}"] if facts["supplier_id"] else None),
+        ("/proveedores/{id} (drawn anew)", anew(f"/proveedores/{facts['supplier_id']}") if facts["supplier_id"] else None),
         ("/facturas", ["/facturas"]),
         ("/facturas/{id}", [f"/facturas/{facts['invoice_id']}"] if facts["invoice_id"] else None),
+        ("/facturas/{id} (drawn anew)", anew(f"/facturas/{facts['invoice_id']}") if facts["invoice_id"] else None),
         ("/facturas/nueva", ["/facturas/nueva"]),
         ("/precios", ["/precios"]),
         ("/precios/atrasados", ["/precios/atrasados"]),

@@ -186,3 +186,29 @@ def test_every_kept_page_takes_the_roles_of_its_route(app) -> None:  # noqa: ANN
     assert roles["/movimientos/nuevo"] == roles["/recuento"] == STOCK_WRITE
     assert roles["/facturas/nueva"] == roles["/pedidos/nuevo"] == CATALOG_WRITE
     assert roles["/alertas"] == roles["/facturas/{invoice_id}"] == roles["/"] == READ
+
+
+@pytest.mark.redis
+def test_configuracion_is_kept_until_a_key_is_used_or_a_user_logs_in(store) -> None:  # noqa: ANN001
+    from tests.web.helpers import PASSWORD, add_user, login_form_token
+
+    a, b, _, _ = store
+    sign_in(b.app, b, "admin", username="dueno")
+    with a.app.state.db.write() as session:  # a catalogue write: b draws the page again
+        _, used = create_api_key(session, Context(actor="test"), name="caja-7", role="lectura")
+    name = add_user(a.app, "encargado", username="cajera")
+    row = lambda html, text: re.search(rf"<tr><td[^>]*>{text}</td>.*?</tr>", html, re.S).group(0)  # noqa: E731
+    page = _kept(b, "/configuracion")
+    assert "—" in row(page, "caja-7") and "—" in row(page, name)  # never used, never logged in
+
+    assert a.get("/api/inventory?limit=1", headers={"X-API-Key": used}).status_code == 200  # its first use
+    assert _queries(b, "/configuracion") > 0
+    assert "—" not in row(b.get("/configuracion").text, "caja-7").split("Último uso", 1)[1]
+    assert _queries(b, "/configuracion") == 0
+
+    visitor = TestClient(a.app, follow_redirects=False)
+    logged = visitor.post("/ingresar", data={"username": name, "password": PASSWORD,
+                                             "csrf": login_form_token(visitor)})
+    assert logged.status_code == 303, logged.text
+    assert _queries(b, "/configuracion") > 0
+    assert "—" not in row(b.get("/configuracion").text, name).split("Último ingreso", 1)[1]

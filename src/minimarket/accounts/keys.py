@@ -19,6 +19,9 @@ from minimarket.types import utcnow
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # avoid a write on every request
 AUTH_VERSION = "auth"  # the cache version every revocation bumps (api.gate keeps verified keys under it)
+# Bumped by the bookkeeping writes nothing else shows: a key's last use, a user's last login (Configuración shows
+# both, and is kept under it: web/kept_pages.py).
+LAST_SEEN_VERSION = "last_seen"
 _DUMMY_HASH = hashlib.sha256(b"minimarket-no-key").hexdigest()
 
 

@@ -32,12 +32,12 @@ from anyio import to_thread
 from prometheus_client import Counter
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from minimarket.accounts.keys import (AUTH_VERSION, LAST_USED_RESOLUTION, Principal, authenticate_or_reason,
-                                      key_digest, key_prefix, touch_last_used)
+from minimarket.accounts.keys import (AUTH_VERSION, LAST_SEEN_VERSION, LAST_USED_RESOLUTION, Principal,
+                                      authenticate_or_reason, key_digest, key_prefix, touch_last_used)
 from minimarket.accounts.sessions import CSRF_HEADER, SESSION_COOKIE, verified_session
 from minimarket.db_async import UNAVAILABLE
 from minimarket.platform.errors import database_unavailable_body, error_body
-from minimarket.platform.read_cache import VERSIONS, note_narrow, request_versions, token_of
+from minimarket.platform.read_cache import VERSIONS, note_changed, note_narrow, request_versions, token_of
 
 log = structlog.get_logger("minimarket.auth")
 # The database did not answer: through SQLAlchemy (a worker thread's check) or psycopg's async API (db_async).
@@ -131,7 +131,8 @@ def _api_key_caller(principal: Principal) -> Caller:
 def _touch(db: Any, key_id: int) -> None:  # noqa: ANN401
     with db.write() as session:
         touch_last_used(session, key_id)
-        note_narrow(session.info)  # bookkeeping: no cached read depends on it
+        note_narrow(session.info)  # bookkeeping: only Configuración shows it
+        note_changed(session.info, LAST_SEEN_VERSION)
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

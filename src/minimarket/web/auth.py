@@ -13,13 +13,13 @@ from starlette.concurrency import run_in_threadpool
 
 from minimarket.api.gate import AUTH_FAILURES, auth_failed
 from minimarket.accounts.audit import Context
-from minimarket.accounts.keys import AUTH_VERSION
+from minimarket.accounts.keys import AUTH_VERSION, LAST_SEEN_VERSION
 from minimarket.accounts.sessions import (SESSION_COOKIE, SessionUser, end_session, kept_session, session_id_of,
                                           start_session, verified_session)
 from minimarket.accounts.users import LoginRefused, verify_login
 from minimarket.ar.dates import format_datetime
 from minimarket.db import Database
-from minimarket.platform.read_cache import note_narrow, request_versions, token_of
+from minimarket.platform.read_cache import note_changed, note_narrow, request_versions, token_of
 
 LOGIN_CSRF_COOKIE = "mm_csrf_ingreso"  # double-submit token of the login form (there is no session yet)
 
@@ -161,7 +161,8 @@ def login(
     with _db(request).write() as session:
         found = verify_login(session, username=username, password=password)
         token = start_session(session, user=found, ip=client_ip) if not isinstance(found, LoginRefused) else None
-        note_narrow(session.info)  # a login changes no cached read
+        note_narrow(session.info)  # a login changes no cached read but Configuración's last logins
+        note_changed(session.info, LAST_SEEN_VERSION)
     if isinstance(found, LoginRefused):
         status = 429 if found.reason == "locked" else 401
         return _login_page(request, error=_refusal_message(found), status=status, username=username, target=target)

@@ -17,7 +17,8 @@ shows the store as it was before that write, in any process sharing Redis. What 
 * pages drawn from what only non-stock writes change (the movement and count forms, Alertas, Proveedores, a
   supplier's header, Facturas and an invoice, Precios, Pedidos, Reportes): `catalog`; those that also show
   stock or sales (a supplier with its products, what to order, Pronóstico): `catalog` and `ledger`, and, when
-  "today" decides what they show (suggestions, forecasts, top sellers), the store's day in their key.
+  "today" decides what they show (suggestions, forecasts, top sellers), the store's day in their key;
+* Configuración: `catalog` (settings, users, keys: none of those writes is narrow) and `last_seen`.
 
 A page carries its user's name, role and CSRF token, so it is kept per session, and served only to that
 session while `kept_session` (accounts/sessions.py: verified moments ago under `auth`, nothing due) says it
@@ -25,8 +26,8 @@ is valid, and to a role its route admits (read from the route's `page_user`). A 
 (`idempotency_key`) is the one thing a page must not repeat: a page kept with its form key gets a new one each
 time it is served (`keep(…, form_key=…)`), so two views of a form never share a key. Anything else (no Redis,
 a session to verify or slide, a role the page refuses, a page not kept yet) goes on to the route, which draws
-the page and keeps it. Not kept: Configuración (it shows each API key's last use, a bookkeeping write that
-bumps nothing) and every page that writes or is not in `KEPT`.
+the page and keeps it. Configuración also shows each API key's last use and each user's last login, written as
+bookkeeping that changes nothing else: those writes bump `last_seen` only, and the page is kept under it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from starlette.routing import Match
 
-from minimarket.accounts.keys import AUTH_VERSION
+from minimarket.accounts.keys import AUTH_VERSION, LAST_SEEN_VERSION
 from minimarket.accounts.sessions import kept_session, session_id_of
 from minimarket.ar.dates import store_day_start
 from minimarket.api.gate import session_token
@@ -121,6 +122,11 @@ def _catalog(scope: dict[str, Any], store: PageCache) -> Wanted | None:
     return Wanted(page_key(scope), (CATALOG,))
 
 
+def _accounts(scope: dict[str, Any], store: PageCache) -> Wanted | None:
+    """Configuración: settings, users and keys (catalog: every such write bumps it) and their last use (last_seen)."""
+    return Wanted(page_key(scope), (CATALOG, LAST_SEEN_VERSION))
+
+
 def _daily_ledger(scope: dict[str, Any], store: PageCache) -> Wanted | None:
     """Stock or sales as of the store's day (forecasts, suggestions, top sellers): kept for that day only."""
     key = page_key(scope)
@@ -140,7 +146,8 @@ KEPT = (KeptPage("/", _home), KeptPage("/inventario", _inventory), KeptPage("/in
         KeptPage("/facturas", _catalog), KeptPage("/facturas/nueva", _catalog),
         KeptPage("/facturas/{invoice_id}", _catalog), KeptPage("/precios", _catalog),
         KeptPage("/pedidos", _catalog), KeptPage("/pedidos/nuevo", _daily_ledger),
-        KeptPage("/pronostico", _daily_ledger), KeptPage("/reportes", _catalog))
+        KeptPage("/pronostico", _daily_ledger), KeptPage("/reportes", _catalog),
+        KeptPage("/configuracion", _accounts))
 
 
 def page_roles(route: APIRoute) -> frozenset[str]:

@@ -24,6 +24,7 @@ from minimarket.store_profile import load_store_profile, update_store_profile
 from minimarket.store_settings import read_all
 from minimarket.web.auth import form_user, page_context, page_user
 from minimarket.web.forms import parse_decimal
+from minimarket.web.kept_pages import keep
 from minimarket.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -31,7 +32,7 @@ TAX_CONDITION_LABELS = dict(zip(TAX_CONDITIONS, ("Responsable inscripto", "Monot
 
 
 def _page(request: Request, user: SessionUser, *, status: int = 200, notice: str | None = None,
-          error: str | None = None, new_key: str | None = None) -> HTMLResponse:
+          error: str | None = None, new_key: str | None = None, kept: bool = False) -> HTMLResponse:
     settings = request.app.state.settings
     is_admin = user.role in ADMIN
     with request.app.state.db.read() as session:
@@ -49,9 +50,11 @@ def _page(request: Request, user: SessionUser, *, status: int = 200, notice: str
                            deposito_confirms=deposito_can_confirm(session), smtp_on=bool(settings.smtp_host),
                            tax_condition=tax_condition(session))
         # Rendered inside the read: the rows are read as the template walks them.
-        return render(request, "settings.html", user, status_code=status, notice=notice, error=error,
-                      new_key=new_key, is_admin=is_admin, roles=("admin", "encargado", "deposito", "lectura"),
-                      rounding_rules=ROUNDING_RULES, tax_conditions=TAX_CONDITION_LABELS, **context)
+        response = render(request, "settings.html", user, status_code=status, notice=notice, error=error,
+                          new_key=new_key, is_admin=is_admin, roles=("admin", "encargado", "deposito", "lectura"),
+                          rounding_rules=ROUNDING_RULES, tax_conditions=TAX_CONDITION_LABELS, **context)
+    # As shown by GET (no notice, no new key: those are answers to a POST), kept (web/kept_pages.py).
+    return keep(request, response) if kept else response
 
 
 def _act(request: Request, user: SessionUser, work, notice: str, status: int = 200) -> HTMLResponse:  # noqa: ANN001
@@ -66,7 +69,7 @@ def _act(request: Request, user: SessionUser, work, notice: str, status: int = 2
 
 @router.get("/configuracion", response_class=HTMLResponse)
 def settings_page(request: Request, user: SessionUser = Depends(page_user(READ))) -> HTMLResponse:
-    return _page(request, user)
+    return _page(request, user, kept=True)
 
 
 @router.post("/configuracion/claves", response_class=HTMLResponse)
