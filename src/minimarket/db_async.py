@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -60,6 +61,20 @@ class Prepared:
         selected = getattr(statement, "selected_columns", None)
         self.keys = tuple(selected.keys()) if selected is not None else ()
 
+    def named(self, name: str) -> Named:
+        """The statement as a named server-side prepared statement (see Named), each parameter declared with
+        its SQLAlchemy type (without length or scale: the column still checks them)."""
+        binds, dialect = self._compiled.binds, self._compiled.dialect
+
+        def declared(key: str) -> str:
+            # An expanding IN's values are named <key>_<n>.
+            bind = binds[key] if key in binds else binds.get(key.rsplit("_", 1)[0])
+            if bind is None or bind.type._isnull:  # noqa: SLF001 - no type: PostgreSQL infers it from its place
+                return "unknown"
+            return _MODIFIERS.sub("", bind.type.compile(dialect=dialect))
+
+        return Named(name, self.sql, declared)
+
     def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
         if self._expanding:
             state = self._compiled.construct_expanded_state(values)
@@ -72,6 +87,39 @@ class Prepared:
             if name in params:
                 params[name] = process(params[name])
         return params
+
+
+_PLACEHOLDER = re.compile(r"%(%|\((\w+)\)s)")
+_MODIFIERS = re.compile(r"\([^)]*\)")  # VARCHAR(60) -> VARCHAR, NUMERIC(12, 3) -> NUMERIC
+
+
+class Named:
+    """A statement prepared on the server by name (`PREPARE name AS …`, its placeholders as $1…$n) and run
+    with `EXECUTE name(…)`, for a unit of work that sends several statements in one simple-protocol message
+    (stock/movement_on_loop.py): the server plans it once per connection instead of parsing and planning
+    the whole text on every call. `execute` keeps the statement's own placeholders, for psycopg's `mogrify`
+    with `Prepared.params`; PostgreSQL coerces each value to its parameter's declared type (`declared(key)`,
+    "unknown": inferred from where it is used)."""
+
+    __slots__ = ("name", "prepare", "execute")
+
+    def __init__(self, name: str, sql: str, declared: Callable[[str], str]):
+        order: list[str] = []
+
+        def positional(found: re.Match) -> str:
+            if found.group(1) == "%":
+                return "%"  # a literal percent sign, doubled for psycopg
+            key = found.group(2)
+            if key not in order:
+                order.append(key)
+            return f"${order.index(key) + 1}"
+
+        self.name = name
+        body = _PLACEHOLDER.sub(positional, sql)
+        types = f"({', '.join(declared(key) for key in order)}) " if order else ""
+        self.prepare = f"PREPARE {name} {types}AS {body}"
+        arguments = ", ".join(f"%({key})s" for key in order)
+        self.execute = f"EXECUTE {name}({arguments})" if order else f"EXECUTE {name}"
 
 
 class AsyncReads:

@@ -194,3 +194,39 @@ def test_postgresql_down_fails_every_miss_of_the_batch(store: Database) -> None:
         else:
             assert all(isinstance(outcome, psycopg.OperationalError) for outcome in outcomes), outcomes
         reads.close()
+
+
+def test_a_named_statement_gives_the_rows_of_the_statement(store: Database) -> None:
+    """db_async.Named: the statement prepared by name on the server and run with EXECUTE and psycopg's quoting
+    (stock/movement_on_loop.py) gives what the statement gives: a parameter used twice is one $n, a literal
+    percent sign stays one, and each type comes back as itself."""
+    from decimal import Decimal
+
+    from sqlalchemy import DateTime, Integer, Numeric, String, bindparam
+
+    from minimarket.types import utcnow
+
+    twice = bindparam("n", type_=Integer)
+    statement = select(literal_column("'50%'").label("pct"), (twice * twice).label("square"),
+                       bindparam("text", type_=String).label("text"),
+                       bindparam("amount", type_=Numeric(12, 3)).label("amount"),
+                       bindparam("when", type_=DateTime(timezone=True)).label("when"))
+    prepared = db_async.Prepared(statement, store.aio.dialect)
+    named = prepared.named("mm_test_named")
+    assert named.prepare.count("$1") == 2 and "$4" in named.prepare and "$5" not in named.prepare
+    assert "'50%'" in named.prepare
+    values = {"n": -7, "text": "d'Artagnan; DROP", "amount": Decimal("-1.250"), "when": utcnow()}
+
+    async def both() -> tuple[list, list]:
+        conn = await psycopg.AsyncConnection.connect(store.aio.conninfo, autocommit=True)
+        try:
+            params = prepared.params(values)
+            plain = await (await conn.execute(prepared.sql, params)).fetchall()
+            await conn.execute(named.prepare)
+            quoted = psycopg.AsyncClientCursor(conn).mogrify(named.execute, params)
+            return plain, await (await conn.execute(quoted)).fetchall()
+        finally:
+            await conn.close()
+
+    plain, by_name = asyncio.run(both())
+    assert by_name == plain == [("50%", 49, values["text"], values["amount"], values["when"])]

@@ -276,3 +276,41 @@ def test_a_movement_on_one_replica_is_read_at_once_on_the_other(replicas) -> Non
     assert total_stock(b, admin, "LOOP-FRESH") == 4  # b's kept answer was dropped by the bump
     low = b.get("/api/inventory?low_stock=true", headers=admin).json()["items"]
     assert "LOOP-FRESH" in [p["sku"] for p in low]  # and its kept page: the product went below its minimum
+
+
+def _prepared_on_next_connection(client: TestClient, drop: str | None = None) -> list[str]:
+    """The movement's named statements held by the write connection the next movement takes (the pool's most
+    recently used); `drop`: one of them deallocated first, as a pooler resetting the session would."""
+    async def names() -> list[str]:
+        async with client.app.state.db.aio_writes.connection() as conn:
+            if drop:
+                await conn.execute(f"DEALLOCATE {drop}")
+            cursor = await conn.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'mm_movement_%' "
+                                        "ORDER BY name")
+            return [row[0] for row in await cursor.fetchall()]
+
+    return client.portal.call(names)
+
+
+def test_each_connection_prepares_the_statements_once_and_one_that_lost_them_is_replaced(store) -> None:  # noqa: ANN001
+    client, admin = store
+    create_product(client, admin, "LOOP-NAMED", initial_stock=10)
+    recorded, routed = _on_loop(client)
+    for n in range(4):  # one at a time: the same connection every time
+        moved = client.post(URL.format("LOOP-NAMED"), headers=admin, json={"type": "venta", "quantity": 1})
+        assert moved.status_code == 201 and moved.json()["balance_after"] == f"{9 - n}.000", moved.text
+    if _postgres(client):
+        assert _on_loop(client) == (recorded + 4, routed)  # prepared by the first, reused by the others
+        names = ["mm_movement_" + k for k in ("answer", "audit", "claim", "low", "start", "add")]
+        assert _prepared_on_next_connection(client) == sorted(names)
+        # A statement gone from the connection: that movement is recorded by the route (nothing half done), the
+        # connection is closed, and the next movement prepares a new one.
+        assert "mm_movement_start" not in _prepared_on_next_connection(client, drop="mm_movement_start")
+        routed_once = client.post(URL.format("LOOP-NAMED"), headers=admin, json={"type": "venta", "quantity": 1})
+        assert routed_once.status_code == 201 and routed_once.json()["balance_after"] == "5.000", routed_once.text
+        assert _on_loop(client) == (recorded + 4, routed + 1)
+        again = client.post(URL.format("LOOP-NAMED"), headers=admin, json={"type": "venta", "quantity": 1})
+        assert again.status_code == 201 and again.json()["balance_after"] == "4.000", again.text
+        assert _on_loop(client) == (recorded + 5, routed + 1)
+        assert _prepared_on_next_connection(client) == sorted(names)
+    assert_ledger_clean(client.app)
