@@ -5,14 +5,16 @@ and what the backends wait on, beside the same SQL replayed by pgbench and `pgbe
         [--before /path/to/an/older/checkout/src] [--rounds 2] [--seconds 8] [--connections 32]
 
 For each round: `pgbench -N` (16 clients, a pgbench database made once and dropped at the end), the path's own
-SQL replayed by pgbench (bench/movement_sql.pgbench: the three messages stock/movement_on_loop.py sends, triggers
-included, 16 clients, on the store), then for each version (the `src` given as "before", this checkout as
+SQL replayed by pgbench (the three messages stock/movement_on_loop.py sends, triggers included, 16 clients, on the
+store: bench/movement_sql_text.pgbench every statement as text, as before 2/12/2026; bench/movement_sql.pgbench
+prepared, as now), then for each version (the `src` given as "before", this checkout as
 "after") one app process (Redis at BENCH_REDIS_URL, rate limiter raised, not removed) under wrk's movements on
 random products. Every workload reports: transactions/s, share of `pgbench -N`, P95, and per transaction the CPU
 of the app process, of the PostgreSQL backends of the database it used, of the cluster's own processes
 (walwriter, checkpointer: shared with whatever else runs), of redis-server (shared too) and of the load
 generator, plus how the backends spent the run (pg_stat_activity sampled every 10 ms: running, waiting on a
-lock or on I/O, idle in a transaction — waiting on its client — or idle). The store is written to: use a copy.
+lock or on I/O, idle in a transaction — waiting on its client — or idle; for the app, only the connections that
+record movements, whose CPU is counted with every other backend of the store). The store is written to: use a copy.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ import psycopg
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import BIN, ROOT, Servers, _plain, _tree_cpu_seconds, create_database, drop_database, prepare_store  # noqa: E402
+from harness import (BIN, ROOT, Servers, _plain, _tree_cpu_seconds, create_database, drop_database,  # noqa: E402
+                     prepare_store)
 
 PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 MOVEMENT = '{"type": "entrada", "quantity": 1, "reason": "bench"}'
-REPLAY = ROOT / "bench" / "movement_sql.pgbench"
+REPLAYS = [("SQL del movimiento en pgbench, como texto (antes)", ROOT / "bench" / "movement_sql_text.pgbench"),
+           ("SQL del movimiento en pgbench, sentencias preparadas (ahora)", ROOT / "bench" / "movement_sql.pgbench")]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -55,8 +59,11 @@ class Watch:
     """CPU of the backends of one database (those alive at the end count whole; connect during warm-up), of
     the cluster's other processes and of redis-server, and pg_stat_activity sampled, over one run."""
 
-    def __init__(self, database: str, redis_client: redis.Redis):
+    def __init__(self, database: str, redis_client: redis.Redis, *, movement_connections: bool = False):
         self.database = database
+        # The app's states: only its movement connections (their last statement is the path's), not its idle others.
+        self.only = " AND query ~ '^(BEGIN;|EXECUTE mm_movement|WITH moved|PREPARE mm_movement|INSERT INTO existencias_totales)'" if (
+            movement_connections) else ""
         self.redis = redis_client
         self.states: collections.Counter = collections.Counter()
         self._stop = threading.Event()
@@ -76,7 +83,7 @@ class Watch:
             while not self._stop.wait(0.01):
                 for pid, state, kind, event in conn.execute(
                         "SELECT pid, state, wait_event_type, wait_event FROM pg_stat_activity WHERE datname = %s "
-                        "AND pid <> pg_backend_pid() AND backend_type = 'client backend'", (self.database,)):
+                        "AND pid <> pg_backend_pid() AND backend_type = 'client backend'" + self.only, (self.database,)):
                     self._last[pid] = _cpu(pid) or self._last.get(pid, 0.0)  # pgbench's backends end before we do
                     if state == "active":
                         label = f"esperando {kind}:{event}" if kind else "corriendo"
@@ -126,9 +133,10 @@ def _ppid(pid: int) -> int:
 
 def _backend_type(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split(": ", 2)[-1].strip()
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
     except OSError:
         return ""
+    return title.split(": ", 2)[-1].strip()
 
 
 def _wal(conn: psycopg.Connection) -> tuple[int, int]:
@@ -182,7 +190,7 @@ def app_run(label: str, src: str | None, store: dict, seconds: int, connections:
                                     "-f", "raw", "-o", str(workdir / f"{label.replace(' ', '_')}.txt"), "--gil"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu = _tree_cpu_seconds(pid)
-        with Watch(make_db(store["url"]), redis_client) as watch:
+        with Watch(make_db(store["url"]), redis_client, movement_connections=True) as watch:
             out = subprocess.run([*command[:5], "-d", f"{seconds}s", *command[5:]], env=wrk_env,
                                  capture_output=True, text=True, check=True).stdout
         cpu = _tree_cpu_seconds(pid) - cpu
@@ -228,10 +236,11 @@ def main() -> None:
                 tps_n, _ = _pgbench(["-N", _plain(pg)], args.seconds)
             print(_row(f"{n}: `pgbench -N`", round(tps_n * args.seconds), args.seconds, watch, None, None, None),
                   flush=True)
-            with Watch(make_db(store["url"]), redis_client) as watch:
-                tps, _ = _pgbench(["-M", "simple", "-f", str(REPLAY), _plain(store["url"])], args.seconds)
-            print(_row(f"{n}: SQL del movimiento en pgbench", round(tps * args.seconds), args.seconds, watch, None,
-                       tps_n, None), flush=True)
+            for label, script in REPLAYS:
+                with Watch(make_db(store["url"]), redis_client) as watch:
+                    tps, _ = _pgbench(["-M", "simple", "-f", str(script), _plain(store["url"])], args.seconds)
+                print(_row(f"{n}: {label}", round(tps * args.seconds), args.seconds, watch, None, tps_n, None),
+                      flush=True)
             versions = [("antes", args.before), ("ahora", None)] if args.before else [("app", None)]
             if n % 2 == 0:
                 versions.reverse()

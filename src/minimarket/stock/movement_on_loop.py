@@ -14,8 +14,11 @@ validates it with the route's own models, and runs the route's own statements, c
 3. One message: the product's total and its low mark in a second statement after the total's row lock
    (stock/totals.py), the audit row, the stored answer and `COMMIT`.
 
-Messages 1 and 3 carry several statements (the simple protocol, values quoted by psycopg's `mogrify`): one
-send and one wait each; the ledger's statement is prepared on the connection.
+Messages 1 and 3 carry several statements (the simple protocol): one send and one wait each. Their statements
+are named, prepared once on each connection (`db_async.Named`: `PREPARE`, then `EXECUTE` with the values quoted
+by psycopg's `mogrify`), so PostgreSQL does not parse and plan their whole text on every movement; the ledger's
+statement is prepared on the connection by psycopg. A connection that lost them (a pooler's reset) fails the
+movement over to the route and is closed.
 
 After the commit: the movement is counted in the metrics, the ledger's, the product's and the flipped lists'
 cache versions are bumped in Redis (`read_cache.invalidate_on_loop`) and only then the answer goes out, the
@@ -174,9 +177,9 @@ async def _record(writes: Any, s: _Statements, settings: Any, ctx: Context, line
 async def _unit_of_work(conn: psycopg.AsyncConnection, s: _Statements, settings: Any, ctx: Context,  # noqa: ANN401, PLR0913
                         line: BatchLine, key_sku: str, client_key: str | None, key: str | None,
                         request_hash: str) -> tuple[dict, dict, str]:
-    # Rounds 1 and 3 are each ONE query message of several statements (simple protocol; values bound by psycopg's
-    # own quoting, `mogrify`): one send and one wait. psycopg's pipeline mode flushes every statement on its own,
-    # which on a loaded machine cost more than the round trips it saves (docs/PERFORMANCE.md).
+    # Rounds 1 and 3 are each ONE query message of several EXECUTEs of named statements (simple protocol; values
+    # bound by psycopg's own quoting, `mogrify`): one send and one wait. psycopg's pipeline mode flushes every
+    # statement on its own, which on a loaded machine cost more than the round trips it saves (docs/PERFORMANCE.md).
     quote = psycopg.AsyncClientCursor(conn).mogrify
     cursor = conn.cursor()
     named = s.named
