@@ -12,8 +12,8 @@ admin user and its session. Each row is wrk over its paths (a random one per req
 for --seconds after a 1 s warm-up, at each --connections; «CPU» is the server's CPU per answered request
 (from /proc). Rows named «drawn anew» ask for paths nobody asked for before (10,000 SKUs, or a list with a
 query parameter that changes nothing but the page's key), so the kept pages (web/kept_pages.py) cannot
-answer them: that is what a page costs to draw. Pages not kept (Configuración, /precios/atrasados, an order)
-are drawn on every request anyway; the rest (web/kept_pages.py: KEPT) are drawn once a session and page.
+answer them: that is what a page costs to draw. /precios/atrasados is drawn on every request; the rest
+(web/kept_pages.py: KEPT) are drawn once a session and page, and again after a write that changes them.
 
 Bounded: about (1 + --seconds) × len(--connections) seconds a row (≈ 3 min with the defaults).
 """

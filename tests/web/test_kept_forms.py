@@ -18,13 +18,13 @@ from sqlalchemy import event, text
 from minimarket.accounts.audit import Context
 from minimarket.accounts.keys import create_api_key
 from tests.integration.helpers import create_product
-from tests.web.helpers import form_key, order_supplier, sign_in
+from tests.web.helpers import a_purchase_order, form_key, order_supplier, sign_in
 from tests.web.test_page_roles import a_draft_invoice, a_supplier
 
 CATALOG_ONLY = ["/movimientos/nuevo", "/movimientos/nuevo?producto=YERBA-1", "/recuento", "/alertas", "/proveedores",
                 "/facturas", "/facturas/nueva", "/facturas/{invoice}", "/precios", "/pedidos", "/reportes"]
 WITH_STOCK = ["/proveedores/{supplier}", "/pedidos/nuevo", "/pedidos/nuevo?proveedor={order_supplier}",
-              "/pronostico"]
+              "/pedidos/{order}", "/pronostico"]
 DAILY = ["/pedidos/nuevo", "/pedidos/nuevo?proveedor={order_supplier}", "/pronostico"]
 
 
@@ -70,7 +70,7 @@ def store(replicas):  # noqa: ANN001, ANN201
                    price="2000.00", min_stock=5, initial_stock=100)
     supplier = a_supplier(a.app)
     ids = {"supplier": supplier, "invoice": a_draft_invoice(a.app, unmatched=False),
-           "order_supplier": order_supplier(a.app)}
+           "order_supplier": order_supplier(a.app), "order": a_purchase_order(a.app, sent=True, quantity=1)}
     with a.app.state.db.engine.begin() as conn:  # YERBA-1 from Distribuidora Norte, so its page lists it
         conn.execute(text("UPDATE productos SET proveedor_id = :s WHERE sku = 'YERBA-1'"), {"s": supplier})
     return a, b, key, {path: path.format(**ids) for path in {*CATALOG_ONLY, *WITH_STOCK}}
@@ -155,7 +155,7 @@ def test_a_kept_form_never_repeats_a_retry_key(store) -> None:  # noqa: ANN001
                                               "percent": "1"}, headers=key)  # /precios shows its undo form
     assert batch.status_code in (200, 201), batch.text
     admin_csrf = sign_in(b.app, b, "admin", username="dueno")
-    for path in ("/precios", "/facturas/{invoice}", "/pedidos/nuevo?proveedor={order_supplier}"):
+    for path in ("/precios", "/facturas/{invoice}", "/pedidos/nuevo?proveedor={order_supplier}", "/pedidos/{order}"):
         _kept(b, paths[path])
         shown = {form_key(b.get(paths[path]).text) for _ in range(3)}
         assert len(shown) == 3, path

@@ -16,7 +16,7 @@ shows the store as it was before that write, in any process sharing Redis. What 
 * Movimientos: `catalog` (locations) and `ledger`;
 * pages drawn from what only non-stock writes change (the movement and count forms, Alertas, Proveedores, a
   supplier's header, Facturas and an invoice, Precios, Pedidos, Reportes): `catalog`; those that also show
-  stock or sales (a supplier with its products, what to order, Pronóstico): `catalog` and `ledger`, and, when
+  stock or sales (a supplier with its products, an order, what to order, Pronóstico): `catalog` and `ledger`, and, when
   "today" decides what they show (suggestions, forecasts, top sellers), the store's day in their key;
 * Configuración: `catalog` (settings, users, keys: none of those writes is narrow) and `last_seen`.
 
@@ -146,6 +146,7 @@ KEPT = (KeptPage("/", _home), KeptPage("/inventario", _inventory), KeptPage("/in
         KeptPage("/facturas", _catalog), KeptPage("/facturas/nueva", _catalog),
         KeptPage("/facturas/{invoice_id}", _catalog), KeptPage("/precios", _catalog),
         KeptPage("/pedidos", _catalog), KeptPage("/pedidos/nuevo", _daily_ledger),
+        KeptPage("/pedidos/{order_id}", _ledger),
         KeptPage("/pronostico", _daily_ledger), KeptPage("/reportes", _catalog),
         KeptPage("/configuracion", _accounts))
 

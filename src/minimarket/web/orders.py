@@ -151,7 +151,7 @@ def not_found(request: Request, user: SessionUser, exc: NotFound) -> HTMLRespons
 
 
 def order_page(request: Request, user: SessionUser, order_id: int, *, error: str | None = None,
-               status: int = 200, done: str = "") -> HTMLResponse:
+               status: int = 200, done: str = "", kept: bool = False) -> HTMLResponse:
     try:
         with request.app.state.db.read() as session:
             order = orders.order_out(session, orders.find_order(session, order_id))
@@ -160,11 +160,13 @@ def order_page(request: Request, user: SessionUser, order_id: int, *, error: str
     except NotFound as exc:
         return not_found(request, user, exc)
     settings = request.app.state.settings
-    return render(request, "order.html", user, status_code=status, order=order, error=error,
-                  done=DONE.get(done), whatsapp=documents.whatsapp_text(order, codes), wa_link=_wa_link(order),
-                  codes=codes, locations=locations, default_location=settings.default_location,
-                  can_order=user.role in CATALOG_WRITE, can_receive=user.role in STOCK_WRITE,
-                  key=new_form_key())
+    key = new_form_key()
+    response = render(request, "order.html", user, status_code=status, order=order, error=error,
+                      done=DONE.get(done), whatsapp=documents.whatsapp_text(order, codes), wa_link=_wa_link(order),
+                      codes=codes, locations=locations, default_location=settings.default_location,
+                      can_order=user.role in CATALOG_WRITE, can_receive=user.role in STOCK_WRITE, key=key)
+    # As shown by GET, kept (web/kept_pages.py) with a new retry key for every view.
+    return keep(request, response, form_key=key) if kept else response
 
 
 def _wa_link(order: OrderOut) -> str | None:
@@ -178,7 +180,7 @@ def _wa_link(order: OrderOut) -> str | None:
 @router.get("/pedidos/{order_id}", response_class=HTMLResponse)
 def order_detail(request: Request, order_id: OrderId, user: SessionUser = Depends(page_user(READ)),
                  hecho: Annotated[str, Query(max_length=20)] = "") -> HTMLResponse:
-    return order_page(request, user, order_id, done=hecho)
+    return order_page(request, user, order_id, done=hecho, kept=True)
 
 
 @router.get("/pedidos/{order_id}/pedido.pdf")
