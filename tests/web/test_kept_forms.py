@@ -212,3 +212,19 @@ def test_configuracion_is_kept_until_a_key_is_used_or_a_user_logs_in(store) -> N
     assert logged.status_code == 303, logged.text
     assert _queries(b, "/configuracion") > 0
     assert "—" not in row(b.get("/configuracion").text, name).split("Último ingreso", 1)[1]
+
+
+@pytest.mark.redis
+def test_the_nightly_forecast_redraws_the_pages_that_show_it(store, tmp_path) -> None:  # noqa: ANN001
+    from minimarket.ops.backup.scheduler import BackupScheduler, ScheduleConfig
+
+    a, b, _, paths = store
+    sign_in(b.app, b, "admin", username="dueno")
+    for path in ("/pronostico", "/pedidos/nuevo?proveedor={order_supplier}"):
+        _kept(b, paths[path])
+    assert "Todavía no se calculó el pronóstico" in b.get("/pronostico").text
+    config = ScheduleConfig(enabled=True, dest=tmp_path, include_config=False)
+    BackupScheduler(a.app.state.settings.database_url, config, on_commit=a.app.state.db.on_commit)._recompute_forecast()
+    for path in ("/pronostico", "/pedidos/nuevo?proveedor={order_supplier}"):
+        assert _queries(b, paths[path]) > 0, f"{path} still shows the forecast from before the nightly run"
+    assert "Cada uno usa el método que menos se equivocó" in b.get("/pronostico").text

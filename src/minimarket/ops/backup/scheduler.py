@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -116,10 +116,12 @@ class RunOutcome:
 
 
 class BackupScheduler:
-    def __init__(self, database_url: str, config: ScheduleConfig, *, config_root: Path | None = None):
+    def __init__(self, database_url: str, config: ScheduleConfig, *, config_root: Path | None = None,
+                 on_commit: Callable[[dict], None] | None = None):
         self.url = normalise_url(database_url)
         self.config = config
         self.config_root = config_root
+        self.on_commit = on_commit  # the app's cache invalidation: the forecast it writes is shown by kept pages
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[bool]:
@@ -195,7 +197,7 @@ class BackupScheduler:
         """The nightly run also recomputes the demand forecast (purchasing), on this one replica."""
         from minimarket.purchasing.service import run_forecast  # late: the backup must not need numpy to start
 
-        database = Database(self.url)
+        database = Database(self.url, on_commit=self.on_commit)  # bumps "catalog": Pronóstico, what to order
         try:
             with database.write() as session:
                 summary = run_forecast(session)
@@ -235,6 +237,8 @@ def start_backup_scheduler(app: Any) -> asyncio.Task | None:
     if is_sqlite_url(settings.database_url) and settings.sqlite_path() is None:
         log.warning("backup_disabled_memory_database")
         return None
-    scheduler = BackupScheduler(settings.database_url, config)
+    database = getattr(app.state, "db", None)  # its on_commit: the forecast's writes bump the cache versions
+    scheduler = BackupScheduler(settings.database_url, config,
+                                on_commit=database.on_commit if database is not None else None)
     app.state.backup_scheduler = scheduler
     return asyncio.get_running_loop().create_task(scheduler.run_forever(), name="minimarket-backup-scheduler")
