@@ -289,6 +289,33 @@ def test_the_kept_product_is_never_served_to_a_caller_without_the_routes_role(re
         assert kept_product.depends_on({**scope, "path": path, "method": method}) is None, (path, method)
 
 
+def test_a_product_is_serialized_exactly_as_the_validated_schema(client, admin) -> None:  # noqa: ANN001
+    """The answer is written from the statement's rows without building a ProductDetail (product_reads.detail_body):
+    the same bytes as the validated model, for every shape a product's row takes, and what the route answers."""
+    from minimarket.stock.inventory import PRODUCT_BY_REF, detail_fields, ref_params
+    from minimarket.stock.product_reads import detail_body
+    from minimarket.stock.schemas import ProductDetail
+
+    create_product(client, admin, "MATE-SER", name='Mate "Imperial" \\ calabaza ñandú ☕', brand="Pampa",
+                   barcode="7790387000016", category="Bazar", supplier="Distribuidora Sur", cost="2500.5",
+                   price="4200", vat_rate="10.5", min_stock="2.5", max_stock=40, unit="kg", initial_stock="10.25")
+    _move(client, admin["X-API-Key"], "MATE-SER", 3)
+    moved = client.post("/api/inventory/MATE-SER/movements", headers=admin,
+                        json={"type": "entrada", "quantity": "1.5", "location": "SAL"})
+    assert moved.status_code == 201, moved.text
+    create_product(client, admin, "NADA-SER")  # no barcode, brand, category, supplier, maximum nor stock
+    with client.app.state.db.lookup() as session:
+        for ref in ["MATE-SER", "mate-ser ", "7790387000016", "NADA-SER"]:
+            rows = session.execute(PRODUCT_BY_REF, ref_params(ref)).mappings().all()
+            validated = ProductDetail.model_validate(detail_fields(rows, ref)).model_dump_json().encode()
+            assert detail_body(detail_fields(rows, ref)) == validated, ref
+            answered = client.get(f"/api/inventory/{ref}", headers=admin)
+            assert answered.status_code == 200 and answered.content == validated, ref
+    mate = ProductDetail.model_validate_json(client.get("/api/inventory/MATE-SER", headers=admin).content)
+    assert [(x.location, x.quantity) for x in mate.locations] == [("DEP", Decimal("13.25")), ("SAL", Decimal("1.5"))]
+    assert (mate.stock, mate.vat_rate, str(mate.cost)) == (Decimal("14.750"), Decimal("10.5"), "2500.50")
+
+
 def test_one_process_without_redis_keeps_nothing_and_reads_fresh(client, admin) -> None:  # noqa: ANN001
     """Without Redis no other process (the CLI, another service) could say what it changed: no cache."""
     key = admin["X-API-Key"]

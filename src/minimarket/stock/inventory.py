@@ -23,6 +23,7 @@ from minimarket.suppliers.service import supplier_matches
 
 MAX_PAGE = 500
 _ZERO = Decimal("0.000")
+_QTY = Decimal("0.001")
 
 
 def encode_cursor(value: str) -> str:
@@ -265,7 +266,7 @@ def _product_rows(where):  # noqa: ANN001, ANN202
 
 # One product by SKU (any case) or barcode with its stock per location, in one statement built once (no
 # statement construction and cache-key walk per read). The route runs it through SQLAlchemy; both turn its
-# rows into the answer with `detail_from_rows`.
+# rows into the answer with `detail_fields` (stock.product_reads.detail_body writes them as JSON).
 PRODUCT_BY_REF = _product_rows((Product.sku == bindparam("sku")) | (Product.barcode == bindparam("ref")))
 # The same read for several references at once (PostgreSQL arrays: `skus` and `refs`, each reference's
 # ref_params): the misses of GET /api/inventory/{sku} that meet in one event-loop turn are read in one
@@ -289,16 +290,24 @@ def ref_params(ref: str) -> dict[str, str]:
     return {"sku": ref.upper() if ref.isascii() else ref, "ref": ref}
 
 
-def detail_from_rows(rows: Sequence[Mapping[str, Any]], ref: str) -> ProductDetail:
-    """PRODUCT_BY_REF's rows (by column key) as the product's answer; NotFound when there are none."""
+def detail_fields(rows: Sequence[Mapping[str, Any]], ref: str) -> dict[str, Any]:
+    """PRODUCT_BY_REF's rows (by column key) as ProductDetail's fields, each already of its type (for serializing
+    without validating again: stock.product_reads); NotFound when there are none."""
     if not rows:
         ref = ref.strip()
         raise NotFound(f"El producto '{ref}' no existe (se buscó por SKU y código de barras)", details={"sku": ref})
     mine = [row for row in rows if row["product_id"] == rows[0]["product_id"]]
-    locations = [LocationStock(location=row["location"], name=row["location_name"],
-                               quantity=Decimal(row["quantity"]).quantize(Decimal("0.001")))
+    locations = [{"location": row["location"], "name": row["location_name"],
+                  "quantity": Decimal(row["quantity"]).quantize(_QTY)}
                  for row in mine if row["location"] is not None]
-    return _out(mine[0], sum((loc.quantity for loc in locations), _ZERO), ProductDetail, locations=locations)
+    fields = _fields(mine[0], sum((loc["quantity"] for loc in locations), _ZERO))
+    fields["locations"] = locations
+    return fields
+
+
+def detail_from_rows(rows: Sequence[Mapping[str, Any]], ref: str) -> ProductDetail:
+    """PRODUCT_BY_REF's rows (by column key) as the product's answer; NotFound when there are none."""
+    return ProductDetail(**detail_fields(rows, ref))
 
 
 def product_detail_by_ref(session: Session, ref: str) -> ProductDetail:
