@@ -18,6 +18,7 @@ import argparse
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -153,6 +154,7 @@ def main() -> None:
                           flush=True)
     finally:
         servers.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
