@@ -65,7 +65,7 @@ def read_all(session: Session) -> None:
     """Read every setting in one statement; `read_value` in this session answers from it from now on (a page
     that shows a dozen settings, as Configuración, reads the small table once instead of once a setting).
     `write_value` in the same session keeps it current."""
-    session.info[_READ_ALL] = dict(session.execute(select(StoreSetting.key, StoreSetting.value)).tuples().all())
+    session.info[_READ_ALL] = dict(session.execute(select(StoreSetting.key, StoreSetting.value)).all())
 
 
 def value_query(key: str):  # noqa: ANN201
