@@ -160,6 +160,13 @@ def create_database(admin_url: str, prefix: str, created: list[str]) -> str:
     return url
 
 
+def pgbench_database(admin_url: str, prefix: str, created: list[str]) -> str:
+    """A new database with pgbench's tables at scale 10 (the baseline of the write benchmarks)."""
+    url = create_database(admin_url, prefix, created)
+    subprocess.run(["pgbench", "-i", "-q", "-s", "10", _plain(url)], check=True, capture_output=True, timeout=600)
+    return url
+
+
 def drop_database(admin_url: str, url: str) -> None:
     with psycopg.connect(_plain(admin_url), autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')

@@ -36,7 +36,7 @@ import psycopg
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (BIN, ROOT, Servers, _plain, _tree_cpu_seconds, create_database, drop_database,  # noqa: E402
+from harness import (BIN, ROOT, Servers, _plain, _tree_cpu_seconds, drop_database, pgbench_database,  # noqa: E402
                      prepare_store)
 
 PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -226,8 +226,7 @@ def main() -> None:
     try:
         store = prepare_store(args.store, workdir, 0, 0)
         random.Random(12).shuffle(store["skus"])
-        pg = create_database(PG_ADMIN, "mm_split_pgbench", created)
-        subprocess.run(["pgbench", "-i", "-q", "-s", "10", _plain(pg)], check=True, capture_output=True, timeout=600)
+        pg = pgbench_database(PG_ADMIN, "mm_split_pgbench", created)
         print(f"workdir {workdir}\n\n| carga | tx/s | % de `pgbench -N` | P95 ms | app µs/tx | backends µs/tx | "
               "walwriter etc. µs/tx | Redis µs/tx | llamadas a Redis/tx | cliente µs/tx | WAL bytes/tx | páginas enteras/tx "
               "| backends (muestras) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|", flush=True)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (BIN, Servers, _plain, _tree_cpu_seconds, count_rows, create_database,  # noqa: E402
+from harness import (BIN, Servers, _plain, _tree_cpu_seconds, count_rows, pgbench_database,  # noqa: E402
                      drop_database, prepare_store, wrk)
 
 PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -85,8 +85,7 @@ def main() -> None:
     try:
         store = prepare_store(args.store, workdir, 0, 0)
         random.Random(12).shuffle(store["skus"])
-        pg = create_database(PG_ADMIN, "mm_moves_pgbench", created)
-        subprocess.run(["pgbench", "-i", "-q", "-s", "10", _plain(pg)], check=True, capture_output=True, timeout=600)
+        pg = pgbench_database(PG_ADMIN, "mm_moves_pgbench", created)
         print("| ronda | carga | pgbench -N | versión | carga | movs/s | % pgbench -N | P50 ms | P95 ms | CPU/mov ms "
               "| perdidos | no 2xx |", flush=True)
         for n in range(1, args.rounds + 1):
