@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
 
+from minimarket.ar.dates import store_day_start
 from minimarket.catalog.models import Product
-from minimarket.suppliers.models import SupplierCode
+from minimarket.suppliers.models import WEEKDAYS, SupplierCode
 from tests.integration.helpers import create_product, error_of
 from tests.integration.test_forecast_api import _write_history
 
@@ -21,9 +23,17 @@ def _sells(app, sku: str, per_day: int, left: int) -> None:
     _write_history(app, sku, plan)
 
 
+def _order_days_three_days_apart() -> list[str]:
+    """Two order days, the nearer one 3 days after the store's today: the next chance to order is 3 days away
+    whatever weekday the test runs on (with fixed days, a Wednesday's next Thursday is 1 day away)."""
+    today = store_day_start().date()
+    return [WEEKDAYS[(today + timedelta(days=ahead)).weekday()] for ahead in (3, 6)]
+
+
 def test_suggestions_for_one_supplier(app, client, admin) -> None:  # noqa: ANN001
+    order_days = _order_days_three_days_apart()
     supplier = client.post("/api/suppliers", headers=admin, json={
-        "name": "Distribuidora Norte", "order_days": ["lunes", "jueves"], "lead_time_days": 2,
+        "name": "Distribuidora Norte", "order_days": order_days, "lead_time_days": 2,
         "min_order": "100000"}).json()
     other = client.post("/api/suppliers", headers=admin, json={"name": "Otro"}).json()
     create_product(client, admin, "YERBA", name="Yerba 1 kg", supplier="Distribuidora Norte", cost="3000")
@@ -33,7 +43,7 @@ def test_suggestions_for_one_supplier(app, client, admin) -> None:  # noqa: ANN0
                    max_stock=24, initial_stock=2)
     create_product(client, admin, "AJENO", name="De otro proveedor", supplier="Otro")
     _sells(app, "YERBA", 6, left=8)  # 8 left at 6 a day: 1.3 days of cover
-    _sells(app, "FIDEOS", 3, left=10)  # 3.3 days, under 3 × (2 + at least 3 days to the next order day)
+    _sells(app, "FIDEOS", 3, left=10)  # 3.3 days, under 3 × (2 days of lead + 3 to the next order day)
     _sells(app, "SOBRA", 1, left=200)
     _sells(app, "AJENO", 5, left=0)
     with app.state.db.write() as session:
@@ -44,7 +54,8 @@ def test_suggestions_for_one_supplier(app, client, admin) -> None:  # noqa: ANN0
     body = client.get(f"/api/purchasing/suggestions?supplier={supplier['id']}", headers=lectura(client, admin)).json()
     assert [g["supplier"] for g in body["suppliers"]] == ["Distribuidora Norte"]
     group = body["suppliers"][0]
-    assert group["order_days"] == ["lunes", "jueves"] and group["lead_time_days"] == 2
+    assert sorted(group["order_days"], key=WEEKDAYS.index) == sorted(order_days, key=WEEKDAYS.index)
+    assert group["lead_time_days"] == 2
     lines = group["lines"]
     assert [line["sku"] for line in lines] == ["YERBA", "FIDEOS", "NUEVO"]  # most urgent first, no SOBRA
     yerba_line = lines[0]
